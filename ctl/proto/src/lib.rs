@@ -1,0 +1,1 @@
+//! Generated gRPC types and clients for the Floodgate control plane (being written).
