@@ -1,1 +1,2 @@
-//! One integration-test binary; one module per area.
+//! One integration-test binary; one module per area. Tests start real processes on 127.0.0.1
+//! and bound every wait in time.
