@@ -1,0 +1,90 @@
+//! `fg-origin`: an HTTP/1.1 origin simulator for tests and benchmarks.
+//!
+//! Serves one file at every path with GET/HEAD, single byte ranges, ETag and Last-Modified,
+//! keep-alive, a global bandwidth limit, and fault injection (500s, stalls, truncated bodies, a
+//! file that changes mid-pull). `GET /__stats` returns `{"requests":N,"body_bytes":N}` so a
+//! benchmark can count what the origin really served.
+
+mod faults;
+mod http;
+mod throttle;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use faults::Faults;
+use throttle::Throttle;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// An HTTP/1.1 origin simulator: one file, Range requests, throttling and fault injection.
+#[derive(Parser, Debug)]
+#[command(name = "fg-origin", version, about)]
+pub struct Args {
+    /// File to serve (at every path except `/__stats`).
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Total bandwidth limit over all connections, bytes per second (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Answer the first N data requests with 500.
+    #[arg(long, default_value_t = 0)]
+    pub fail_first: u64,
+    /// Answer every Nth data request with 500 (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub fail_every: u64,
+    /// Stop sending (but keep the connection open) after this many body bytes of a response.
+    #[arg(long)]
+    pub stall_after: Option<u64>,
+    /// Close the connection after this many body bytes of a response.
+    #[arg(long)]
+    pub truncate_after: Option<u64>,
+    /// After N data requests, serve different content with a new ETag (the file "changed").
+    #[arg(long)]
+    pub change_after: Option<u64>,
+    /// Print the listening address on stdout once bound (for scripts).
+    #[arg(long)]
+    pub print_addr: bool,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let file = std::fs::File::open(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;
+    let meta = file.metadata()?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    if args.print_addr {
+        println!("{}", listener.local_addr()?);
+    }
+    let state = Arc::new(http::Origin {
+        file,
+        len: meta.len(),
+        mtime: meta.modified().ok(),
+        throttle: Throttle::new(args.rate),
+        faults: Faults::new(&args),
+        stats: Default::default(),
+    });
+    tracing::info!(addr = %listener.local_addr()?, len = meta.len(), "serving {}", args.file.display());
+    loop {
+        let (sock, peer) = listener.accept().await?;
+        let _ = sock.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = http::serve_connection(sock, state).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+}
