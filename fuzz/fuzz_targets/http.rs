@@ -1,0 +1,26 @@
+#![no_main]
+//! HTTP heads and range headers from arbitrary bytes: never panic; what parses is consistent.
+
+use floodgate_engine::http::{parse_request, parse_response, ContentRange, RangeSpec};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(Some((_, used))) = parse_request(data) {
+        assert!(used <= data.len());
+    }
+    if let Ok(Some((_, used))) = parse_response(data) {
+        assert!(used <= data.len());
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(Some(spec)) = RangeSpec::parse(text) {
+            let len = data.len() as u64 * 1000;
+            if let Some(r) = spec.resolve(len) {
+                assert!(r.start < r.end && r.end <= len);
+            }
+            assert_eq!(RangeSpec::parse(&spec.to_string()), Ok(Some(spec)));
+        }
+        if let Ok(cr) = ContentRange::parse(text) {
+            assert_eq!(ContentRange::parse(&cr.to_string()), Ok(cr));
+        }
+    }
+});
