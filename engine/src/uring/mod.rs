@@ -1,0 +1,92 @@
+//! The io_uring edge: positional file reads and writes on a ring per thread.
+//!
+//! # Design choice: the raw `io-uring` crate, one ring per thread, driven to completion
+//!
+//! Every thread that touches the store (a peer runtime thread, the relay's HTTP threads, a test)
+//! lazily gets its own small ring in a thread-local (`IORING_SETUP_SINGLE_ISSUER |
+//! COOP_TASKRUN`). A call pushes all of its operations at once (one SQE per file segment; a whole
+//! piece's blocks in one `io_uring_enter`), waits for their completions, resubmits short
+//! transfers, and returns. Why not tokio-uring:
+//!
+//! * the store must work from *any* thread: peer runtimes (one per core), plain relay threads,
+//!   tests. tokio-uring operations only run inside a tokio-uring runtime; a thread-local ring
+//!   works everywhere, with no runtime and no cross-thread hand-off;
+//! * buffered file I/O mostly completes from the page cache inside the submitting
+//!   `io_uring_enter`, so waiting on it is microseconds. What the ring buys is batching: one
+//!   syscall for a piece's worth of block writes across several files;
+//! * soundness is local: buffers are borrowed (or owned) for the whole call and the call never
+//!   returns, nor unwinds, while the kernel still holds a pointer (see [`submit`]).
+//!
+//! The peer runtimes planned on tokio-uring can call the store directly (the wait is short) or,
+//! later, submit the same owned-buffer writes on their runtime's ring
+//! (`tokio_uring::fs::File::from_std(..).write_at(bytes, off)` takes a `Bytes`): the store's
+//! files are plain `std::fs::File`s and its offsets come from [`crate::layout::Layout`].
+//!
+//! Owned-buffer calls return the buffer with the result, `(io::Result<T>, B)`, even on failure.
+//! If io_uring is unavailable (old kernel, seccomp) or `FLOODGATE_URING=off` is set, the same
+//! calls fall back to `pread`/`pwrite`; [`backend`] tells which one a thread uses.
+//!
+//! All of the engine's `unsafe` lives here.
+
+mod buf;
+mod op;
+mod ring;
+
+pub use buf::IoBufMut;
+pub use op::{fallocate, read_exact_at, read_segments, submit, write_all_at, Op, ReadSeg};
+pub use ring::{backend, Backend};
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use bytes::BytesMut;
+
+    use super::*;
+
+    #[test]
+    fn batches_larger_than_the_ring_and_owned_reads() -> io::Result<()> {
+        let file = tempfile::tempfile()?;
+        if std::env::var_os("FLOODGATE_URING").is_none() {
+            assert_eq!(backend(), Backend::IoUring, "io_uring works on the dev machines");
+        }
+        // 300 writes of 1000 bytes: several ring-fulls in one call.
+        let blocks: Vec<Vec<u8>> = (0..300u32).map(|i| vec![(i % 251) as u8; 1000]).collect();
+        let mut ops: Vec<Op<'_>> =
+            blocks.iter().enumerate().map(|(i, b)| Op::write(&file, i as u64 * 1000, b)).collect();
+        submit(&mut ops)?;
+        assert!(ops.iter().all(|op| op.done() == 1000));
+        drop(ops);
+
+        let (res, buf) = read_exact_at(&file, 999, Vec::with_capacity(1002), 1002);
+        res?;
+        assert_eq!(buf, [&[0u8][..], &[1u8; 1000][..], &[2u8][..]].concat());
+
+        // Past the end: an error, and the buffer comes back untouched.
+        let mut keep = BytesMut::with_capacity(1004);
+        keep.extend_from_slice(b"keep");
+        let (res, buf) = read_exact_at(&file, 299_500, keep, 1000);
+        assert_eq!(res.map_err(|e| e.kind()), Err(io::ErrorKind::UnexpectedEof));
+        assert_eq!(&buf[..], b"keep");
+
+        // Not enough spare capacity.
+        let (res, _) = read_exact_at(&file, 0, Vec::new(), 10);
+        assert_eq!(res.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput));
+
+        // Segments must tile the range.
+        let seg = |buf_offset, len| ReadSeg { file: &file, file_offset: 0, buf_offset, len };
+        let (res, buf) = read_segments(Vec::with_capacity(20), 20, [seg(0, 10), seg(11, 9)]);
+        assert_eq!(res.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput));
+        assert!(buf.is_empty());
+        let (res, buf) = read_segments(Vec::with_capacity(20), 20, [seg(0, 10), seg(10, 10)]);
+        res?;
+        assert_eq!(buf, vec![0u8; 20]);
+
+        let (res, data) = write_all_at(&file, 0, b"hello".to_vec());
+        res?;
+        assert_eq!(data, b"hello");
+        fallocate(&file, 0, 1 << 20)?;
+        assert_eq!(file.metadata()?.len(), 1 << 20);
+        Ok(())
+    }
+}
