@@ -12,9 +12,11 @@
 
 pub mod bencode;
 pub mod hash;
+pub mod http;
 pub mod layout;
 pub mod magnet;
 pub mod metainfo;
+pub mod peer;
 pub mod picker;
 pub mod piece_map;
 pub mod ratelimit;

@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn parses_a_range_request() {
-        let raw = b"GET /tasks/abc/data HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\nIf-Range: \"e1\"\r\n\r\nrest";
+        let raw =
+            b"GET /tasks/abc/data HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\nIf-Range: \"e1\"\r\n\r\nrest";
         let (head, used) = parse_request(raw).unwrap().unwrap();
         assert_eq!(used, raw.len() - 4);
         assert_eq!(head.method, Method::Get);
@@ -128,12 +129,18 @@ mod tests {
     #[test]
     fn rejects_bad_heads() {
         assert_eq!(parse_request(b"POST / HTTP/1.1\r\n\r\n"), Err(HttpError::UnsupportedMethod));
-        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nRange: lines=1-2\r\n\r\n"), Err(HttpError::InvalidHeader { name: "range" }));
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.1\r\nRange: lines=1-2\r\n\r\n"),
+            Err(HttpError::InvalidHeader { name: "range" })
+        );
         assert_eq!(parse_request(b"\x00\x01 / HTTP/1.1\r\n\r\n"), Err(HttpError::Malformed("request head")));
         let long = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD_BYTES + 1));
         assert_eq!(parse_request(long.as_bytes()), Err(HttpError::HeadTooLarge { limit: MAX_HEAD_BYTES }));
         let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X{i}: y\r\n")).collect();
-        assert_eq!(parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()), Err(HttpError::TooManyHeaders));
+        assert_eq!(
+            parse_request(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            Err(HttpError::TooManyHeaders)
+        );
         let closed = parse_request(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().unwrap().0;
         assert!(!closed.keep_alive);
     }

@@ -60,7 +60,8 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HttpE
             std::str::from_utf8(h.value).map(str::trim).map_err(|_| HttpError::InvalidHeader { name: field })
         };
         if name.eq_ignore_ascii_case("content-length") {
-            let n = parse_u64(text("content-length")?).ok_or(HttpError::InvalidHeader { name: "content-length" })?;
+            let n = parse_u64(text("content-length")?)
+                .ok_or(HttpError::InvalidHeader { name: "content-length" })?;
             if head.content_length.is_some_and(|old| old != n) {
                 return Err(HttpError::InvalidHeader { name: "content-length" });
             }

@@ -1,0 +1,30 @@
+//! One peer connection as a sans-IO state machine, and the pieces it needs (rate meter, errors).
+//!
+//! A [`PeerSession`] owns the connection's protocol state (handshake, choke/interest flags, the
+//! peer's bitfield, our outstanding requests, the peer's requests to us) and claims blocks in the
+//! torrent's shared [`PieceMap`](crate::piece_map::PieceMap) through the
+//! [`Picker`](crate::picker::Picker). It never touches a socket, a file or a clock: the driver
+//! (an io_uring runtime, or an in-memory test pair) calls it in this order:
+//!
+//! 1. [`PeerSession::new`] queues our handshake;
+//! 2. received bytes go in with [`PeerSession::handle_input`];
+//! 3. [`PeerSession::poll_event`] yields what the driver must act on: blocks to store (and
+//!    pieces to verify), blocks the peer asked us for, cancels for other sessions (endgame);
+//! 4. the driver answers with [`PeerSession::send_block`], [`PeerSession::piece_verified`],
+//!    [`PeerSession::cancel_request`], [`PeerSession::set_choking`];
+//! 5. [`PeerSession::poll_transmit`] yields the bytes to write, in order (PIECE payloads are the
+//!    block `Bytes` themselves, never copied);
+//! 6. [`PeerSession::handle_timeout`] runs keep-alives and snub detection.
+//!
+//! Dropping a session releases its block claims and its share of piece availability.
+
+mod error;
+mod rate;
+mod session;
+
+pub use error::PeerError;
+pub use rate::RateMeter;
+pub use session::{PeerEvent, PeerSession, SessionConfig};
+
+#[cfg(test)]
+mod tests;

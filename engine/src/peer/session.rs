@@ -1,0 +1,650 @@
+//! [`PeerSession`]: the protocol state of one peer connection, driven by its caller.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::{PeerError, RateMeter};
+use crate::picker::Picker;
+use crate::piece_map::{Bitfield, PeerSlot, PieceMap, Receipt};
+use crate::types::{BlockRef, InfoHash, PeerId, PieceIndex, BLOCK_SIZE};
+use crate::wire::{Decoder, DecoderConfig, ExtendedHandshake, Handshake, Message, Reserved};
+
+/// Settings of one session. The defaults suit fast links; every bound keeps per-peer memory
+/// finite whatever the peer sends.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Requests kept in flight at the start, before the rate is known.
+    pub initial_queue: usize,
+    /// Most requests ever kept in flight to one peer.
+    pub max_queue: usize,
+    /// The in-flight target is the measured rate times this (a bandwidth-delay product with room).
+    pub queue_time: Duration,
+    /// Most requests from the peer we hold unanswered; more closes the connection.
+    pub max_peer_requests: usize,
+    /// Largest block the peer may request.
+    pub max_request_len: u32,
+    /// Send a keep-alive after this long without sending anything.
+    pub keepalive_interval: Duration,
+    /// Close after this long without receiving anything.
+    pub idle_timeout: Duration,
+    /// Treat the peer as snubbing us after this long with requests out and no block in.
+    pub snub_timeout: Duration,
+    /// Our BEP 10 extended handshake (sent when both sides set the extension bit).
+    pub extended: ExtendedHandshake,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            initial_queue: 64,
+            max_queue: 2048,
+            queue_time: Duration::from_secs(2),
+            max_peer_requests: 4096,
+            max_request_len: 128 * 1024,
+            keepalive_interval: Duration::from_secs(90),
+            idle_timeout: Duration::from_secs(240),
+            snub_timeout: Duration::from_secs(30),
+            extended: ExtendedHandshake::default(),
+        }
+    }
+}
+
+/// Something the driver must act on.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// The peer's handshake arrived and matched our torrent.
+    Handshake {
+        /// The peer's id.
+        peer_id: PeerId,
+        /// The peer's reserved bits.
+        reserved: Reserved,
+    },
+    /// The peer's BEP 10 extended handshake.
+    Extended(ExtendedHandshake),
+    /// A requested block arrived and was recorded in the piece map. Store `data` at the block's
+    /// place; on [`Receipt::PieceComplete`] hash the piece and call
+    /// [`PeerSession::piece_verified`] (on every session) or mark it failed.
+    Block {
+        /// Which block.
+        block: BlockRef,
+        /// Its bytes: a slice of the receive buffer.
+        data: Bytes,
+        /// What the piece map made of it (only `Accepted` and `PieceComplete` are delivered).
+        receipt: Receipt,
+    },
+    /// The peer asks for a block we have and are willing to send: read it and call
+    /// [`PeerSession::send_block`].
+    Upload(BlockRef),
+    /// Endgame: these other sessions also requested `block`; call
+    /// [`PeerSession::cancel_request`] on each.
+    CancelElsewhere {
+        /// The block that arrived.
+        block: BlockRef,
+        /// The slots of the sessions that requested it too.
+        slots: Vec<PeerSlot>,
+    },
+    /// The peer's interest in us changed (input to the choker).
+    PeerInterest(bool),
+    /// The peer sent a message this engine does not handle (BEP 10 extension or unknown id).
+    Unhandled(Message),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Handshake,
+    Open,
+    Closed,
+}
+
+/// The protocol state of one peer connection. See the [module docs](super) for the call order.
+#[derive(Debug)]
+pub struct PeerSession {
+    config: SessionConfig,
+    info_hash: InfoHash,
+    our_id: PeerId,
+    our_reserved: Reserved,
+    phase: Phase,
+    map: Arc<PieceMap>,
+    picker: Arc<Picker>,
+    slot: PeerSlot,
+    decoder: Decoder,
+    /// Control bytes not yet handed out by `poll_transmit`.
+    pending: BytesMut,
+    /// Chunks ready to write, in order.
+    queue: VecDeque<Bytes>,
+    events: VecDeque<PeerEvent>,
+    /// The pieces the peer has, always counted in the map's availability while open.
+    peer_has: Bitfield,
+    got_first_message: bool,
+    fast: bool,
+    extended: bool,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    /// Our requests in flight to the peer.
+    outstanding: Vec<BlockRef>,
+    /// The peer's requests we have handed to the driver as `Upload` and not yet answered.
+    uploads_pending: usize,
+    peer_reqq: Option<usize>,
+    snubbed: bool,
+    last_recv: Instant,
+    last_send: Instant,
+    last_block: Instant,
+    down: RateMeter,
+    up: RateMeter,
+    pick_buf: Vec<BlockRef>,
+}
+
+impl PeerSession {
+    /// A session for one connection (either direction), with our handshake queued.
+    ///
+    /// `slot` must be unique among the torrent's live sessions.
+    pub fn new(
+        config: SessionConfig,
+        picker: Arc<Picker>,
+        slot: PeerSlot,
+        info_hash: InfoHash,
+        our_id: PeerId,
+        now: Instant,
+    ) -> Self {
+        let map = picker.map().clone();
+        let piece_count = map.piece_count();
+        let decoder =
+            Decoder::new(DecoderConfig { piece_count: Some(piece_count), ..DecoderConfig::default() });
+        let our_reserved = Reserved::FLOODGATE;
+        let mut pending = BytesMut::with_capacity(256);
+        let mut hs = Handshake::new(info_hash, our_id);
+        hs.reserved = our_reserved;
+        hs.encode(&mut pending);
+        PeerSession {
+            config,
+            info_hash,
+            our_id,
+            our_reserved,
+            phase: Phase::Handshake,
+            map,
+            picker,
+            slot,
+            decoder,
+            pending,
+            queue: VecDeque::new(),
+            events: VecDeque::new(),
+            peer_has: Bitfield::new(piece_count),
+            got_first_message: false,
+            fast: false,
+            extended: false,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            outstanding: Vec::new(),
+            uploads_pending: 0,
+            peer_reqq: None,
+            snubbed: false,
+            last_recv: now,
+            last_send: now,
+            last_block: now,
+            down: RateMeter::new(Duration::from_secs(5), now),
+            up: RateMeter::new(Duration::from_secs(5), now),
+            pick_buf: Vec::new(),
+        }
+    }
+
+    /// This session's slot in the piece map.
+    pub fn slot(&self) -> PeerSlot {
+        self.slot
+    }
+
+    /// Whether the handshake is done and the connection open.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Whether the peer has every piece.
+    pub fn peer_is_seed(&self) -> bool {
+        self.peer_has.count_ones() == self.peer_has.len()
+    }
+
+    /// Whether we choke the peer.
+    pub fn am_choking(&self) -> bool {
+        self.am_choking
+    }
+
+    /// Whether the peer wants data from us.
+    pub fn peer_interested(&self) -> bool {
+        self.peer_interested
+    }
+
+    /// Whether we want data from the peer.
+    pub fn am_interested(&self) -> bool {
+        self.am_interested
+    }
+
+    /// Whether the peer has stopped sending us requested blocks.
+    pub fn is_snubbed(&self) -> bool {
+        self.snubbed
+    }
+
+    /// Number of our requests in flight.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Download rate from this peer, payload bytes per second.
+    pub fn download_rate(&mut self, now: Instant) -> f64 {
+        self.down.rate(now)
+    }
+
+    /// Upload rate to this peer, payload bytes per second.
+    pub fn upload_rate(&mut self, now: Instant) -> f64 {
+        self.up.rate(now)
+    }
+
+    /// Payload bytes received and sent so far.
+    pub fn payload_totals(&self) -> (u64, u64) {
+        (self.down.total(), self.up.total())
+    }
+
+    /// The receive buffer, for drivers that read straight into it (then call
+    /// [`handle_input`](Self::handle_input) with an empty slice).
+    pub fn recv_buffer(&mut self) -> &mut BytesMut {
+        self.decoder.buffer_mut()
+    }
+
+    /// Feeds received bytes and processes every complete message. An error means: close the
+    /// connection and drop the session.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), PeerError> {
+        if self.phase == Phase::Closed {
+            return Err(PeerError::Closed);
+        }
+        self.decoder.extend_from_slice(data);
+        if self.decoder.buffered() > 0 {
+            self.last_recv = now;
+        }
+        let result = self.process(now);
+        if result.is_err() {
+            self.close();
+        }
+        result
+    }
+
+    fn process(&mut self, now: Instant) -> Result<(), PeerError> {
+        if self.phase == Phase::Handshake {
+            let Some(hs) = self.decoder.handshake()? else { return Ok(()) };
+            self.on_handshake(hs)?;
+        }
+        while let Some(msg) = self.decoder.next()? {
+            self.on_message(msg, now)?;
+        }
+        self.fill_requests(now);
+        Ok(())
+    }
+
+    fn on_handshake(&mut self, hs: Handshake) -> Result<(), PeerError> {
+        if hs.info_hash != self.info_hash {
+            return Err(PeerError::WrongInfoHash);
+        }
+        if hs.peer_id == self.our_id {
+            return Err(PeerError::SelfConnection);
+        }
+        self.phase = Phase::Open;
+        self.fast = hs.reserved.fast() && self.our_reserved.fast();
+        self.extended = hs.reserved.extension_protocol() && self.our_reserved.extension_protocol();
+        self.events.push_back(PeerEvent::Handshake { peer_id: hs.peer_id, reserved: hs.reserved });
+        self.send_our_pieces();
+        if self.extended {
+            self.push(&self.config.extended.to_message());
+        }
+        Ok(())
+    }
+
+    /// Announces what we have: HAVE ALL / HAVE NONE with the fast extension, else a BITFIELD
+    /// (skipped when empty, as BEP 3 allows).
+    fn send_our_pieces(&mut self) {
+        let verified = self.map.verified();
+        let count = self.map.verified_count();
+        if self.fast && count == self.map.piece_count() {
+            self.push(&Message::HaveAll);
+        } else if self.fast && count == 0 {
+            self.push(&Message::HaveNone);
+        } else if count > 0 {
+            self.push(&Message::Bitfield(Bytes::from(verified.to_wire())));
+        }
+    }
+
+    fn on_message(&mut self, msg: Message, now: Instant) -> Result<(), PeerError> {
+        let first = !self.got_first_message;
+        self.got_first_message = true;
+        match msg {
+            Message::KeepAlive => {}
+            Message::Choke => {
+                self.peer_choking = true;
+                if !self.fast {
+                    // Without BEP 6 a choke drops every pending request.
+                    self.release_outstanding();
+                }
+            }
+            Message::Unchoke => self.peer_choking = false,
+            Message::Interested => self.set_peer_interest(true),
+            Message::NotInterested => self.set_peer_interest(false),
+            Message::Have(piece) => {
+                let piece = self.map.piece(piece.0)?;
+                if !self.peer_has.has(piece) {
+                    self.peer_has.set(piece);
+                    self.map.peer_has(piece.0)?;
+                    if !self.am_interested && !self.map.verified().has(piece) {
+                        self.set_interest(true);
+                    }
+                }
+            }
+            Message::Bitfield(bits) => {
+                if !first {
+                    return Err(PeerError::Protocol("BITFIELD after the first message"));
+                }
+                self.replace_peer_has(Bitfield::from_wire(&bits, self.map.piece_count())?)?;
+            }
+            Message::HaveAll | Message::HaveNone if !self.fast => {
+                return Err(PeerError::Protocol("HAVE ALL/NONE without the fast extension"))
+            }
+            Message::HaveAll => {
+                if !first {
+                    return Err(PeerError::Protocol("HAVE ALL after the first message"));
+                }
+                self.replace_peer_has(Bitfield::full(self.map.piece_count()))?;
+            }
+            Message::HaveNone => {
+                if !first {
+                    return Err(PeerError::Protocol("HAVE NONE after the first message"));
+                }
+            }
+            Message::Request(block) => self.on_request(block)?,
+            Message::Cancel(block) => {
+                // The driver may already be reading it; a late PIECE is harmless.
+                let _ = block;
+            }
+            Message::Piece { piece, offset, data } => {
+                let len = u32::try_from(data.len()).map_err(|_| PeerError::Protocol("oversized block"))?;
+                self.on_block(BlockRef { piece, offset, length: len }, data, now)?;
+            }
+            Message::RejectRequest(block) => {
+                if !self.fast {
+                    return Err(PeerError::Protocol("REJECT without the fast extension"));
+                }
+                if let Some(i) = self.outstanding.iter().position(|b| *b == block) {
+                    self.outstanding.swap_remove(i);
+                    self.map.release_block(block, self.slot)?;
+                }
+            }
+            Message::SuggestPiece(_) | Message::AllowedFast(_) | Message::Port(_) => {}
+            Message::Extended { id: 0, payload } => match ExtendedHandshake::decode(&payload) {
+                Ok(hs) => {
+                    self.peer_reqq = hs.reqq.map(|q| q.clamp(1, 100_000) as usize);
+                    self.events.push_back(PeerEvent::Extended(hs));
+                }
+                Err(_) => return Err(PeerError::Protocol("malformed extended handshake")),
+            },
+            other @ (Message::Extended { .. } | Message::Unknown { .. }) => {
+                self.events.push_back(PeerEvent::Unhandled(other))
+            }
+        }
+        Ok(())
+    }
+
+    fn replace_peer_has(&mut self, bits: Bitfield) -> Result<(), PeerError> {
+        self.map.remove_peer(self.peer_has.view())?;
+        self.peer_has = bits;
+        self.map.add_peer(self.peer_has.view())?;
+        let wants = self.peer_has.view().iter_ones().any(|p| !self.map.verified().has(p));
+        self.set_interest(wants);
+        Ok(())
+    }
+
+    fn on_request(&mut self, block: BlockRef) -> Result<(), PeerError> {
+        let piece = self.map.piece(block.piece.0)?;
+        let size = self.map.piece_size(piece);
+        let valid = block.length > 0
+            && block.length <= self.config.max_request_len
+            && block.offset.checked_add(block.length).is_some_and(|end| end <= size);
+        if !valid {
+            return Err(PeerError::Protocol("request outside the piece"));
+        }
+        let servable = !self.am_choking && self.map.verified().has(piece);
+        if !servable {
+            if self.fast {
+                self.push(&Message::RejectRequest(block));
+            }
+            return Ok(());
+        }
+        if self.uploads_pending >= self.config.max_peer_requests {
+            return Err(PeerError::TooManyRequests { limit: self.config.max_peer_requests });
+        }
+        self.uploads_pending += 1;
+        self.events.push_back(PeerEvent::Upload(block));
+        Ok(())
+    }
+
+    fn on_block(&mut self, block: BlockRef, data: Bytes, now: Instant) -> Result<(), PeerError> {
+        self.down.add(data.len() as u64, now);
+        let Some(i) = self.outstanding.iter().position(|b| *b == block) else {
+            // Unrequested or already cancelled: not an error (requests race with cancels).
+            return Ok(());
+        };
+        self.outstanding.swap_remove(i);
+        self.last_block = now;
+        self.snubbed = false;
+        let mut cancels = Vec::new();
+        let receipt = self.map.receive_block(block, self.slot, &mut cancels)?;
+        if !cancels.is_empty() {
+            self.events.push_back(PeerEvent::CancelElsewhere { block, slots: cancels });
+        }
+        if matches!(receipt, Receipt::Accepted | Receipt::PieceComplete) {
+            self.events.push_back(PeerEvent::Block { block, data, receipt });
+        }
+        Ok(())
+    }
+
+    fn set_peer_interest(&mut self, interested: bool) {
+        if self.peer_interested != interested {
+            self.peer_interested = interested;
+            self.events.push_back(PeerEvent::PeerInterest(interested));
+        }
+    }
+
+    fn set_interest(&mut self, interested: bool) {
+        if self.am_interested != interested {
+            self.am_interested = interested;
+            self.push(if interested { &Message::Interested } else { &Message::NotInterested });
+        }
+    }
+
+    /// How many requests to keep in flight: the measured rate times `queue_time`, within bounds.
+    fn queue_target(&mut self, now: Instant) -> usize {
+        if self.snubbed {
+            return 1;
+        }
+        let by_rate =
+            (self.down.rate(now) * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64) as usize;
+        let target = by_rate.max(self.config.initial_queue).min(self.config.max_queue);
+        self.peer_reqq.map_or(target, |q| target.min(q))
+    }
+
+    /// Tops up our requests to the peer from the picker.
+    fn fill_requests(&mut self, now: Instant) {
+        if self.phase != Phase::Open || self.peer_choking || !self.am_interested || self.map.is_complete() {
+            return;
+        }
+        let target = self.queue_target(now);
+        if self.outstanding.len() >= target {
+            return;
+        }
+        let mut picked = std::mem::take(&mut self.pick_buf);
+        picked.clear();
+        let pick =
+            self.picker.pick(self.peer_has.view(), self.slot, target - self.outstanding.len(), &mut picked);
+        if self.outstanding.is_empty() {
+            self.last_block = now;
+        }
+        for block in picked.drain(..) {
+            self.outstanding.push(block);
+            self.push(&Message::Request(block));
+        }
+        self.pick_buf = picked;
+        if pick.blocks == 0 && self.outstanding.is_empty() {
+            // Nothing left to take from this peer right now.
+            let wants = self.peer_has.view().iter_ones().any(|p| !self.map.verified().has(p));
+            self.set_interest(wants);
+        }
+    }
+
+    /// Sends a block the peer asked for (answer to [`PeerEvent::Upload`]). The payload is queued
+    /// as is, after a 13-byte header.
+    pub fn send_block(&mut self, block: BlockRef, data: Bytes, now: Instant) {
+        self.uploads_pending = self.uploads_pending.saturating_sub(1);
+        if self.phase != Phase::Open || self.am_choking {
+            return;
+        }
+        self.up.add(data.len() as u64, now);
+        self.push(&Message::Piece { piece: block.piece, offset: block.offset, data });
+    }
+
+    /// The driver could not read a block it was asked for: reject it (fast extension) and
+    /// forget it.
+    pub fn upload_failed(&mut self, block: BlockRef) {
+        self.uploads_pending = self.uploads_pending.saturating_sub(1);
+        if self.fast && self.phase == Phase::Open {
+            self.push(&Message::RejectRequest(block));
+        }
+    }
+
+    /// A piece passed its hash check: tell the peer, and re-check our interest.
+    pub fn piece_verified(&mut self, piece: PieceIndex, now: Instant) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.push(&Message::Have(piece));
+        if self.am_interested && self.peer_has.has(piece) {
+            let wants = self.peer_has.view().iter_ones().any(|p| !self.map.verified().has(p));
+            self.set_interest(wants);
+        }
+        self.fill_requests(now);
+    }
+
+    /// A piece failed its hash check and went back to missing: request it again if useful.
+    pub fn piece_failed(&mut self, piece: PieceIndex, now: Instant) {
+        if self.peer_has.has(piece) && !self.am_interested {
+            self.set_interest(true);
+        }
+        self.fill_requests(now);
+    }
+
+    /// Endgame: another session received `block`; withdraw our request for it.
+    pub fn cancel_request(&mut self, block: BlockRef) {
+        if let Some(i) = self.outstanding.iter().position(|b| *b == block) {
+            self.outstanding.swap_remove(i);
+            if self.phase == Phase::Open {
+                self.push(&Message::Cancel(block));
+            }
+        }
+    }
+
+    /// Chokes or unchokes the peer (the choker's decision).
+    pub fn set_choking(&mut self, choke: bool) {
+        if self.am_choking == choke || self.phase != Phase::Open {
+            self.am_choking = choke;
+            return;
+        }
+        self.am_choking = choke;
+        self.push(if choke { &Message::Choke } else { &Message::Unchoke });
+    }
+
+    /// Keep-alives, idle and snub detection, and request top-up. Call at least every few seconds.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
+        if self.phase == Phase::Closed {
+            return Err(PeerError::Closed);
+        }
+        if now.saturating_duration_since(self.last_recv) > self.config.idle_timeout {
+            self.close();
+            return Err(PeerError::Idle);
+        }
+        if !self.outstanding.is_empty()
+            && now.saturating_duration_since(self.last_block) > self.config.snub_timeout
+            && !self.snubbed
+        {
+            // Let other peers have these blocks; keep one request out to notice recovery.
+            self.snubbed = true;
+            self.release_outstanding();
+        }
+        if self.phase == Phase::Open
+            && self.pending.is_empty()
+            && self.queue.is_empty()
+            && now.saturating_duration_since(self.last_send) > self.config.keepalive_interval
+        {
+            self.push(&Message::KeepAlive);
+        }
+        self.fill_requests(now);
+        Ok(())
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next chunk of bytes to write, in order. Call until `None` after every input.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        self.flush_pending();
+        let chunk = self.queue.pop_front();
+        if chunk.is_some() {
+            self.last_send = now;
+        }
+        chunk
+    }
+
+    /// Whether bytes are waiting to be written.
+    pub fn wants_transmit(&self) -> bool {
+        !self.pending.is_empty() || !self.queue.is_empty()
+    }
+
+    /// Ends the session: releases block claims and availability. Idempotent; also done on drop.
+    pub fn close(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.release_outstanding();
+        let _ = self.map.remove_peer(self.peer_has.view());
+        self.peer_has = Bitfield::new(self.map.piece_count());
+    }
+
+    fn release_outstanding(&mut self) {
+        for block in self.outstanding.drain(..) {
+            let _ = self.map.release_block(block, self.slot);
+        }
+    }
+
+    /// Encodes a message: control bytes accumulate; a payload is queued as its own chunk.
+    fn push(&mut self, msg: &Message) {
+        if let Some(payload) = msg.encode_head(&mut self.pending) {
+            let payload = payload.clone();
+            self.flush_pending();
+            self.queue.push_back(payload);
+        }
+    }
+
+    fn flush_pending(&mut self) {
+        if !self.pending.is_empty() {
+            let chunk = self.pending.split().freeze();
+            self.queue.push_back(chunk);
+        }
+    }
+}
+
+impl Drop for PeerSession {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

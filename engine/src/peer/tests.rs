@@ -1,0 +1,349 @@
+//! In-memory swarms of sans-IO sessions: whole torrents move between peers with no sockets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+use super::{PeerEvent, PeerSession, SessionConfig};
+use crate::hash::sha1;
+use crate::layout::{FileSpan, Layout};
+use crate::picker::Picker;
+use crate::piece_map::{Bitfield, PeerSlot, PieceMap, Receipt};
+use crate::store::Store;
+use crate::types::{InfoHash, PeerId, PieceIndex};
+
+/// One peer's torrent state: piece map, picker, store, and the expected piece hashes.
+struct Node {
+    map: Arc<PieceMap>,
+    picker: Arc<Picker>,
+    store: Store,
+    hashes: Arc<Vec<[u8; 20]>>,
+    id: PeerId,
+    hash_failures: u32,
+}
+
+impl Node {
+    fn seeder(layout: &Layout, data: &[u8], hashes: Arc<Vec<[u8; 20]>>) -> Node {
+        let full = Bitfield::full(layout.piece_count());
+        let map = Arc::new(PieceMap::with_verified(layout, full.view()).unwrap());
+        let store = Store::memory(layout.clone());
+        store.write_at(0, data).unwrap();
+        Self::with(map, store, hashes)
+    }
+
+    fn leecher(layout: &Layout, hashes: Arc<Vec<[u8; 20]>>) -> Node {
+        Self::with(Arc::new(PieceMap::new(layout)), Store::memory(layout.clone()), hashes)
+    }
+
+    fn with(map: Arc<PieceMap>, store: Store, hashes: Arc<Vec<[u8; 20]>>) -> Node {
+        let picker = Arc::new(Picker::new(map.clone()));
+        Node { map, picker, store, hashes, id: PeerId::generate(), hash_failures: 0 }
+    }
+}
+
+/// A connection: the session on each end, and which node each end belongs to.
+struct Link {
+    ends: [(usize, PeerSession); 2],
+}
+
+struct Swarm {
+    nodes: Vec<Node>,
+    links: Vec<Link>,
+    rng: StdRng,
+    now: Instant,
+    info_hash: InfoHash,
+}
+
+impl Swarm {
+    fn new(nodes: Vec<Node>, seed: u64) -> Swarm {
+        Swarm {
+            nodes,
+            links: Vec::new(),
+            rng: StdRng::seed_from_u64(seed),
+            now: Instant::now(),
+            info_hash: InfoHash([7; 20]),
+        }
+    }
+
+    /// Connects node `a` to node `b`; each end gets the next free slot on its node.
+    fn connect(&mut self, a: usize, b: usize) {
+        let slot_for = |node: usize, links: &[Link]| {
+            let used = links.iter().flat_map(|l| l.ends.iter()).filter(|(n, _)| *n == node).count();
+            PeerSlot(used as u16)
+        };
+        let sa = slot_for(a, &self.links);
+        let sb = slot_for(b, &self.links);
+        let mk = |n: &Node, slot| {
+            PeerSession::new(SessionConfig::default(), n.picker.clone(), slot, self.info_hash, n.id, self.now)
+        };
+        let ea = mk(&self.nodes[a], sa);
+        let eb = mk(&self.nodes[b], sb);
+        self.links.push(Link { ends: [(a, ea), (b, eb)] });
+    }
+
+    /// Moves queued bytes across every link (in random chunk sizes), then handles events.
+    /// Returns whether anything moved.
+    fn step(&mut self) -> bool {
+        self.now += Duration::from_millis(1);
+        let mut moved = false;
+        for li in 0..self.links.len() {
+            for dir in 0..2 {
+                let mut bytes = Vec::new();
+                let link = &mut self.links[li];
+                while let Some(chunk) = link.ends[dir].1.poll_transmit(self.now) {
+                    bytes.extend_from_slice(&chunk);
+                }
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    moved = true;
+                    let cut = self.rng.random_range(1..=rest.len().min(40_000));
+                    let (head, tail) = rest.split_at(cut);
+                    self.links[li].ends[1 - dir]
+                        .1
+                        .handle_input(head, self.now)
+                        .expect("peer accepts valid input");
+                    rest = tail;
+                }
+            }
+        }
+        for li in 0..self.links.len() {
+            for end in 0..2 {
+                self.drain_events(li, end);
+            }
+        }
+        moved
+    }
+
+    fn drain_events(&mut self, li: usize, end: usize) {
+        let now = self.now;
+        while let Some(ev) = self.links[li].ends[end].1.poll_event() {
+            let node_ix = self.links[li].ends[end].0;
+            match ev {
+                PeerEvent::PeerInterest(true) => self.links[li].ends[end].1.set_choking(false),
+                PeerEvent::Upload(block) => {
+                    let node = &self.nodes[node_ix];
+                    let off = piece_offset(&node.store, block.piece);
+                    let data = node.store.read_at(off + block.offset as u64, block.length as usize).unwrap();
+                    self.links[li].ends[end].1.send_block(block, data, now);
+                }
+                PeerEvent::Block { block, data, receipt } => {
+                    let node = &self.nodes[node_ix];
+                    let off = piece_offset(&node.store, block.piece) + block.offset as u64;
+                    node.store.write_at(off, &data).unwrap();
+                    if receipt == Receipt::PieceComplete {
+                        self.verify(node_ix, block.piece);
+                    }
+                }
+                PeerEvent::CancelElsewhere { block, slots } => {
+                    for l in &mut self.links {
+                        for (n, s) in &mut l.ends {
+                            if *n == node_ix && slots.contains(&s.slot()) {
+                                s.cancel_request(block);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Hashes a completed piece and tells every session of the node the verdict.
+    fn verify(&mut self, node_ix: usize, piece: PieceIndex) {
+        let node = &mut self.nodes[node_ix];
+        node.map.begin_verify(piece).unwrap();
+        let bytes = node
+            .store
+            .read_at(piece_offset(&node.store, piece), node.map.piece_size(piece) as usize)
+            .unwrap();
+        let ok = sha1(&bytes) == node.hashes[piece.get()];
+        if ok {
+            node.map.mark_verified(piece).unwrap();
+        } else {
+            node.hash_failures += 1;
+            node.map.mark_failed(piece).unwrap();
+        }
+        for l in &mut self.links {
+            for (n, s) in &mut l.ends {
+                if *n == node_ix {
+                    if ok {
+                        s.piece_verified(piece, self.now);
+                    } else {
+                        s.piece_failed(piece, self.now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Steps until `done` or nothing moves any more; at most `max_steps`.
+    fn run(&mut self, max_steps: usize, done: impl Fn(&Swarm) -> bool) -> usize {
+        for i in 0..max_steps {
+            if done(self) {
+                return i;
+            }
+            if !self.step() {
+                // Quiet: let timers run (keep-alives, snub detection) before giving up.
+                self.now += Duration::from_secs(40);
+                for l in &mut self.links {
+                    for (_, s) in &mut l.ends {
+                        let _ = s.handle_timeout(self.now);
+                    }
+                }
+                if !self.step() && done(self) {
+                    return i;
+                }
+            }
+        }
+        max_steps
+    }
+}
+
+fn piece_offset(store: &Store, piece: PieceIndex) -> u64 {
+    store.layout().piece_offset(piece)
+}
+
+/// A multi-file torrent with a short last piece, its data and piece hashes.
+fn torrent(seed: u64, piece_length: u32, lens: &[u64]) -> (Layout, Vec<u8>, Arc<Vec<[u8; 20]>>) {
+    let files = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &length)| FileSpan { path: format!("f{i}").into(), length })
+        .collect();
+    let layout = Layout::new(files, piece_length).unwrap();
+    let mut data = vec![0u8; layout.total_length() as usize];
+    StdRng::seed_from_u64(seed).fill_bytes(&mut data);
+    let hashes = data.chunks(piece_length as usize).map(sha1).collect();
+    (layout, data, Arc::new(hashes))
+}
+
+fn stored(node: &Node) -> Vec<u8> {
+    node.store.read_at(0, node.store.layout().total_length() as usize).map(|b: Bytes| b.to_vec()).unwrap()
+}
+
+#[test]
+fn pair_transfers_a_multi_file_torrent() {
+    let (layout, data, hashes) = torrent(1, 64 * 1024, &[1_000_000, 0, 777_777, 5]);
+    let mut swarm =
+        Swarm::new(vec![Node::seeder(&layout, &data, hashes.clone()), Node::leecher(&layout, hashes)], 11);
+    swarm.connect(1, 0);
+    let steps = swarm.run(10_000, |s| s.nodes[1].map.is_complete());
+    assert!(swarm.nodes[1].map.is_complete(), "not complete after {steps} steps");
+    assert_eq!(stored(&swarm.nodes[1]), data);
+    assert_eq!(swarm.nodes[1].hash_failures, 0);
+    swarm.nodes[1].map.check_invariants().unwrap();
+    let (down, _) = swarm.links[0].ends[0].1.payload_totals();
+    let (_, up) = swarm.links[0].ends[1].1.payload_totals();
+    assert_eq!(down, data.len() as u64, "every byte downloaded exactly once");
+    assert_eq!(up, down);
+}
+
+#[test]
+fn two_seeders_share_the_work_and_endgame_cancels() {
+    let (layout, data, hashes) = torrent(2, 32 * 1024, &[3_000_000]);
+    let nodes = vec![
+        Node::seeder(&layout, &data, hashes.clone()),
+        Node::seeder(&layout, &data, hashes.clone()),
+        Node::leecher(&layout, hashes),
+    ];
+    let mut swarm = Swarm::new(nodes, 3);
+    swarm.connect(2, 0);
+    swarm.connect(2, 1);
+    swarm.run(20_000, |s| s.nodes[2].map.is_complete());
+    assert!(swarm.nodes[2].map.is_complete());
+    assert_eq!(stored(&swarm.nodes[2]), data);
+    let from0 = swarm.links[0].ends[0].1.payload_totals().0;
+    let from1 = swarm.links[1].ends[0].1.payload_totals().0;
+    assert!(from0 > 0 && from1 > 0, "both seeders served: {from0} / {from1}");
+    // Endgame may fetch a few blocks twice, never many.
+    let extra = from0 + from1 - data.len() as u64;
+    assert!(extra <= 64 * 16 * 1024, "{extra} duplicate bytes");
+    swarm.nodes[2].map.check_invariants().unwrap();
+}
+
+#[test]
+fn leechers_trade_pieces_with_each_other() {
+    // The seeder talks only to leecher 1; leecher 2 gets everything through leecher 1.
+    let (layout, data, hashes) = torrent(4, 16 * 1024, &[400_000]);
+    let nodes = vec![
+        Node::seeder(&layout, &data, hashes.clone()),
+        Node::leecher(&layout, hashes.clone()),
+        Node::leecher(&layout, hashes),
+    ];
+    let mut swarm = Swarm::new(nodes, 5);
+    swarm.connect(1, 0);
+    swarm.connect(2, 1);
+    swarm.run(20_000, |s| s.nodes[1].map.is_complete() && s.nodes[2].map.is_complete());
+    assert_eq!(stored(&swarm.nodes[1]), data);
+    assert_eq!(stored(&swarm.nodes[2]), data);
+}
+
+#[test]
+fn corrupt_piece_fails_its_hash_and_is_never_verified() {
+    let (layout, data, hashes) = torrent(6, 16 * 1024, &[200_000]);
+    let mut bad = data.clone();
+    bad[5 * 16 * 1024 + 100] ^= 0xff; // piece 5 is corrupt at the seeder
+    let mut swarm =
+        Swarm::new(vec![Node::seeder(&layout, &bad, hashes.clone()), Node::leecher(&layout, hashes)], 7);
+    swarm.connect(1, 0);
+    swarm.run(2_000, |s| s.nodes[1].hash_failures >= 3);
+    let leech = &swarm.nodes[1];
+    assert!(leech.hash_failures >= 1);
+    assert!(!leech.map.verified().has(PieceIndex(5)));
+    assert_eq!(leech.map.verified_count(), layout.piece_count() - 1);
+    leech.map.check_invariants().unwrap();
+}
+
+#[test]
+fn wrong_info_hash_and_garbage_close_the_session() {
+    let (layout, _, hashes) = torrent(8, 16 * 1024, &[100_000]);
+    let node = Node::leecher(&layout, hashes);
+    let now = Instant::now();
+    let mut s = PeerSession::new(
+        SessionConfig::default(),
+        node.picker.clone(),
+        PeerSlot(0),
+        InfoHash([1; 20]),
+        node.id,
+        now,
+    );
+    let other = crate::wire::Handshake::new(InfoHash([2; 20]), PeerId::generate());
+    assert!(matches!(s.handle_input(&other.to_bytes(), now), Err(super::PeerError::WrongInfoHash)));
+    assert!(s.handle_input(b"", now).is_err(), "closed sessions refuse input");
+
+    let mut s = PeerSession::new(
+        SessionConfig::default(),
+        node.picker.clone(),
+        PeerSlot(1),
+        InfoHash([1; 20]),
+        node.id,
+        now,
+    );
+    let ok = crate::wire::Handshake::new(InfoHash([1; 20]), PeerId::generate());
+    s.handle_input(&ok.to_bytes(), now).unwrap();
+    // HAVE for a piece past the end.
+    let err = s.handle_input(&[0, 0, 0, 5, 4, 0, 0, 0x10, 0], now);
+    assert!(err.is_err());
+    assert_eq!(node.map.availability(PieceIndex(0)), 0);
+}
+
+#[test]
+fn dropping_a_session_releases_its_claims() {
+    let (layout, data, hashes) = torrent(9, 16 * 1024, &[300_000]);
+    let mut swarm =
+        Swarm::new(vec![Node::seeder(&layout, &data, hashes.clone()), Node::leecher(&layout, hashes)], 9);
+    swarm.connect(1, 0);
+    for _ in 0..3 {
+        swarm.step();
+    }
+    let leech_map = swarm.nodes[1].map.clone();
+    assert!(leech_map.unclaimed_blocks() < (300_000 / 16_384 + 1) as u64, "some blocks in flight");
+    swarm.links.clear();
+    assert_eq!(leech_map.availability(PieceIndex(0)), 0);
+    leech_map.check_invariants().unwrap();
+    let verified_blocks = leech_map.verified_count() as u64; // pieces are one block each here
+    assert_eq!(leech_map.unclaimed_blocks() + verified_blocks, layout.piece_count() as u64);
+}
