@@ -1,5 +1,7 @@
 //! `floodgate`: the download CLI.
 
+mod cmd;
+
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
@@ -14,13 +16,23 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Create a .torrent from a file or directory, hashing on all cores.
+    MakeTorrent(cmd::make_torrent::Args),
+    /// Show what a .torrent holds.
+    Info(cmd::info::Args),
+    /// Check data on disk against a .torrent's piece hashes.
+    Verify(cmd::verify::Args),
+}
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {}
+    match Cli::parse().command {
+        Command::MakeTorrent(args) => cmd::make_torrent::run(args),
+        Command::Info(args) => cmd::info::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+    }
 }
