@@ -1,20 +1,41 @@
-//! `floodgate-ctl`: the gRPC control plane.
+//! `floodgate-ctl`: the gRPC control plane (`serve`) and its admin CLI.
+
+mod auth;
+mod cli;
+mod config;
+mod convert;
+mod db;
+mod error;
+mod events;
+mod ids;
+mod leases;
+mod metrics;
+mod monitor;
+mod push;
+mod selection;
+mod server;
+mod service;
+mod state;
+mod stats;
 
 use clap::Parser;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Floodgate's control plane: distributions, relays, clients and origin quota over gRPC.
-#[derive(Parser, Debug)]
-#[command(name = "floodgate-ctl", version, about)]
-struct Cli {}
-
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let _cli = Cli::parse();
+    let cli = cli::Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Err(e) = rt.block_on(cli::run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     Ok(())
 }

@@ -1,2 +1,4 @@
 //! One integration-test binary; one module per area. Tests start real processes on 127.0.0.1
 //! and bound every wait in time.
+
+mod ctl;

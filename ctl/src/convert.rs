@@ -1,0 +1,169 @@
+//! Conversions between stored rows and protobuf messages, and config defaults.
+
+use crate::db::{ClientRow, DistRow, RelayRow};
+use crate::error::{CtlError, CtlResult};
+use data_encoding::BASE64;
+use floodgate_proto::v1 as pb;
+use prost::Message;
+
+/// Encodes a message as base64 text for a TEXT column.
+pub fn encode_msg<M: Message>(m: &M) -> String {
+    BASE64.encode(&m.encode_to_vec())
+}
+
+/// Decodes a message stored by [`encode_msg`].
+pub fn decode_msg<M: Message + Default>(s: &str) -> CtlResult<M> {
+    let bytes = BASE64.decode(s.as_bytes()).map_err(|e| CtlError::Corrupt(e.to_string()))?;
+    M::decode(bytes.as_slice()).map_err(|e| CtlError::Corrupt(e.to_string()))
+}
+
+/// Base64 bytes column.
+pub fn decode_bytes(s: &str) -> CtlResult<Vec<u8>> {
+    BASE64.decode(s.as_bytes()).map_err(|e| CtlError::Corrupt(e.to_string()))
+}
+
+/// Fills zero fields with the design defaults and validates ranges.
+pub fn normalize_config(c: Option<pb::DistConfig>) -> CtlResult<pb::DistConfig> {
+    let mut c = c.unwrap_or_default();
+    let or = |v: u32, d: u32| if v == 0 { d } else { v };
+    if c.bt_slow_threshold_bps == 0 {
+        c.bt_slow_threshold_bps = 500_000;
+    }
+    c.check_interval_ms = or(c.check_interval_ms, 2_000);
+    c.window_ms = or(c.window_ms, 45_000);
+    c.cooldown_ms = or(c.cooldown_ms, 120_000);
+    c.http_share_percent = or(c.http_share_percent, 30);
+    c.timeout_ms = or(c.timeout_ms, 30_000);
+    c.retries = or(c.retries, 5);
+    if c.priority > 9 {
+        return Err(CtlError::Invalid(format!("priority {} is out of range 0..=9", c.priority)));
+    }
+    if c.http_share_percent > 100 {
+        return Err(CtlError::Invalid(format!("http_share_percent {} is over 100", c.http_share_percent)));
+    }
+    if c.deadline_unix_ms < 0 {
+        return Err(CtlError::Invalid("deadline_unix_ms is negative".into()));
+    }
+    Ok(c)
+}
+
+/// The client task for a distribution served by `relays`.
+pub fn task(d: &DistRow, relays: &[RelayRow]) -> CtlResult<pb::Task> {
+    Ok(pb::Task {
+        dist_id: d.id.clone(),
+        origin_url: d.origin_url.clone(),
+        revision: d.revision as u64,
+        relays: relays.iter().map(endpoint).collect(),
+        config: Some(decode_msg(&d.config)?),
+        has_torrent: !d.torrent.is_empty() || !d.piece_hashes.is_empty(),
+        size: d.size.max(0) as u64,
+    })
+}
+
+/// The relay task for a distribution.
+pub fn relay_task(d: &DistRow, target_count: u64) -> CtlResult<pb::RelayTask> {
+    Ok(pb::RelayTask {
+        dist_id: d.id.clone(),
+        origin_url: d.origin_url.clone(),
+        has_torrent: !d.torrent.is_empty() || !d.piece_hashes.is_empty(),
+        size: d.size.max(0) as u64,
+        config: Some(decode_msg(&d.config)?),
+        target_count,
+    })
+}
+
+/// Where a relay is.
+pub fn endpoint(r: &RelayRow) -> pb::RelayEndpoint {
+    pb::RelayEndpoint { relay_id: r.id.clone(), addresses: r.addresses.clone(), zone: r.zone.clone() }
+}
+
+/// Stored state name → enum.
+pub fn dist_state(s: &str) -> pb::DistState {
+    match s {
+        "active" => pb::DistState::Active,
+        "done" => pb::DistState::Done,
+        "cancelled" => pb::DistState::Cancelled,
+        "failed" => pb::DistState::Failed,
+        _ => pb::DistState::Unspecified,
+    }
+}
+
+/// A distribution with its statistics.
+pub fn distribution(
+    d: &DistRow,
+    relay_ids: Vec<String>,
+    stats: pb::DistStats,
+) -> CtlResult<pb::Distribution> {
+    Ok(pb::Distribution {
+        id: d.id.clone(),
+        origin_url: d.origin_url.clone(),
+        state: dist_state(&d.state) as i32,
+        config: Some(decode_msg(&d.config)?),
+        targets: Some(decode_msg(&d.selector)?),
+        created_unix_ms: d.created_ms,
+        finished_unix_ms: d.finished_ms,
+        size: d.size.max(0) as u64,
+        has_torrent: !d.torrent.is_empty() || !d.piece_hashes.is_empty(),
+        relay_ids,
+        stats: Some(stats),
+    })
+}
+
+/// A relay for listings.
+pub fn relay_info(r: &RelayRow) -> pb::RelayInfo {
+    pb::RelayInfo {
+        id: r.id.clone(),
+        addresses: r.addresses.clone(),
+        zone: r.zone.clone(),
+        capacity_bps: r.capacity_bps.max(0) as u64,
+        load: r.load,
+        origin_rate_bps: r.origin_rate_bps.max(0) as u64,
+        origin_latency_ms: r.origin_latency_ms,
+        bytes_served: r.bytes_served.max(0) as u64,
+        last_seen_unix_ms: r.last_seen_ms,
+        alive: r.alive,
+    }
+}
+
+/// A client for listings.
+pub fn client_info(c: &ClientRow) -> pb::ClientInfo {
+    pb::ClientInfo {
+        id: c.id.clone(),
+        labels: c.labels.clone(),
+        zone: c.zone.clone(),
+        last_seen_unix_ms: c.last_seen_ms,
+    }
+}
+
+/// Host of an http(s) URL, lowercased; `Invalid` for anything else.
+pub fn origin_host(url: &str) -> CtlResult<String> {
+    let uri: http::Uri =
+        url.parse().map_err(|e| CtlError::Invalid(format!("invalid origin URL {url:?}: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(CtlError::Invalid(format!("origin URL {url:?} must be http:// or https://"))),
+    }
+    match uri.host() {
+        Some(h) if !h.is_empty() => Ok(h.to_ascii_lowercase()),
+        _ => Err(CtlError::Invalid(format!("origin URL {url:?} has no host"))),
+    }
+}
+
+/// An origin given as a URL or a bare host → host.
+pub fn origin_key(s: &str) -> CtlResult<String> {
+    if s.contains("://") {
+        origin_host(s)
+    } else if s.is_empty() || s.contains('/') || s.contains(char::is_whitespace) {
+        Err(CtlError::Invalid(format!("invalid origin host {s:?}")))
+    } else {
+        Ok(s.to_ascii_lowercase())
+    }
+}
+
+/// Checks an id from a request: 1..=256 printable characters.
+pub fn check_id(kind: &str, id: &str) -> CtlResult<()> {
+    if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(CtlError::Invalid(format!("{kind} id {id:?} must be 1..=256 visible characters")));
+    }
+    Ok(())
+}

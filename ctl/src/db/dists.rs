@@ -1,0 +1,468 @@
+//! Distributions, client assignments (with progress) and relay assignments.
+
+use super::{placeholders, Db};
+use crate::error::{now_ms, CtlError, CtlResult};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// A stored distribution. `selector` and `config` are base64 prost encodings.
+#[derive(Debug, Clone)]
+pub struct DistRow {
+    /// Distribution id.
+    pub id: String,
+    /// Origin URL.
+    pub origin_url: String,
+    /// Host part of the origin URL.
+    pub origin_host: String,
+    /// Base64 `.torrent` (empty if none).
+    pub torrent: String,
+    /// Base64 piece hashes (empty if none).
+    pub piece_hashes: String,
+    /// Piece length for `piece_hashes`.
+    pub piece_length: i64,
+    /// Base64 `TargetSelector`.
+    pub selector: String,
+    /// Base64 `DistConfig`.
+    pub config: String,
+    /// Priority 0..=9.
+    pub priority: i64,
+    /// `active`, `done`, `cancelled` or `failed`.
+    pub state: String,
+    /// Bumped when the relay set changes.
+    pub revision: i64,
+    /// File size, 0 if unknown.
+    pub size: i64,
+    /// How many relays this distribution wants.
+    pub relay_count: i64,
+    /// Creation time.
+    pub created_ms: i64,
+    /// Finish time (0 while active).
+    pub finished_ms: i64,
+}
+
+const DIST_COLS: &str =
+    "id, origin_url, origin_host, torrent, piece_hashes, piece_length, selector, config, \
+     priority, state, revision, size, relay_count, created_ms, finished_ms";
+
+fn dist_from(r: &AnyRow) -> CtlResult<DistRow> {
+    Ok(DistRow {
+        id: r.try_get("id")?,
+        origin_url: r.try_get("origin_url")?,
+        origin_host: r.try_get("origin_host")?,
+        torrent: r.try_get("torrent")?,
+        piece_hashes: r.try_get("piece_hashes")?,
+        piece_length: r.try_get("piece_length")?,
+        selector: r.try_get("selector")?,
+        config: r.try_get("config")?,
+        priority: r.try_get("priority")?,
+        state: r.try_get("state")?,
+        revision: r.try_get("revision")?,
+        size: r.try_get("size")?,
+        relay_count: r.try_get("relay_count")?,
+        created_ms: r.try_get("created_ms")?,
+        finished_ms: r.try_get("finished_ms")?,
+    })
+}
+
+/// One client's assignment and its latest progress.
+#[derive(Debug, Clone)]
+pub struct AssignmentRow {
+    /// Client id.
+    pub client_id: String,
+}
+
+/// Aggregates over one distribution's assignments and relays, input of `stats`.
+#[derive(Debug, Clone, Default)]
+pub struct StatsRow {
+    /// Counts per state.
+    pub targets: i64,
+    /// Not started.
+    pub pending: i64,
+    /// Reporting progress.
+    pub running: i64,
+    /// Finished.
+    pub done: i64,
+    /// Failed.
+    pub failed: i64,
+    /// Cancelled.
+    pub cancelled: i64,
+    /// Sums of bytes by source.
+    pub bytes_bt: i64,
+    /// HTTP from relays.
+    pub bytes_http_relay: i64,
+    /// Directly from the origin.
+    pub bytes_http_origin: i64,
+    /// Sum of running clients' speeds.
+    pub speed_bps: i64,
+    /// Sum of clients' upload capacities.
+    pub upload_sum_bps: i64,
+    /// Smallest reported client download capacity (0 if none).
+    pub download_min_bps: i64,
+    /// Bytes relays pulled from the origin.
+    pub relay_origin_bytes: i64,
+    /// Sum of the capacities of the distribution's active relays.
+    pub relay_capacity_bps: i64,
+}
+
+impl Db {
+    /// Inserts a distribution, its client assignments and relay assignments atomically.
+    pub async fn insert_distribution(
+        &self,
+        d: &DistRow,
+        clients: &[String],
+        relays: &[String],
+    ) -> CtlResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&format!("INSERT INTO distributions ({DIST_COLS}) VALUES ({})", placeholders(0, 15)))
+            .bind(&d.id)
+            .bind(&d.origin_url)
+            .bind(&d.origin_host)
+            .bind(&d.torrent)
+            .bind(&d.piece_hashes)
+            .bind(d.piece_length)
+            .bind(&d.selector)
+            .bind(&d.config)
+            .bind(d.priority)
+            .bind(&d.state)
+            .bind(d.revision)
+            .bind(d.size)
+            .bind(d.relay_count)
+            .bind(d.created_ms)
+            .bind(d.finished_ms)
+            .execute(&mut **tx)
+            .await?;
+        let now = now_ms();
+        for chunk in clients.chunks(400) {
+            let values: Vec<String> =
+                (0..chunk.len()).map(|i| format!("($1, ${}, 'pending', $2)", i + 3)).collect();
+            let sql = format!(
+                "INSERT INTO client_assignments (dist_id, client_id, state, updated_ms) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(&d.id).bind(now);
+            for c in chunk {
+                q = q.bind(c);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for r in relays {
+            insert_relay_assignment(&mut tx, &d.id, r, now).await?;
+        }
+        tx.commit().await
+    }
+
+    /// One distribution.
+    pub async fn get_distribution(&self, id: &str) -> CtlResult<DistRow> {
+        let row = sqlx::query(&format!("SELECT {DIST_COLS} FROM distributions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| CtlError::NotFound(format!("distribution {id:?}")))?;
+        dist_from(&row)
+    }
+
+    /// All distributions, newest first.
+    pub async fn list_distributions(&self) -> CtlResult<Vec<DistRow>> {
+        let rows =
+            sqlx::query(&format!("SELECT {DIST_COLS} FROM distributions ORDER BY created_ms DESC, id"))
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(dist_from).collect()
+    }
+
+    /// Active distributions.
+    pub async fn active_distributions(&self) -> CtlResult<Vec<DistRow>> {
+        let rows = sqlx::query(&format!("SELECT {DIST_COLS} FROM distributions WHERE state = 'active'"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(dist_from).collect()
+    }
+
+    /// Cancels an active distribution and its unfinished assignments. Returns false if it
+    /// was not active.
+    pub async fn cancel_distribution(&self, id: &str) -> CtlResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE distributions SET state = 'cancelled', finished_ms = $2 WHERE id = $1 AND state = 'active'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            sqlx::query(
+                "UPDATE client_assignments SET state = 'cancelled', updated_ms = $2 \
+                 WHERE dist_id = $1 AND state IN ('pending', 'running')",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE relay_assignments SET state = 'cancelled' WHERE dist_id = $1 AND state = 'active'",
+            )
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Unfinished assignments of a distribution.
+    pub async fn open_assignments(&self, dist_id: &str) -> CtlResult<Vec<AssignmentRow>> {
+        let rows = sqlx::query(
+            "SELECT client_id FROM client_assignments WHERE dist_id = $1 AND state IN ('pending', 'running')",
+        )
+        .bind(dist_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(AssignmentRow { client_id: r.try_get("client_id")? })).collect()
+    }
+
+    /// Ids of all clients assigned to a distribution (any state).
+    pub async fn assigned_clients(&self, dist_id: &str) -> CtlResult<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT client_id FROM client_assignments WHERE dist_id = $1")
+            .bind(dist_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Active distributions with an unfinished assignment for this client.
+    pub async fn client_open_distributions(&self, client_id: &str) -> CtlResult<Vec<DistRow>> {
+        let cols: Vec<String> = DIST_COLS.split(", ").map(|c| format!("d.{c}")).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM client_assignments a JOIN distributions d ON d.id = a.dist_id \
+             WHERE a.client_id = $1 AND a.state IN ('pending', 'running') AND d.state = 'active' \
+             ORDER BY d.created_ms",
+            cols.join(", ")
+        ))
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(dist_from).collect()
+    }
+
+    /// Adds assignments for `dist_id` to these clients if missing. Returns the ones added.
+    pub async fn add_assignments(&self, dist_id: &str, clients: &[String]) -> CtlResult<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let mut added = Vec::new();
+        for c in clients {
+            let n = sqlx::query(
+                "INSERT INTO client_assignments (dist_id, client_id, state, updated_ms) VALUES ($1, $2, 'pending', $3) \
+                 ON CONFLICT (dist_id, client_id) DO NOTHING",
+            )
+            .bind(dist_id)
+            .bind(c)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                added.push(c.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Records a client's progress. Returns the assignment state after the update
+    /// (`cancelled` if the distribution was cancelled). NOT_FOUND if not assigned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn report_progress(
+        &self,
+        dist_id: &str,
+        client_id: &str,
+        bytes: [i64; 3],
+        speed_bps: i64,
+        upload_bps: i64,
+        download_bps: i64,
+        state: &str,
+        reason: &str,
+    ) -> CtlResult<String> {
+        let mut tx = self.begin_write().await?;
+        let cur: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT state FROM client_assignments WHERE dist_id = $1 AND client_id = $2{}",
+            self.for_update()
+        ))
+        .bind(dist_id)
+        .bind(client_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(cur) = cur else {
+            return Err(CtlError::NotFound(format!(
+                "client {client_id:?} has no task for distribution {dist_id:?}"
+            )));
+        };
+        if cur == "cancelled" {
+            return Ok(cur);
+        }
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE client_assignments SET bytes_bt = $3, bytes_http_relay = $4, bytes_http_origin = $5, \
+             speed_bps = $6, upload_bps = $7, download_bps = $8, state = $9, reason = $10, updated_ms = $11 \
+             WHERE dist_id = $1 AND client_id = $2",
+        )
+        .bind(dist_id)
+        .bind(client_id)
+        .bind(bytes[0])
+        .bind(bytes[1])
+        .bind(bytes[2])
+        .bind(speed_bps)
+        .bind(upload_bps)
+        .bind(download_bps)
+        .bind(state)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if state == "done" || state == "failed" {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM client_assignments WHERE dist_id = $1 AND state IN ('pending', 'running')",
+            )
+            .bind(dist_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            if open == 0 {
+                let done: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM client_assignments WHERE dist_id = $1 AND state = 'done'",
+                )
+                .bind(dist_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let final_state = if done > 0 { "done" } else { "failed" };
+                sqlx::query(
+                    "UPDATE distributions SET state = $2, finished_ms = $3 WHERE id = $1 AND state = 'active'",
+                )
+                .bind(dist_id)
+                .bind(final_state)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(state.to_string())
+    }
+
+    /// Aggregates for statistics.
+    pub async fn stats(&self, dist_id: &str) -> CtlResult<StatsRow> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS targets, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) AS running, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END), 0) AS BIGINT) AS done, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'cancelled' THEN 1 ELSE 0 END), 0) AS BIGINT) AS cancelled, \
+             CAST(COALESCE(SUM(bytes_bt), 0) AS BIGINT) AS bytes_bt, \
+             CAST(COALESCE(SUM(bytes_http_relay), 0) AS BIGINT) AS bytes_http_relay, \
+             CAST(COALESCE(SUM(bytes_http_origin), 0) AS BIGINT) AS bytes_http_origin, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN speed_bps ELSE 0 END), 0) AS BIGINT) AS speed_bps, \
+             CAST(COALESCE(SUM(upload_bps), 0) AS BIGINT) AS upload_sum, \
+             CAST(COALESCE(MIN(CASE WHEN download_bps > 0 THEN download_bps END), 0) AS BIGINT) AS download_min \
+             FROM client_assignments WHERE dist_id = $1",
+        )
+        .bind(dist_id)
+        .fetch_one(self.pool())
+        .await?;
+        let rel = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(ra.origin_bytes), 0) AS BIGINT) AS origin_bytes, \
+             CAST(COALESCE(SUM(CASE WHEN ra.state = 'active' THEN r.capacity_bps ELSE 0 END), 0) AS BIGINT) AS cap \
+             FROM relay_assignments ra JOIN relays r ON r.id = ra.relay_id WHERE ra.dist_id = $1",
+        )
+        .bind(dist_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(StatsRow {
+            targets: r.try_get("targets")?,
+            pending: r.try_get("pending")?,
+            running: r.try_get("running")?,
+            done: r.try_get("done")?,
+            failed: r.try_get("failed")?,
+            cancelled: r.try_get("cancelled")?,
+            bytes_bt: r.try_get("bytes_bt")?,
+            bytes_http_relay: r.try_get("bytes_http_relay")?,
+            bytes_http_origin: r.try_get("bytes_http_origin")?,
+            speed_bps: r.try_get("speed_bps")?,
+            upload_sum_bps: r.try_get("upload_sum")?,
+            download_min_bps: r.try_get("download_min")?,
+            relay_origin_bytes: rel.try_get("origin_bytes")?,
+            relay_capacity_bps: rel.try_get("cap")?,
+        })
+    }
+
+    /// Active relay ids of a distribution.
+    pub async fn dist_relays(&self, dist_id: &str) -> CtlResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT relay_id FROM relay_assignments WHERE dist_id = $1 AND state = 'active' ORDER BY relay_id",
+        )
+        .bind(dist_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Active distributions this relay serves.
+    pub async fn relay_open_distributions(&self, relay_id: &str) -> CtlResult<Vec<DistRow>> {
+        let cols: Vec<String> = DIST_COLS.split(", ").map(|c| format!("d.{c}")).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM relay_assignments ra JOIN distributions d ON d.id = ra.dist_id \
+             WHERE ra.relay_id = $1 AND ra.state = 'active' AND d.state = 'active' ORDER BY d.created_ms",
+            cols.join(", ")
+        ))
+        .bind(relay_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(dist_from).collect()
+    }
+
+    /// Relay-reported counters for one distribution; learns the file size.
+    pub async fn relay_task_status(
+        &self,
+        relay_id: &str,
+        dist_id: &str,
+        origin_bytes: i64,
+        served: i64,
+        size: i64,
+    ) -> CtlResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE relay_assignments SET origin_bytes = $3, bytes_served = $4 WHERE dist_id = $1 AND relay_id = $2",
+        )
+        .bind(dist_id)
+        .bind(relay_id)
+        .bind(origin_bytes)
+        .bind(served)
+        .execute(&mut **tx)
+        .await?;
+        if size > 0 {
+            sqlx::query("UPDATE distributions SET size = $2 WHERE id = $1 AND size = 0")
+                .bind(dist_id)
+                .bind(size)
+                .execute(&mut **tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// Inserts (or re-activates) a relay assignment inside a transaction.
+pub(crate) async fn insert_relay_assignment(
+    tx: &mut super::WriteTx,
+    dist_id: &str,
+    relay_id: &str,
+    now: i64,
+) -> CtlResult<()> {
+    sqlx::query(
+        "INSERT INTO relay_assignments (dist_id, relay_id, state, assigned_ms) VALUES ($1, $2, 'active', $3) \
+         ON CONFLICT (dist_id, relay_id) DO UPDATE SET state = 'active', assigned_ms = $3",
+    )
+    .bind(dist_id)
+    .bind(relay_id)
+    .bind(now)
+    .execute(&mut ***tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `floodgate-ctl serve`: wires the database, event bus, push hub, background loops and the
+//! gRPC services (with auth, reflection and optional TLS) together.
+
+use crate::auth::{interceptor, Role, Tokens};
+use crate::db::Db;
+use crate::events::EventBus;
+use crate::push::{self, Hub};
+use crate::service::{admin::Admin, client::Client, lease::Lease, relay::Relay};
+use crate::state::{Runtime, State};
+use floodgate_proto::v1::{
+    admin_service_server::AdminServiceServer, client_service_server::ClientServiceServer,
+    lease_service_server::LeaseServiceServer, relay_service_server::RelayServiceServer,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+/// Everything `serve` needs, resolved from flags, env and config file.
+#[derive(Debug)]
+pub struct ServeOptions {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Database URL.
+    pub db_url: String,
+    /// Tokens.
+    pub tokens: Tokens,
+    /// TLS certificate and key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `/metrics` + dashboard address.
+    pub http_listen: Option<SocketAddr>,
+    /// Tunables.
+    pub runtime: Runtime,
+    /// Largest accepted message.
+    pub max_message_bytes: usize,
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Database open or migration failed.
+    #[error("database: {0}")]
+    Db(#[from] crate::error::CtlError),
+    /// TLS files unreadable.
+    #[error("TLS files: {0}")]
+    Tls(std::io::Error),
+    /// Reflection service could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The HTTP listener failed.
+    #[error("http listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let db = Db::open(&opts.db_url).await?;
+    let bus = EventBus::new(db.clone());
+    bus.start().await?;
+    let hub = Arc::new(Hub::default());
+    let st = Arc::new(State {
+        db: db.clone(),
+        hub: hub.clone(),
+        bus: bus.clone(),
+        rt: opts.runtime.clone(),
+        reconcile: Arc::new(tokio::sync::Notify::new()),
+    });
+    tokio::spawn(push::dispatch(db.clone(), hub.clone(), bus.clone()));
+    tokio::spawn(crate::monitor::run(st.clone()));
+    if let Some(addr) = opts.http_listen {
+        let l = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(%addr, "metrics and dashboard listening");
+        tokio::spawn(crate::metrics::serve(l, st.clone()));
+    }
+
+    let tokens = Arc::new(opts.tokens.clone());
+    let max = opts.max_message_bytes;
+    let admin = InterceptedService::new(
+        AdminServiceServer::new(Admin(st.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        interceptor(tokens.clone(), Role::Admin),
+    );
+    let relay = InterceptedService::new(
+        RelayServiceServer::new(Relay(st.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        interceptor(tokens.clone(), Role::Relay),
+    );
+    let lease = InterceptedService::new(
+        LeaseServiceServer::new(Lease(st.clone())).max_decoding_message_size(max),
+        interceptor(tokens.clone(), Role::Relay),
+    );
+    let client = InterceptedService::new(
+        ClientServiceServer::new(Client(st.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        interceptor(tokens.clone(), Role::Client),
+    );
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(floodgate_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let mut builder = Server::builder()
+        .max_concurrent_streams(Some(1 << 20))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true);
+    if let Some((cert, key)) = &opts.tls {
+        let cert = std::fs::read(cert).map_err(ServeError::Tls)?;
+        let key = std::fs::read(key).map_err(ServeError::Tls)?;
+        builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
+    }
+    tracing::info!(addr = %opts.listen, db = %redact(&opts.db_url), tls = opts.tls.is_some(), "floodgate-ctl serving");
+    builder
+        .add_service(admin)
+        .add_service(relay)
+        .add_service(lease)
+        .add_service(client)
+        .add_service(reflection)
+        .serve_with_shutdown(opts.listen, shutdown())
+        .await?;
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(a)) if a > s => format!("{}://…@{}", &url[..s], &url[a + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,229 @@
+//! The origin lease invariant: 100 simulated relays acquire, renew, release and die at
+//! random; the sum of live grants never exceeds the global limits.
+
+use super::*;
+use floodgate_proto::v1 as pb;
+use rand::Rng;
+use std::sync::{Arc, Mutex};
+
+pub const MAX_CONNS: i64 = 150;
+pub const MAX_RATE: i64 = 10_000_000;
+pub const MAX_BYTES: i64 = 2_000_000_000;
+
+/// A span `[start, end)` (ctl clock, ms) in which a lease held `conns` and `rate`.
+#[derive(Debug, Clone)]
+struct Seg {
+    lease: String,
+    start: i64,
+    end: i64,
+    conns: i64,
+    rate: i64,
+}
+
+fn truncate(segs: &mut [Seg], lease: &str, at: i64) {
+    if let Some(s) = segs.iter_mut().rev().find(|s| s.lease == lease) {
+        s.end = s.end.min(at);
+    }
+}
+
+async fn simulated_relay(
+    mut lease: Lease,
+    id: String,
+    segs: Arc<Mutex<Vec<Seg>>>,
+    bytes: Arc<Mutex<i64>>,
+    rounds: usize,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let mut granted = 0;
+    while granted < rounds && std::time::Instant::now() < deadline {
+        let (want_c, want_r, ttl) = {
+            let mut rng = rand::rng();
+            (rng.random_range(1..10), rng.random_range(1..400_000), rng.random_range(300..900))
+        };
+        let got = lease
+            .acquire_origin_lease(pb::AcquireLeaseRequest {
+                relay_id: id.clone(),
+                origin: "http://origin.test/file".into(),
+                want_conns: want_c,
+                want_rate_bps: want_r,
+                want_bytes: 10_000_000,
+                ttl_ms: ttl,
+            })
+            .await;
+        let l = match got {
+            Ok(l) => l.into_inner(),
+            Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => panic!("acquire: {e}"),
+        };
+        granted += 1;
+        assert!(l.conns > 0 && l.rate_bps > 0 && l.bytes > 0, "granted {l:?}");
+        *bytes.lock().expect("bytes") += l.bytes;
+        segs.lock().expect("segs").push(Seg {
+            lease: l.lease_id.clone(),
+            start: l.granted_unix_ms,
+            end: l.expires_unix_ms,
+            conns: l.conns,
+            rate: l.rate_bps,
+        });
+        let renewals: u32 = rand::rng().random_range(0..3);
+        let mut alive = true;
+        for _ in 0..renewals {
+            tokio::time::sleep(Duration::from_millis(ttl as u64 / 2)).await;
+            let r = lease
+                .renew_origin_lease(pb::RenewLeaseRequest {
+                    lease_id: l.lease_id.clone(),
+                    relay_id: id.clone(),
+                    want_conns: want_c,
+                    want_rate_bps: want_r,
+                    ttl_ms: ttl,
+                    ..Default::default()
+                })
+                .await;
+            match r {
+                Ok(n) => {
+                    let n = n.into_inner();
+                    let mut s = segs.lock().expect("segs");
+                    truncate(&mut s, &n.lease_id, n.granted_unix_ms);
+                    s.push(Seg {
+                        lease: n.lease_id,
+                        start: n.granted_unix_ms,
+                        end: n.expires_unix_ms,
+                        conns: n.conns,
+                        rate: n.rate_bps,
+                    });
+                }
+                Err(e) if e.code() == tonic::Code::NotFound => {
+                    alive = false;
+                    break;
+                }
+                Err(e) => panic!("renew: {e}"),
+            }
+        }
+        let fate: u32 = rand::rng().random_range(0..3);
+        match fate {
+            // Dies: the lease just expires.
+            0 => {}
+            _ if alive => {
+                if let Ok(r) = lease
+                    .release_origin_lease(pb::ReleaseLeaseRequest {
+                        lease_id: l.lease_id.clone(),
+                        relay_id: id.clone(),
+                        used_bytes: 0,
+                    })
+                    .await
+                {
+                    let at = r.into_inner().released_unix_ms;
+                    // Unused bytes go back to the window allowance.
+                    *bytes.lock().expect("bytes") -= l.bytes;
+                    truncate(&mut segs.lock().expect("segs"), &l.lease_id, at);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs 100 relays against `ctls` (spread across them) and checks the invariant.
+pub async fn check_invariant(ctls: &[&Ctl], rounds: usize) {
+    let mut admin = ctls[0].admin().await;
+    admin
+        .set_origin_limits(pb::SetOriginLimitsRequest {
+            limits: Some(pb::OriginLimits {
+                max_conns: Some(MAX_CONNS),
+                max_rate_bps: Some(MAX_RATE),
+                max_bytes: Some(MAX_BYTES),
+                window_secs: 3600,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("set limits");
+    let segs = Arc::new(Mutex::new(Vec::new()));
+    let bytes = Arc::new(Mutex::new(0i64));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let ctl = ctls[i % ctls.len()];
+        let mut relay = ctl.relay().await;
+        let id = format!("sim-{i}");
+        relay
+            .register_relay(pb::RegisterRelayRequest {
+                id: id.clone(),
+                zone: "z".into(),
+                capacity_bps: 1 + i as u64 * 10_000_000,
+                ..Default::default()
+            })
+            .await
+            .expect("register");
+        tasks.push(tokio::spawn(simulated_relay(ctl.lease().await, id, segs.clone(), bytes.clone(), rounds)));
+    }
+    // Live view while they run: ctl's own sums stay within the limits.
+    let mut checks = 0;
+    let mut max_seen = 0;
+    while !tasks.iter().all(|t| t.is_finished()) {
+        for ctl in ctls {
+            let mut a = ctl.admin().await;
+            let l =
+                a.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("limits").into_inner().limits;
+            let g = l.iter().find(|x| x.origin.is_empty()).expect("global row");
+            assert!(g.used_conns <= MAX_CONNS && g.used_rate_bps <= MAX_RATE, "live sums over limits: {g:?}");
+            assert!(g.used_bytes_in_window <= MAX_BYTES, "{g:?}");
+            max_seen = max_seen.max(g.used_conns);
+            checks += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in tasks {
+        t.await.expect("relay task");
+    }
+    assert!(checks > 5, "the run was too short to check anything");
+    assert!(max_seen > MAX_CONNS / 2, "load too light to test the invariant (max {max_seen})");
+    // Exact check on ctl's timestamps: at every grant instant, live segments fit the limits.
+    let segs = segs.lock().expect("segs").clone();
+    assert!(segs.len() > 150, "only {} grants", segs.len());
+    for s in &segs {
+        let t = s.start;
+        let live: Vec<&Seg> = segs.iter().filter(|x| x.start <= t && t < x.end).collect();
+        let conns: i64 = live.iter().map(|x| x.conns).sum();
+        let rate: i64 = live.iter().map(|x| x.rate).sum();
+        assert!(conns <= MAX_CONNS, "at {t}: {conns} conns live > {MAX_CONNS}");
+        assert!(rate <= MAX_RATE, "at {t}: {rate} B/s live > {MAX_RATE}");
+    }
+    let net = *bytes.lock().expect("bytes");
+    assert!(net <= MAX_BYTES, "net granted bytes {net} > {MAX_BYTES}");
+    let l = admin.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("limits").into_inner().limits;
+    assert_eq!(l[0].used_bytes_in_window, net, "ctl's window count matches grants minus returns");
+    // Dead relays' leases expire and their quota comes back.
+    let mut lease = ctls[0].lease().await;
+    let mut drained = None;
+    for _ in 0..40 {
+        let l =
+            admin.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("limits").into_inner().limits;
+        if l[0].used_conns == 0 && l[0].live_leases == 0 {
+            drained = Some(l[0].clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(drained.is_some(), "expired leases still counted after 4 s");
+    let fresh = lease
+        .acquire_origin_lease(pb::AcquireLeaseRequest {
+            relay_id: "sim-0".into(),
+            origin: "origin.test".into(),
+            ttl_ms: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("acquire after expiry")
+        .into_inner();
+    assert_eq!(fresh.conns, MAX_CONNS, "a lone relay gets the whole returned quota");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_invariant_one_ctl_sqlite() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    check_invariant(&[&ctl], 3).await;
+}

@@ -1,0 +1,114 @@
+//! floodgate-ctl over gRPC: real `floodgate-ctl serve` processes on 127.0.0.1, on SQLite and
+//! on PostgreSQL (a fresh database per test).
+
+mod flow;
+mod leases;
+mod postgres;
+mod requests;
+
+use floodgate_proto::v1::admin_service_client::AdminServiceClient;
+use floodgate_proto::v1::client_service_client::ClientServiceClient;
+use floodgate_proto::v1::lease_service_client::LeaseServiceClient;
+use floodgate_proto::v1::relay_service_client::RelayServiceClient;
+use floodgate_tests::{bin, free_addr, wait_for_listen, ChildGuard};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+
+pub const ADMIN: &str = "admin-token-1";
+pub const RELAY: &str = "relay-token-1";
+pub const CLIENT: &str = "client-token-1";
+
+/// Adds a bearer token.
+#[derive(Clone)]
+pub struct Auth(MetadataValue<Ascii>);
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+pub fn auth(token: &str) -> Auth {
+    Auth(format!("Bearer {token}").parse().expect("ascii token"))
+}
+
+pub type Admin = AdminServiceClient<InterceptedService<Channel, Auth>>;
+pub type Relay = RelayServiceClient<InterceptedService<Channel, Auth>>;
+pub type Lease = LeaseServiceClient<InterceptedService<Channel, Auth>>;
+pub type Client = ClientServiceClient<InterceptedService<Channel, Auth>>;
+
+/// A running ctl.
+pub struct Ctl {
+    pub child: ChildGuard,
+    pub addr: SocketAddr,
+}
+
+impl Ctl {
+    /// Starts `floodgate-ctl serve` on a free port with `db` and waits until it listens.
+    pub fn start(db: &str, extra: &[&str]) -> Ctl {
+        Self::start_at(free_addr(), db, extra)
+    }
+
+    /// Like `start` on a given address (for restarts).
+    pub fn start_at(addr: SocketAddr, db: &str, extra: &[&str]) -> Ctl {
+        let mut cmd = Command::new(bin("floodgate-ctl"));
+        cmd.args(["serve", "--listen", &addr.to_string(), "--db", db])
+            .args(extra)
+            .env("FLOODGATE_ADMIN_TOKEN", ADMIN)
+            .env("FLOODGATE_RELAY_TOKEN", RELAY)
+            .env("FLOODGATE_CLIENT_TOKEN", CLIENT)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        let child = ChildGuard::spawn(&mut cmd).expect("spawn floodgate-ctl");
+        assert!(wait_for_listen(addr, Duration::from_secs(30)), "floodgate-ctl did not listen on {addr}");
+        Ctl { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to ctl")
+    }
+
+    pub async fn admin(&self) -> Admin {
+        AdminServiceClient::with_interceptor(self.channel().await, auth(ADMIN))
+            .max_decoding_message_size(64 << 20)
+    }
+
+    pub async fn relay(&self) -> Relay {
+        RelayServiceClient::with_interceptor(self.channel().await, auth(RELAY))
+    }
+
+    pub async fn lease(&self) -> Lease {
+        LeaseServiceClient::with_interceptor(self.channel().await, auth(RELAY))
+    }
+
+    pub async fn client(&self) -> Client {
+        ClientServiceClient::with_interceptor(self.channel().await, auth(CLIENT))
+    }
+}
+
+/// Next message of a stream within `secs`, panicking with `what` otherwise.
+pub async fn next<T>(s: &mut tonic::Streaming<T>, secs: u64, what: &str) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), s.message()).await {
+        Ok(Ok(Some(m))) => m,
+        Ok(Ok(None)) => panic!("{what}: stream ended"),
+        Ok(Err(e)) => panic!("{what}: stream error {e}"),
+        Err(_) => panic!("{what}: nothing within {secs} s"),
+    }
+}
+
+/// A SQLite URL in a fresh temp dir (kept alive by the returned guard).
+pub fn sqlite_db() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("ctl.db").display());
+    (dir, url)
+}

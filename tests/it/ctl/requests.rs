@@ -1,0 +1,197 @@
+//! Authentication and malformed requests, over gRPC and through the CLI.
+
+use super::*;
+use floodgate_proto::v1 as pb;
+use tonic::Code;
+
+fn dist_req(url: &str) -> pb::CreateDistributionRequest {
+    pb::CreateDistributionRequest {
+        origin_url: url.into(),
+        targets: Some(pb::TargetSelector { client_ids: vec!["c1".into()], ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tokens_are_rejected_and_change_nothing() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let ch = ctl.channel().await;
+    for token in ["wrong-token", RELAY, CLIENT] {
+        let mut a = AdminServiceClient::with_interceptor(ch.clone(), auth(token));
+        let e = a.create_distribution(dist_req("http://o.test/f")).await.expect_err("must be rejected");
+        assert_eq!(e.code(), Code::Unauthenticated, "token {token}");
+        let e = a.set_origin_limits(pb::SetOriginLimitsRequest {
+            limits: Some(pb::OriginLimits { max_conns: Some(1), ..Default::default() }),
+        });
+        assert_eq!(e.await.expect_err("limits rejected").code(), Code::Unauthenticated);
+    }
+    let mut none = AdminServiceClient::new(ch.clone());
+    assert_eq!(
+        none.list_distributions(pb::ListDistributionsRequest {}).await.expect_err("no token").code(),
+        Code::Unauthenticated
+    );
+    let mut r = RelayServiceClient::with_interceptor(ch.clone(), auth(CLIENT));
+    let e = r.register_relay(pb::RegisterRelayRequest { id: "evil".into(), ..Default::default() }).await;
+    assert_eq!(e.expect_err("client token on relay API").code(), Code::Unauthenticated);
+    let mut c = ClientServiceClient::with_interceptor(ch.clone(), auth(RELAY));
+    let e = c.register_client(pb::RegisterClientRequest { id: "evil".into(), ..Default::default() }).await;
+    assert_eq!(e.expect_err("relay token on client API").code(), Code::Unauthenticated);
+    let mut l = LeaseServiceClient::with_interceptor(ch.clone(), auth(CLIENT));
+    let e = l
+        .acquire_origin_lease(pb::AcquireLeaseRequest {
+            relay_id: "x".into(),
+            origin: "o.test".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(e.expect_err("client token on lease API").code(), Code::Unauthenticated);
+
+    // Nothing changed.
+    let mut admin = ctl.admin().await;
+    assert!(admin
+        .list_distributions(pb::ListDistributionsRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .distributions
+        .is_empty());
+    assert!(admin
+        .list_relays(pb::ListRelaysRequest {})
+        .await
+        .expect("relays")
+        .into_inner()
+        .relays
+        .is_empty());
+    assert!(admin
+        .list_clients(pb::ListClientsRequest {})
+        .await
+        .expect("clients")
+        .into_inner()
+        .clients
+        .is_empty());
+    let limits =
+        admin.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("limits").into_inner().limits;
+    assert_eq!(limits.len(), 1);
+    assert_eq!(limits[0].max_conns, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let mut admin = ctl.admin().await;
+    for url in ["ftp://o.test/f", "not a url", "http:///nohost", ""] {
+        let e = admin.create_distribution(dist_req(url)).await.expect_err("bad url");
+        assert_eq!(e.code(), Code::InvalidArgument, "{url}: {}", e.message());
+    }
+    let mut no_targets = dist_req("http://o.test/f");
+    no_targets.targets = None;
+    assert_eq!(
+        admin.create_distribution(no_targets).await.expect_err("no targets").code(),
+        Code::InvalidArgument
+    );
+    let mut bad_hashes = dist_req("http://o.test/f");
+    bad_hashes.piece_hashes = vec![0u8; 21];
+    assert_eq!(
+        admin.create_distribution(bad_hashes).await.expect_err("bad hashes").code(),
+        Code::InvalidArgument
+    );
+    let mut big = dist_req("http://o.test/f");
+    big.torrent = vec![b'd'; 17 << 20];
+    let e = admin.create_distribution(big).await.expect_err("oversized");
+    assert!(matches!(e.code(), Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument), "{e:?}");
+    for id in ["d-unknown", ""] {
+        let e =
+            admin.get_distribution(pb::GetDistributionRequest { id: id.into() }).await.expect_err("unknown");
+        assert_eq!(e.code(), Code::NotFound);
+        let e = admin
+            .cancel_distribution(pb::CancelDistributionRequest { id: id.into() })
+            .await
+            .expect_err("unknown");
+        assert_eq!(e.code(), Code::NotFound);
+    }
+    let e = admin.set_origin_limits(pb::SetOriginLimitsRequest {
+        limits: Some(pb::OriginLimits { max_rate_bps: Some(-1), ..Default::default() }),
+    });
+    assert_eq!(e.await.expect_err("negative").code(), Code::InvalidArgument);
+    let mut client = ctl.client().await;
+    let e = client.report_progress(pb::ProgressReport {
+        client_id: "c1".into(),
+        dist_id: "d-none".into(),
+        state: pb::TaskState::Running as i32,
+        ..Default::default()
+    });
+    assert_eq!(e.await.expect_err("unassigned").code(), Code::NotFound);
+    let mut lease = ctl.lease().await;
+    let e = lease.acquire_origin_lease(pb::AcquireLeaseRequest {
+        relay_id: "ghost".into(),
+        origin: "o.test".into(),
+        ..Default::default()
+    });
+    assert_eq!(e.await.expect_err("unregistered relay").code(), Code::NotFound);
+    assert!(admin
+        .list_distributions(pb::ListDistributionsRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .distributions
+        .is_empty());
+}
+
+fn cli(ctl: &Ctl, args: &[&str], token: &str) -> std::process::Output {
+    Command::new(bin("floodgate-ctl"))
+        .args(args)
+        .env("FLOODGATE_CTL", ctl.url())
+        .env("FLOODGATE_TOKEN", token)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run floodgate-ctl")
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "cli failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_json_roundtrip() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let created = json(&cli(
+        &ctl,
+        &["dist", "create", "http://o.test/f.iso", "--targets", "c1,label:gpu", "--json"],
+        ADMIN,
+    ));
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(created["target_count"], 1);
+    let list = json(&cli(&ctl, &["dist", "list", "--json"], ADMIN));
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["targets"]["labels"][0], "gpu");
+    let got = json(&cli(&ctl, &["dist", "get", &id, "--json"], ADMIN));
+    assert_eq!(got["state"], "active");
+    let set = json(&cli(
+        &ctl,
+        &["limits", "set", "--conns", "20", "--rate", "1000000", "--origin", "o.test", "--json"],
+        ADMIN,
+    ));
+    assert_eq!(set[0]["origin"], "o.test");
+    assert_eq!(set[0]["max_conns"], 20);
+    let all = json(&cli(&ctl, &["limits", "get", "--json"], ADMIN));
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    assert!(json(&cli(&ctl, &["relays", "--json"], ADMIN)).as_array().is_some_and(Vec::is_empty));
+    assert!(json(&cli(&ctl, &["clients", "--json"], ADMIN)).as_array().is_some_and(Vec::is_empty));
+    let cancelled = json(&cli(&ctl, &["dist", "cancel", &id, "--json"], ADMIN));
+    assert_eq!(cancelled["state"], "cancelled");
+    let bad = cli(&ctl, &["limits", "set", "--conns", "-3"], ADMIN);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("InvalidArgument"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let denied = cli(&ctl, &["dist", "list", "--json"], "nope-nope");
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("Unauthenticated"));
+}
