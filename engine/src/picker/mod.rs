@@ -9,8 +9,9 @@
 //! 1. pieces set to [`Priority::High`], in the order they were set;
 //! 2. in sequential mode, pieces from the cursor upwards (a relay's stream consumer);
 //! 3. partially requested pieces with free blocks (finish pieces so they can be shared, as
-//!    libtorrent does), scanned a word (64 pieces) at a time against the peer's bitfield, from
-//!    a random start;
+//!    libtorrent does), found through a two-level bitfield (a summary bit per 64 pieces, so
+//!    ~16 word reads for 64k pieces) and matched a word at a time against the peer's bitfield,
+//!    from a random start;
 //! 4. rarest first: wanted pieces are kept bucketed by availability in the map (updated in O(1)
 //!    per HAVE; see `piece_map/availability.rs`), each bucket in random order, so the walk starts
 //!    at the rarest bucket and stops as soon as it has `max` blocks; there is no per-pick sort
@@ -267,16 +268,11 @@ impl Picker {
         out: &mut Vec<BlockRef>,
     ) {
         let words = peer.words();
-        let partial = self.map.partial();
-        let n = words.len();
-        let start = rand::random_range(0..n);
-        for k in 0..n {
-            let w = (start + k) % n;
-            let cand = partial.word(w) & words[w];
-            if cand != 0 && self.scan_word(w, cand, peer, slot, left, out) {
-                return;
-            }
-        }
+        let start = rand::random_range(0..words.len().div_ceil(64));
+        self.map.partial().for_each_word(start, |w, bits| {
+            let cand = bits & words[w];
+            cand != 0 && self.scan_word(w, cand, peer, slot, left, out)
+        });
     }
 
     fn pick_rarest(&self, peer: BitfieldView<'_>, slot: PeerSlot, left: &mut usize, out: &mut Vec<BlockRef>) {
@@ -288,8 +284,8 @@ impl Picker {
                 continue;
             }
             let start = rand::random_range(0..len);
-            for k in 0..len {
-                let p = PieceIndex(bucket[(start + k) % len]);
+            for &p in bucket[start..].iter().chain(&bucket[..start]) {
+                let p = PieceIndex(p);
                 if self.wanted(peer, p) && self.map.has_free_blocks(p) {
                     self.fill(p, slot, left, out);
                     if *left == 0 {
@@ -308,9 +304,8 @@ impl Picker {
         out: &mut Vec<BlockRef>,
     ) {
         let words = peer.words();
-        let partial = self.map.partial();
-        for (w, &pw) in words.iter().enumerate() {
-            let mut bits = partial.word(w) & pw;
+        self.map.partial().for_each_word(0, |w, bits| {
+            let mut bits = bits & words[w];
             while bits != 0 && *left > 0 {
                 let p = PieceIndex((w * 64) as u32 + bits.trailing_zeros());
                 bits &= bits - 1;
@@ -318,6 +313,7 @@ impl Picker {
                     *left -= self.map.claim_duplicates(p, slot, self.config.endgame_cap, *left, out);
                 }
             }
-        }
+            *left == 0
+        });
     }
 }

@@ -54,6 +54,7 @@ mod availability;
 mod bitfield;
 mod check;
 mod endgame;
+mod partial;
 #[cfg(test)]
 mod tests;
 
@@ -65,6 +66,7 @@ use crate::layout::Layout;
 use crate::types::{BlockRef, PieceIndex, BLOCK_SIZE};
 use availability::Availability;
 use endgame::Extras;
+use partial::PartialSet;
 
 /// Identifies one requester (a peer connection, or the HTTP gap-filler) in the block table.
 ///
@@ -182,7 +184,7 @@ pub struct PieceMap {
     blocks: Box<[AtomicU32]>,
     have: AtomicBitfield,
     verified: AtomicBitfield,
-    partial: AtomicBitfield,
+    partial: PartialSet,
     availability: Availability,
     extras: Extras,
     unclaimed: AtomicI64,
@@ -223,7 +225,7 @@ impl PieceMap {
             blocks: (0..total_blocks).map(|_| AtomicU32::new(FREE)).collect(),
             have: AtomicBitfield::new(piece_count),
             verified: AtomicBitfield::new(piece_count),
-            partial: AtomicBitfield::new(piece_count),
+            partial: PartialSet::new(piece_count),
             availability: Availability::new(0, |_| false),
             extras: Extras::default(),
             unclaimed: AtomicI64::new(total_blocks as i64),
@@ -363,7 +365,7 @@ impl PieceMap {
         &self.availability
     }
 
-    pub(crate) fn partial(&self) -> &AtomicBitfield {
+    pub(crate) fn partial(&self) -> &PartialSet {
         &self.partial
     }
 
