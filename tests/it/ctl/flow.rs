@@ -295,3 +295,53 @@ async fn dead_relay_is_replaced() {
     assert_eq!(d.relay_ids, vec!["rb".to_string()]);
     hb.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_targets_join_later_and_watch_streams_progress() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let (mut admin, mut client) = (ctl.admin().await, ctl.client().await);
+    let created = admin
+        .create_distribution(create_req(pb::TargetSelector {
+            labels: vec!["edge".into()],
+            ..Default::default()
+        }))
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!(created.target_count, 0, "nobody carries the label yet");
+    let mut watch = admin
+        .watch_distribution(pb::GetDistributionRequest { id: created.id.clone() })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(next(&mut watch, 5, "first snapshot").await.stats.expect("stats").targets, 0);
+    // A client registering later with the label joins; one without does not.
+    register_client(&mut client, "late", &["edge"]).await;
+    register_client(&mut client, "other", &["core"]).await;
+    let mut late = client
+        .watch_tasks(pb::WatchTasksRequest { client_id: "late".into() })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(assigned(next(&mut late, 5, "late label task").await).dist_id, created.id);
+    let d = next(&mut watch, 5, "snapshot with the new target").await;
+    assert_eq!(d.stats.expect("stats").targets, 1);
+    client
+        .report_progress(pb::ProgressReport {
+            client_id: "late".into(),
+            dist_id: created.id.clone(),
+            bytes_bt: 1000,
+            state: pb::TaskState::Done as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("done");
+    let mut last = None;
+    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_secs(5), watch.message()).await {
+        last = Some(d);
+    }
+    let last = last.expect("updates after progress");
+    assert_eq!(last.state, pb::DistState::Done as i32, "watch ends with the final state");
+    assert_eq!(last.stats.expect("stats").done, 1);
+}

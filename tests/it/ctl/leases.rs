@@ -227,3 +227,77 @@ async fn lease_invariant_one_ctl_sqlite() {
     let ctl = Ctl::start(&db, &[]);
     check_invariant(&[&ctl], 3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_origin_quality_lowers_grants() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let (mut admin, mut relay, mut lease) = (ctl.admin().await, ctl.relay().await, ctl.lease().await);
+    admin
+        .set_origin_limits(pb::SetOriginLimitsRequest {
+            limits: Some(pb::OriginLimits { max_conns: Some(100), ..Default::default() }),
+        })
+        .await
+        .expect("limits");
+    for id in ["good", "slow", "probe"] {
+        relay
+            .register_relay(pb::RegisterRelayRequest { id: id.into(), ..Default::default() })
+            .await
+            .expect("register");
+    }
+    let hb = |id: &str, lat: f64, errors: u64| pb::RelayHeartbeatRequest {
+        id: id.into(),
+        origin_latency_ms: lat,
+        origin_errors: errors,
+        ..Default::default()
+    };
+    relay.relay_heartbeat(hb("good", 20.0, 0)).await.expect("hb");
+    relay.relay_heartbeat(hb("slow", 800.0, 3)).await.expect("hb");
+    let acquire = |id: &str| pb::AcquireLeaseRequest {
+        relay_id: id.into(),
+        origin: "o.test".into(),
+        ttl_ms: 5000,
+        ..Default::default()
+    };
+    // A probe holds a share so the others are weighed against it.
+    let mut probe = acquire("probe");
+    probe.want_conns = 20;
+    lease.acquire_origin_lease(probe).await.expect("probe");
+    let good = lease.acquire_origin_lease(acquire("good")).await.expect("good").into_inner();
+    lease
+        .release_origin_lease(pb::ReleaseLeaseRequest {
+            lease_id: good.lease_id.clone(),
+            relay_id: "good".into(),
+            used_bytes: 0,
+        })
+        .await
+        .expect("release good");
+    let slow_before = lease.acquire_origin_lease(acquire("slow")).await.expect("slow").into_inner();
+    lease
+        .release_origin_lease(pb::ReleaseLeaseRequest {
+            lease_id: slow_before.lease_id.clone(),
+            relay_id: "slow".into(),
+            used_bytes: 0,
+        })
+        .await
+        .expect("release");
+    relay.relay_heartbeat(hb("slow", 20.0, 0)).await.expect("recovered");
+    let slow_after = lease.acquire_origin_lease(acquire("slow")).await.expect("slow again").into_inner();
+    assert!(
+        slow_before.conns < slow_after.conns,
+        "a relay reporting high origin latency and errors gets less: {} vs {} when healthy (good got {})",
+        slow_before.conns,
+        slow_after.conns,
+        good.conns
+    );
+    assert_eq!(slow_after.conns, good.conns, "once healthy it is weighed like the good relay");
+}
+
+/// Long variant: more rounds per relay. Run with `cargo test -p floodgate-tests ctl -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn lease_invariant_stress_sqlite() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    check_invariant(&[&ctl], 12).await;
+}
