@@ -6,8 +6,11 @@ use floodgate_proto::v1 as pb;
 use rand::Rng;
 use std::sync::{Arc, Mutex};
 
+/// Global connection limit in the invariant test.
 pub const MAX_CONNS: i64 = 150;
+/// Global rate limit.
 pub const MAX_RATE: i64 = 10_000_000;
+/// Global bytes per window.
 pub const MAX_BYTES: i64 = 2_000_000_000;
 
 /// A span `[start, end)` (ctl clock, ms) in which a lease held `conns` and `rate`.

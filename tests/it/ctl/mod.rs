@@ -19,8 +19,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
+/// Admin token the test ctl runs with.
 pub const ADMIN: &str = "admin-token-1";
+/// Relay token.
 pub const RELAY: &str = "relay-token-1";
+/// Client token.
 pub const CLIENT: &str = "client-token-1";
 
 /// Adds a bearer token.
@@ -34,18 +37,25 @@ impl Interceptor for Auth {
     }
 }
 
+/// An interceptor sending `token`.
 pub fn auth(token: &str) -> Auth {
     Auth(format!("Bearer {token}").parse().expect("ascii token"))
 }
 
+/// Admin client with a token.
 pub type Admin = AdminServiceClient<InterceptedService<Channel, Auth>>;
+/// Relay client with a token.
 pub type Relay = RelayServiceClient<InterceptedService<Channel, Auth>>;
+/// Lease client with a token.
 pub type Lease = LeaseServiceClient<InterceptedService<Channel, Auth>>;
+/// Client-API client with a token.
 pub type Client = ClientServiceClient<InterceptedService<Channel, Auth>>;
 
 /// A running ctl.
 pub struct Ctl {
+    /// The process (killed on drop).
     pub child: ChildGuard,
+    /// Its gRPC address.
     pub addr: SocketAddr,
 }
 
@@ -70,27 +80,33 @@ impl Ctl {
         Ctl { child, addr }
     }
 
+    /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// A new connection.
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to ctl")
     }
 
+    /// Admin client (admin token).
     pub async fn admin(&self) -> Admin {
         AdminServiceClient::with_interceptor(self.channel().await, auth(ADMIN))
             .max_decoding_message_size(64 << 20)
     }
 
+    /// Relay client (relay token).
     pub async fn relay(&self) -> Relay {
         RelayServiceClient::with_interceptor(self.channel().await, auth(RELAY))
     }
 
+    /// Lease client (relay token).
     pub async fn lease(&self) -> Lease {
         LeaseServiceClient::with_interceptor(self.channel().await, auth(RELAY))
     }
 
+    /// Client-API client (client token).
     pub async fn client(&self) -> Client {
         ClientServiceClient::with_interceptor(self.channel().await, auth(CLIENT))
     }

@@ -10,6 +10,7 @@ use pb::task_event;
 /// A fresh database `floodgate_test_<random>`, dropped on drop.
 pub struct PgDb {
     name: String,
+    /// Its connection URL.
     pub url: String,
 }
 
@@ -21,6 +22,7 @@ fn psql(sql: &str) -> std::process::Output {
 }
 
 impl PgDb {
+    /// Creates the database; fails the test if PostgreSQL is unreachable.
     pub fn create() -> PgDb {
         let ready =
             Command::new("pg_isready").args(["-h", "127.0.0.1", "-p", "5432"]).output().map(|o| o.status);
