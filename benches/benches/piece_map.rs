@@ -96,6 +96,7 @@ fn availability(c: &mut Criterion) {
             })
         });
         let have = map.piece_count() / 2;
+        g.throughput(Throughput::Elements(2));
         g.bench_function(BenchmarkId::new("peer_has_lost", n), |b| {
             b.iter(|| {
                 map.peer_has(black_box(have)).unwrap();

@@ -296,6 +296,8 @@ impl Picker {
         }
     }
 
+    /// Endgame: walks the wanted pieces (few by now) rarest first and requests blocks that
+    /// others already requested.
     fn pick_endgame(
         &self,
         peer: BitfieldView<'_>,
@@ -303,17 +305,15 @@ impl Picker {
         left: &mut usize,
         out: &mut Vec<BlockRef>,
     ) {
-        let words = peer.words();
-        self.map.partial().for_each_word(0, |w, bits| {
-            let mut bits = bits & words[w];
-            while bits != 0 && *left > 0 {
-                let p = PieceIndex((w * 64) as u32 + bits.trailing_zeros());
-                bits &= bits - 1;
-                if self.wanted(peer, p) {
-                    *left -= self.map.claim_duplicates(p, slot, self.config.endgame_cap, *left, out);
+        let order = self.map.rarity().read();
+        for &p in order.buckets().iter().skip(1).flatten() {
+            let p = PieceIndex(p);
+            if self.wanted(peer, p) {
+                *left -= self.map.claim_duplicates(p, slot, self.config.endgame_cap, *left, out);
+                if *left == 0 {
+                    return;
                 }
             }
-            *left == 0
-        });
+        }
     }
 }

@@ -435,7 +435,11 @@ impl PieceMap {
         {
             return None;
         }
-        if self.pieces[piece.get()].claimed.fetch_add(1, Ordering::AcqRel) == 0 {
+        // The partial set holds pieces with 0 < claimed < n (a hint, see `partial.rs`).
+        let claimed = self.pieces[piece.get()].claimed.fetch_add(1, Ordering::AcqRel) + 1;
+        if claimed == self.block_count(piece) {
+            self.partial.remove(piece);
+        } else if claimed == 1 {
             self.partial.insert(piece);
         }
         self.unclaimed.fetch_sub(1, Ordering::AcqRel);
@@ -455,8 +459,11 @@ impl PieceMap {
         if word.compare_exchange(slot.tag(), FREE, Ordering::AcqRel, Ordering::Relaxed).is_err() {
             return Ok(false);
         }
-        if self.pieces[block.piece.get()].claimed.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let claimed = self.pieces[block.piece.get()].claimed.fetch_sub(1, Ordering::AcqRel) - 1;
+        if claimed == 0 {
             self.partial.remove(block.piece);
+        } else if claimed + 1 == self.block_count(block.piece) {
+            self.partial.insert(block.piece);
         }
         self.unclaimed.fetch_add(1, Ordering::AcqRel);
         Ok(true)

@@ -1,4 +1,5 @@
-//! The set of partially requested pieces, with a summary level so that finding its members
+//! The set of partially requested pieces (some blocks claimed, some still free), with a
+//! summary level so that finding its members
 //! costs O(pieces / 4096) word reads instead of O(pieces / 64).
 //!
 //! Bit `w` of the summary is set iff word `w` of the set may be non-zero. `remove` clears the
