@@ -8,13 +8,13 @@ use std::path::{Component, Path};
 use super::Hasher;
 use crate::layout::Layout;
 
-/// Bytes read per `pread`: large sequential reads, a few pieces at a time.
-const READ_CHUNK: usize = 4 << 20;
+/// Bytes read per `pread`: large sequential reads that still fit in L2 while being hashed.
+const READ_CHUNK: usize = 1 << 20;
 
 /// SHA-1 of every piece of `layout`, read from the files under `root`, on `threads` threads
 /// (`0` = one per core).
 ///
-/// Each thread takes a contiguous run of pieces and reads it sequentially in 4 MiB `pread`s,
+/// Each thread takes a contiguous run of pieces and reads it sequentially in 1 MiB `pread`s,
 /// hashing piece by piece; a piece may span files. Fails if a file is missing or shorter than
 /// the layout says, or if a layout path is absolute or contains `..`.
 pub fn hash_pieces(layout: &Layout, root: &Path, threads: usize) -> io::Result<Vec<[u8; 20]>> {

@@ -12,12 +12,13 @@ use bytes::{Bytes, BytesMut};
 use super::{FsyncPolicy, StoreConfig, StoreError};
 use crate::layout::Layout;
 use crate::types::PieceIndex;
-use crate::uring::{self, Op, ReadSeg};
+use crate::uring::{self, Backend, Op, ReadSeg};
 
 /// Ops pushed per `io_uring_enter` by the write paths (kept on the stack: no allocation).
 const BATCH: usize = 32;
 
-/// A piece store over real files, doing its I/O on the calling thread's io_uring.
+/// A piece store over real files, doing its I/O through [`crate::uring`] on the calling thread
+/// (its ring or `pread`/`pwrite`, per [`StoreConfig`]).
 ///
 /// `Sync`: any number of threads may read and write disjoint ranges at once (positional I/O
 /// on shared file descriptors, a ring per thread, no lock).
@@ -28,6 +29,8 @@ pub struct UringStore {
     /// One per layout file; `None` for zero-length files (created, never kept open).
     files: Vec<Option<File>>,
     fsync: FsyncPolicy,
+    writes: Backend,
+    reads: Backend,
     closed: AtomicBool,
 }
 
@@ -99,6 +102,8 @@ impl UringStore {
             root: root.to_path_buf(),
             files,
             fsync: config.fsync,
+            writes: config.writes,
+            reads: config.reads,
             closed: AtomicBool::new(false),
         })
     }
@@ -156,13 +161,13 @@ impl UringStore {
                 ops[n] = Op::write(self.file(seg.file)?, seg.file_offset, part);
                 n += 1;
                 if n == BATCH {
-                    uring::submit(&mut ops[..n]).map_err(|e| self.write_err(total, e))?;
+                    uring::submit_via(&mut ops[..n], self.writes).map_err(|e| self.write_err(total, e))?;
                     n = 0;
                 }
             }
             pos += data.len() as u64;
         }
-        uring::submit(&mut ops[..n]).map_err(|e| self.write_err(total, e))
+        uring::submit_via(&mut ops[..n], self.writes).map_err(|e| self.write_err(total, e))
     }
 
     /// Reads `len` bytes at stream offset `offset` into a fresh buffer.
@@ -193,7 +198,7 @@ impl UringStore {
                 len: seg.len as usize,
             })
         });
-        let (res, buf) = uring::read_segments(buf, len, segs);
+        let (res, buf) = uring::read_segments(buf, len, segs, self.reads);
         (res.map_err(|source| StoreError::Io { op: "read", path: self.root.clone(), source }), buf)
     }
 

@@ -1,14 +1,15 @@
 //! The piece store: a torrent's byte stream laid over its files in a download directory.
 //!
-//! [`Store`] is what callers hold: [`Store::Uring`] writes real files through the io_uring
-//! edge ([`crate::uring`]), [`Store::Memory`] keeps everything in RAM for tests. Both take
+//! [`Store`] is what callers hold: [`Store::Uring`] keeps real files and does its I/O through
+//! the io_uring edge ([`crate::uring`]: reads on the thread's ring, writes with `pwrite` by
+//! default, see [`StoreConfig`]), [`Store::Memory`] keeps everything in RAM for tests. Both take
 //! stream offsets (the torrent as one byte string) and split them across files with
 //! [`Layout::segments`].
 //!
 //! # Use from a multi-threaded peer engine
 //!
 //! Share one `Arc<Store>` among all peer threads (it is `Send + Sync`, lock-free on the disk
-//! path; each thread's I/O goes through that thread's own ring). As a block arrives as `Bytes`,
+//! path; each thread's I/O goes through that thread's own ring or syscalls). As a block arrives as `Bytes`,
 //! write it at once with [`Store::write_at`] (the kernel copies it into the page cache straight
 //! from the `Bytes`; no user-space copy), and keep a clone of the `Bytes` (a reference count) in
 //! the piece's block list. When the piece is complete, move the list into
@@ -42,6 +43,7 @@ pub use memory::MemoryStore;
 
 use crate::layout::Layout;
 use crate::types::PieceIndex;
+pub use crate::uring::Backend;
 
 /// When the store asks the kernel to put data on stable storage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,11 +64,23 @@ pub struct StoreConfig {
     pub fsync: FsyncPolicy,
     /// Reserve each file's blocks with `fallocate` at open (fails early if the disk is full).
     pub preallocate: bool,
+    /// How writes reach the kernel. Default [`Backend::Sync`]: buffered `pwrite` on the calling
+    /// thread; on ext4 io_uring punts buffered writes to `iou-wrk` threads, measured 2-3x
+    /// slower (`BENCHMARKS.md`).
+    pub writes: Backend,
+    /// How reads reach the kernel. Default [`Backend::IoUring`] (cached reads complete inline;
+    /// on par with `pread`, one submission for a range spanning files).
+    pub reads: Backend,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { fsync: FsyncPolicy::OnClose, preallocate: true }
+        StoreConfig {
+            fsync: FsyncPolicy::OnClose,
+            preallocate: true,
+            writes: Backend::Sync,
+            reads: Backend::IoUring,
+        }
     }
 }
 

@@ -4,27 +4,33 @@
 //!
 //! Every thread that touches the store (a peer runtime thread, the relay's HTTP threads, a test)
 //! lazily gets its own small ring in a thread-local (`IORING_SETUP_SINGLE_ISSUER |
-//! COOP_TASKRUN`). A call pushes all of its operations at once (one SQE per file segment; a whole
-//! piece's blocks in one `io_uring_enter`), waits for their completions, resubmits short
-//! transfers, and returns. Why not tokio-uring:
+//! COOP_TASKRUN`, 64 entries). A call pushes all of its operations at once (one SQE per file
+//! segment: a read spanning files, or a piece's blocks, is one `io_uring_enter`), waits for their
+//! completions, resubmits short transfers, and returns. Why not tokio-uring:
 //!
 //! * the store must work from *any* thread: peer runtimes (one per core), plain relay threads,
 //!   tests. tokio-uring operations only run inside a tokio-uring runtime; a thread-local ring
 //!   works everywhere, with no runtime and no cross-thread hand-off;
-//! * buffered file I/O mostly completes from the page cache inside the submitting
-//!   `io_uring_enter`, so waiting on it is microseconds. What the ring buys is batching: one
-//!   syscall for a piece's worth of block writes across several files;
+//! * buffered file I/O on cached pages completes inside the submitting `io_uring_enter`, so
+//!   waiting for it is microseconds, and a future async path loses little by calling it inline;
 //! * soundness is local: buffers are borrowed (or owned) for the whole call and the call never
 //!   returns, nor unwinds, while the kernel still holds a pointer (see [`submit`]).
 //!
-//! The peer runtimes planned on tokio-uring can call the store directly (the wait is short) or,
-//! later, submit the same owned-buffer writes on their runtime's ring
+//! Every call can also go through plain `pread`/`pwrite` ([`Backend::Sync`], [`submit_via`]):
+//! measured on this project's ext4 disks (Linux 6.18), io_uring hands *buffered writes* to
+//! `iou-wrk` worker threads, which made 16 KiB block writes 2-3x slower than `pwrite` (see
+//! `BENCHMARKS.md`), while reads were on par. The store therefore writes with `pwrite` and reads
+//! through the ring by default, each configurable (`store::StoreConfig`). Either way a block's
+//! `Bytes` goes from the socket buffer to the kernel's page cache with no user-space copy.
+//!
+//! The peer runtimes planned on tokio-uring can call the store directly (the calls are short) or
+//! later submit the same owned-buffer writes on their own ring
 //! (`tokio_uring::fs::File::from_std(..).write_at(bytes, off)` takes a `Bytes`): the store's
 //! files are plain `std::fs::File`s and its offsets come from [`crate::layout::Layout`].
 //!
 //! Owned-buffer calls return the buffer with the result, `(io::Result<T>, B)`, even on failure.
-//! If io_uring is unavailable (old kernel, seccomp) or `FLOODGATE_URING=off` is set, the same
-//! calls fall back to `pread`/`pwrite`; [`backend`] tells which one a thread uses.
+//! If io_uring is unavailable (old kernel, seccomp) or `FLOODGATE_URING=off` is set, ring calls
+//! fall back to `pread`/`pwrite`; [`backend`] tells which one a thread has.
 //!
 //! All of the engine's `unsafe` lives here.
 
@@ -33,7 +39,7 @@ mod op;
 mod ring;
 
 pub use buf::IoBufMut;
-pub use op::{fallocate, read_exact_at, read_segments, submit, write_all_at, Op, ReadSeg};
+pub use op::{fallocate, read_exact_at, read_segments, submit, submit_via, write_all_at, Op, ReadSeg};
 pub use ring::{backend, Backend};
 
 #[cfg(test)]
@@ -75,10 +81,11 @@ mod tests {
 
         // Segments must tile the range.
         let seg = |buf_offset, len| ReadSeg { file: &file, file_offset: 0, buf_offset, len };
-        let (res, buf) = read_segments(Vec::with_capacity(20), 20, [seg(0, 10), seg(11, 9)]);
+        let (res, buf) =
+            read_segments(Vec::with_capacity(20), 20, [seg(0, 10), seg(11, 9)], Backend::IoUring);
         assert_eq!(res.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput));
         assert!(buf.is_empty());
-        let (res, buf) = read_segments(Vec::with_capacity(20), 20, [seg(0, 10), seg(10, 10)]);
+        let (res, buf) = read_segments(Vec::with_capacity(20), 20, [seg(0, 10), seg(10, 10)], Backend::Sync);
         res?;
         assert_eq!(buf, vec![0u8; 20]);
 

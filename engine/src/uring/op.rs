@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 
 use super::buf::IoBufMut;
-use super::ring::{run, Kind, RawOp};
+use super::ring::{run, Backend, Kind, RawOp};
 
 /// Operations pushed to the ring per `io_uring_enter` by the owned-buffer helpers.
 const CHUNK_OPS: usize = 32;
@@ -70,6 +70,12 @@ impl Default for Op<'_> {
 /// Short transfers are resubmitted; the first error is returned once nothing is in flight
 /// (ops after a failed one may or may not have run: see [`Op::done`]).
 pub fn submit(ops: &mut [Op<'_>]) -> io::Result<()> {
+    submit_via(ops, Backend::IoUring)
+}
+
+/// [`submit`] through a chosen mechanism: the thread's ring, or `pread`/`pwrite` in a loop
+/// (faster for buffered writes on filesystems where io_uring punts them to worker threads).
+pub fn submit_via(ops: &mut [Op<'_>], via: Backend) -> io::Result<()> {
     let mut raws = [RawOp::EMPTY; CHUNK_OPS];
     for chunk in ops.chunks_mut(CHUNK_OPS) {
         for (raw, op) in raws.iter_mut().zip(chunk.iter()) {
@@ -79,7 +85,7 @@ pub fn submit(ops: &mut [Op<'_>]) -> io::Result<()> {
         // SAFETY: each raw op was built from a `&'a File` and a `&'a [u8]`/`&'a mut [u8]` held
         // by `Op<'a>`, which `ops` borrows mutably for this whole call; `run` returns only after
         // every operation completed.
-        let res = unsafe { run(&mut raws[..n]) };
+        let res = unsafe { run(&mut raws[..n], via) };
         for (raw, op) in raws.iter().zip(chunk.iter_mut()) {
             op.raw.done = raw.done;
         }
@@ -99,7 +105,7 @@ pub fn write_all_at<B: AsRef<[u8]>>(file: &File, offset: u64, buf: B) -> (io::Re
 /// Fails with `InvalidInput` if `buf` lacks the spare capacity, `UnexpectedEof` past the end of
 /// the file; on failure `buf`'s initialised contents are unchanged.
 pub fn read_exact_at<B: IoBufMut>(file: &File, offset: u64, buf: B, len: usize) -> (io::Result<()>, B) {
-    read_segments(buf, len, [ReadSeg { file, file_offset: offset, buf_offset: 0, len }])
+    read_segments(buf, len, [ReadSeg { file, file_offset: offset, buf_offset: 0, len }], Backend::IoUring)
 }
 
 /// One piece of a scattered read: `len` bytes at `file_offset` of `file`, landing `buf_offset`
@@ -116,7 +122,8 @@ pub struct ReadSeg<'f> {
     pub len: usize,
 }
 
-/// Appends `len` bytes to `buf`, gathered from `segs`, which must tile `0..len` in order.
+/// Appends `len` bytes to `buf`, gathered from `segs`, which must tile `0..len` in order, through
+/// the mechanism `via`.
 ///
 /// This is how the store reads a stream range spanning several files into one allocation
 /// without zeroing it first. Fails with `InvalidInput` if the segments do not tile the range
@@ -125,6 +132,7 @@ pub fn read_segments<'f, B: IoBufMut>(
     mut buf: B,
     len: usize,
     segs: impl IntoIterator<Item = ReadSeg<'f>>,
+    via: Backend,
 ) -> (io::Result<()>, B) {
     if buf.spare_len() < len {
         let err = io::Error::new(io::ErrorKind::InvalidInput, "buffer lacks spare capacity for the read");
@@ -138,7 +146,7 @@ pub fn read_segments<'f, B: IoBufMut>(
         // SAFETY: every raw op points inside `base[..len]`, the spare capacity of `buf`, which
         // this function owns and does not touch until after `run` returns (`IoBufMut` contract:
         // the memory is valid and stable); the files are borrowed for `'f`, beyond this call.
-        unsafe { run(raws) }
+        unsafe { run(raws, via) }
     };
     for seg in segs {
         if seg.buf_offset != covered || seg.len > len - covered {

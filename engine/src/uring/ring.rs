@@ -12,12 +12,13 @@ const RING_ENTRIES: u32 = 64;
 /// Largest single transfer handed to the kernel (it caps one read/write near 2 GiB anyway).
 const MAX_CHUNK: usize = 1 << 30;
 
-/// Which mechanism a thread uses for file I/O.
+/// A mechanism for file I/O: what a thread has ([`backend`]) or what a call asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// A thread-local io_uring.
     IoUring,
-    /// Plain `pread`/`pwrite` (io_uring unavailable or disabled with `FLOODGATE_URING=off`).
+    /// Plain `pread`/`pwrite` on the calling thread (also used when io_uring is unavailable or
+    /// disabled with `FLOODGATE_URING=off`).
     Sync,
 }
 
@@ -109,7 +110,8 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// Runs every op to completion (or to its first error) on the calling thread's engine.
+/// Runs every op to completion (or to its first error): on the calling thread's ring when `via`
+/// is [`Backend::IoUring`] (and the ring exists), else with `pread`/`pwrite`.
 ///
 /// Returns the first error seen; every op has finished with the kernel when this returns.
 ///
@@ -117,13 +119,17 @@ impl Drop for InFlightGuard {
 ///
 /// Every op's `ptr` must be valid for reads (writes) of `len` bytes for a `Write` (`Read`) op
 /// until this function returns, and no other code may access those bytes meanwhile.
-pub(crate) unsafe fn run(ops: &mut [RawOp]) -> io::Result<()> {
+pub(crate) unsafe fn run(ops: &mut [RawOp], via: Backend) -> io::Result<()> {
     if ops.iter().all(|op| op.len == 0) {
         return Ok(());
     }
     for op in ops.iter_mut() {
         op.done = 0;
         op.queued = op.len > 0;
+    }
+    if via == Backend::Sync {
+        // SAFETY: forwarded from this function's contract.
+        return unsafe { run_sync(ops) };
     }
     ENGINE.with(|cell| {
         let mut slot = cell.borrow_mut();
