@@ -23,6 +23,10 @@ enum Command {
     Info(cmd::info::Args),
     /// Check data on disk against a .torrent's piece hashes.
     Verify(cmd::verify::Args),
+    /// Seed a complete torrent to BitTorrent peers.
+    Seed(cmd::seed::Args),
+    /// Download a torrent over BitTorrent, verify every piece, then seed.
+    Get(cmd::get::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +38,7 @@ fn main() -> anyhow::Result<()> {
         Command::MakeTorrent(args) => cmd::make_torrent::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Seed(args) => cmd::seed::run(args),
+        Command::Get(args) => cmd::get::run(args),
     }
 }

@@ -21,6 +21,7 @@ pub mod picker;
 pub mod piece_map;
 pub mod ratelimit;
 pub mod store;
+pub mod swarm;
 pub mod types;
 pub mod uring;
 pub mod wire;

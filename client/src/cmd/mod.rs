@@ -1,7 +1,10 @@
 //! One module per subcommand.
 
+pub mod get;
 pub mod info;
 pub mod make_torrent;
+pub mod seed;
+mod swarm_util;
 pub mod verify;
 
 use std::path::Path;

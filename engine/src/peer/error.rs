@@ -34,6 +34,9 @@ pub enum PeerError {
     /// Nothing arrived for too long.
     #[error("peer idle for too long")]
     Idle,
+    /// The socket failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
     /// The session was closed and should not be used.
     #[error("session closed")]
     Closed,

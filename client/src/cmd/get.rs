@@ -1,0 +1,118 @@
+//! `floodgate get`: download a torrent, verify it, then seed.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Arguments of `get`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// Download directory.
+    #[arg(short, long, default_value = ".")]
+    pub output: PathBuf,
+    /// A peer to connect to (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<SocketAddr>,
+    /// Address to accept peers on.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub listen: SocketAddr,
+    /// Exit as soon as the download is complete.
+    #[arg(long, conflicts_with = "seed_for")]
+    pub no_seed: bool,
+    /// Seed this many seconds after completing (default: until interrupted).
+    #[arg(long)]
+    pub seed_for: Option<u64>,
+    /// Give up after this many seconds without completing.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Print one JSON object with the results on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command. Exits 0 only when every piece is downloaded and verified.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let meta = super::read_torrent(&args.torrent)?;
+    std::fs::create_dir_all(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
+    let verified = super::swarm_util::check_existing(&meta, &args.output);
+    let resumed = verified.count_ones();
+    let (_swarm, torrent) = super::swarm_util::start(&meta, &args.output, args.listen, verified)?;
+    let started = Instant::now();
+    for p in &args.peers {
+        torrent.connect(*p);
+    }
+    let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(meta.total_length());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let deadline = args.timeout.map(|s| started + Duration::from_secs(s));
+    let mut redial = Instant::now() + Duration::from_secs(5);
+    while !torrent.is_complete() {
+        std::thread::sleep(Duration::from_millis(20));
+        let s = torrent.stats();
+        if let Some(e) = s.store_error {
+            bail!("cannot write the download: {e}");
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(s.bytes_verified);
+            bar.set_message(format!("{} peers", s.peers));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            bail!("timed out: {} of {} pieces verified", s.pieces_verified, s.piece_count);
+        }
+        if s.peers == 0 && Instant::now() >= redial {
+            // Every peer is gone: dial the given ones again.
+            for p in &args.peers {
+                torrent.connect(*p);
+            }
+            redial = Instant::now() + Duration::from_secs(5);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    torrent.sync().context("cannot flush the download to disk")?;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let s = torrent.stats();
+    if args.json {
+        let v = serde_json::json!({
+            "info_hash": meta.info_hash().to_hex(),
+            "bytes": meta.total_length(),
+            "seconds": seconds,
+            "peers": s.peers_seen,
+            "bt_bytes": s.downloaded,
+            "http_bytes": 0,
+            "resumed_pieces": resumed,
+            "hash_failures": s.hash_failures,
+            "mb_per_s": meta.total_length() as f64 / seconds.max(1e-9) / 1e6,
+        });
+        println!("{v}");
+    } else {
+        eprintln!(
+            "complete: {} bytes in {:.2} s ({:.0} MB/s) from {} peers",
+            meta.total_length(),
+            seconds,
+            meta.total_length() as f64 / seconds.max(1e-9) / 1e6,
+            s.peers_seen
+        );
+    }
+    if args.no_seed {
+        return Ok(());
+    }
+    let until = args.seed_for.map(|secs| Instant::now() + Duration::from_secs(secs));
+    while until.is_none_or(|u| Instant::now() < u) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}

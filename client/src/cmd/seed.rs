@@ -1,0 +1,51 @@
+//! `floodgate seed`: serve a complete torrent to BitTorrent peers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+
+/// Arguments of `seed`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// Directory holding the data (the torrent's name is looked up inside it).
+    #[arg(long, default_value = ".")]
+    pub data: PathBuf,
+    /// Address to accept peers on.
+    #[arg(long, default_value = "0.0.0.0:6881")]
+    pub listen: SocketAddr,
+    /// Stop after this many seconds (default: until interrupted).
+    #[arg(long)]
+    pub seed_for: Option<u64>,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let meta = super::read_torrent(&args.torrent)?;
+    let verified = super::swarm_util::check_existing(&meta, &args.data);
+    if verified.count_ones() != verified.len() {
+        bail!(
+            "the data under {} is incomplete: {} of {} pieces match the torrent",
+            args.data.display(),
+            verified.count_ones(),
+            verified.len()
+        );
+    }
+    let (swarm, torrent) = super::swarm_util::start(&meta, &args.data, args.listen, verified)?;
+    let addr = swarm.listen_addr().unwrap_or(args.listen);
+    eprintln!("seeding {} ({} bytes) on {addr}", meta.info_hash(), meta.total_length());
+    // Scripts read the address from stdout.
+    println!("{addr}");
+    let deadline = args.seed_for.map(|s| std::time::Instant::now() + Duration::from_secs(s));
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let s = torrent.stats();
+            eprintln!("done seeding: {} bytes uploaded to {} peers", s.uploaded, s.peers_seen);
+            return Ok(());
+        }
+    }
+}

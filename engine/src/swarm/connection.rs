@@ -1,0 +1,272 @@
+//! One peer connection on an io_uring runtime thread: a [`PeerSession`] driven over a
+//! tokio-uring TCP stream by three local tasks (reader, writer, control) that share it.
+//!
+//! The reader reads straight into the session's receive buffer (owned-buffer I/O, no copy) and
+//! acts on the events; the writer sends the session's queued chunks with vectored writes (block
+//! payloads go out as the `Bytes` they are); the control task applies torrent-wide events (HAVE
+//! broadcasts, endgame cancels), the choker's decisions, and timers.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use tokio::sync::{broadcast, Notify};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+use super::torrent::{PeerShared, Torrent, TorrentEvent};
+use crate::peer::{PeerError, PeerEvent, PeerSession};
+use crate::piece_map::Bitfield;
+use crate::types::PeerId;
+
+/// Bytes read per receive call, at most.
+const READ_CHUNK: usize = 256 * 1024;
+/// Chunks handed to one `writev` (under IOV_MAX).
+const MAX_IOVECS: usize = 512;
+
+struct Shared {
+    session: PeerSession,
+    /// Pieces we told this peer we have (HAVE or bitfield), to resync after a lagged broadcast.
+    announced: Bitfield,
+    closed: bool,
+}
+
+/// Runs one connection to the end. `initial` holds bytes already read from the socket (the
+/// handshake of an inbound connection).
+pub(crate) async fn run(
+    torrent: Arc<Torrent>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    peer_id: PeerId,
+    initial: Bytes,
+) -> Result<(), PeerError> {
+    let Some(peer) = torrent.register_peer(addr) else {
+        tracing::debug!(%addr, "refused: torrent full or peer banned");
+        return Ok(());
+    };
+    let _ = stream.set_nodelay(true);
+    let now = Instant::now();
+    let session =
+        PeerSession::new(torrent.session.clone(), torrent.picker.clone(), peer.slot, torrent.info_hash, peer_id, now);
+    let announced = torrent.map.verified().snapshot();
+    let shared = Rc::new(RefCell::new(Shared { session, announced, closed: false }));
+    let stream = Rc::new(stream);
+    let wake_writer = Rc::new(Notify::new());
+
+    let writer = tokio_uring::spawn(write_loop(stream.clone(), shared.clone(), wake_writer.clone()));
+    let control = tokio_uring::spawn(control_loop(
+        torrent.clone(),
+        peer.clone(),
+        shared.clone(),
+        wake_writer.clone(),
+        torrent.events.subscribe(),
+    ));
+    let result = read_loop(&torrent, &peer, &stream, &shared, &wake_writer, initial).await;
+    match &result {
+        Ok(()) => tracing::debug!(%addr, "peer closed the connection"),
+        Err(e) => tracing::debug!(%addr, "connection closed: {e}"),
+    }
+    shared.borrow_mut().closed = true;
+    shared.borrow_mut().session.close();
+    wake_writer.notify_one();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = writer.await;
+    control.abort();
+    torrent.unregister_peer(&peer);
+    result
+}
+
+async fn read_loop(
+    torrent: &Torrent,
+    peer: &PeerShared,
+    stream: &TcpStream,
+    shared: &Rc<RefCell<Shared>>,
+    wake_writer: &Notify,
+    initial: Bytes,
+) -> Result<(), PeerError> {
+    {
+        let mut s = shared.borrow_mut();
+        s.session.handle_input(&initial, Instant::now())?;
+        drain_events(torrent, peer, &mut s);
+    }
+    wake_writer.notify_one();
+    loop {
+        let mut buf = std::mem::take(shared.borrow_mut().session.recv_buffer());
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        // Read into the spare capacity after the unparsed bytes (a read writes at the start of
+        // the buffer it is given).
+        let filled = buf.len();
+        let (res, slice) = stream.read(buf.slice(filled..)).await;
+        let buf = slice.into_inner();
+        let mut s = shared.borrow_mut();
+        *s.session.recv_buffer() = buf;
+        if s.closed || peer.close.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match res {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(PeerError::Io(e)),
+        }
+        s.session.handle_input(&[], Instant::now())?;
+        drain_events(torrent, peer, &mut s);
+        if s.session.wants_transmit() {
+            wake_writer.notify_one();
+        }
+    }
+}
+
+/// Acts on everything the session has to say.
+fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
+    let now = Instant::now();
+    while let Some(ev) = s.session.poll_event() {
+        match ev {
+            PeerEvent::Block { block, data, .. } => torrent.on_block(peer.slot, block, data),
+            PeerEvent::Upload(block) => match torrent.read_block(block) {
+                Some(data) => s.session.send_block(block, data, now),
+                None => s.session.upload_failed(block),
+            },
+            PeerEvent::CancelElsewhere { block, slots } => {
+                let _ = torrent.events.send(TorrentEvent::Cancel(block, slots.into()));
+            }
+            PeerEvent::PeerInterest(interested) => {
+                peer.interested.store(interested, Ordering::Relaxed);
+                if interested && !peer.unchoked.load(Ordering::Relaxed) && torrent.try_unchoke_slot() {
+                    peer.unchoked.store(true, Ordering::Relaxed);
+                    peer.want_unchoke.store(true, Ordering::Relaxed);
+                    s.session.set_choking(false);
+                }
+            }
+            PeerEvent::Handshake { .. } | PeerEvent::Extended(_) | PeerEvent::Unhandled(_) => {}
+        }
+    }
+    peer.is_seed.store(s.session.peer_is_seed(), Ordering::Relaxed);
+}
+
+async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc<Notify>) {
+    let mut bufs: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
+    loop {
+        {
+            let mut s = shared.borrow_mut();
+            let now = Instant::now();
+            while bufs.len() < MAX_IOVECS {
+                match s.session.poll_transmit(now) {
+                    Some(chunk) => bufs.push(chunk),
+                    None => break,
+                }
+            }
+            if bufs.is_empty() {
+                if s.closed {
+                    // Wakes the reader, which may be blocked in a read.
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                drop(s);
+                wake.notified().await;
+                continue;
+            }
+        }
+        match write_all(&stream, std::mem::take(&mut bufs)).await {
+            Ok(empty) => bufs = empty,
+            Err(_) => {
+                shared.borrow_mut().closed = true;
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        }
+    }
+}
+
+/// Writes every chunk with vectored writes, resuming after short writes. Returns the emptied
+/// vector for reuse.
+async fn write_all(stream: &TcpStream, mut bufs: Vec<Bytes>) -> std::io::Result<Vec<Bytes>> {
+    while !bufs.is_empty() {
+        let (res, mut back) = stream.writev(bufs).await;
+        let mut n = res?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let mut done = 0;
+        for b in back.iter_mut() {
+            if n >= b.len() {
+                n -= b.len();
+                done += 1;
+            } else {
+                b.advance(n);
+                break;
+            }
+        }
+        back.drain(..done);
+        bufs = back;
+    }
+    Ok(bufs)
+}
+
+async fn control_loop(
+    torrent: Arc<Torrent>,
+    peer: Arc<PeerShared>,
+    shared: Rc<RefCell<Shared>>,
+    wake_writer: Rc<Notify>,
+    mut events: broadcast::Receiver<TorrentEvent>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let mut s = shared.borrow_mut();
+                let now = Instant::now();
+                match ev {
+                    Ok(TorrentEvent::Verified(p)) => {
+                        if !s.announced.has(p) {
+                            s.announced.set(p);
+                            s.session.piece_verified(p, now);
+                        }
+                    }
+                    Ok(TorrentEvent::Failed(p)) => s.session.piece_failed(p, now),
+                    Ok(TorrentEvent::Cancel(block, slots)) => {
+                        if slots.contains(&peer.slot) {
+                            s.session.cancel_request(block);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed some HAVEs: announce whatever is verified and not yet told.
+                        let verified = torrent.map.verified().snapshot();
+                        for p in verified.view().iter_ones() {
+                            if !s.announced.has(p) {
+                                s.announced.set(p);
+                                s.session.piece_verified(p, now);
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            _ = tick.tick() => {
+                let mut s = shared.borrow_mut();
+                let now = Instant::now();
+                if peer.close.load(Ordering::Relaxed) || s.session.handle_timeout(now).is_err() {
+                    s.closed = true;
+                    drop(s);
+                    wake_writer.notify_one();
+                    return;
+                }
+                PeerShared::set_rate(&peer.down_rate, s.session.download_rate(now));
+                PeerShared::set_rate(&peer.up_rate, s.session.upload_rate(now));
+                let want = peer.want_unchoke.load(Ordering::Relaxed);
+                if want == s.session.am_choking() {
+                    s.session.set_choking(!want);
+                }
+            }
+        }
+        if shared.borrow().session.wants_transmit() {
+            wake_writer.notify_one();
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The live engine: torrents whose peers run over io_uring TCP, one runtime per core.
+//!
+//! A [`Swarm`] owns the runtime threads, the listening port and the choker; each
+//! [`TorrentHandle`] is one torrent in it. Connections of one torrent may live on any runtime
+//! thread; they share the torrent's lock-free piece map, its store and its verifier. Together
+//! with `uring/` this is the engine's I/O edge: the protocol itself lives in `peer` and `wire`.
+//!
+//! ```no_run
+//! # fn demo(meta: floodgate_engine::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
+//! use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig};
+//! let swarm = Swarm::start(SwarmConfig { listen: Some("127.0.0.1:6881".parse()?), ..Default::default() })?;
+//! let store = floodgate_engine::store::Store::memory(meta.layout());
+//! let torrent = swarm.add_torrent(AddTorrent::new(&meta, store))?;
+//! torrent.connect("127.0.0.1:6882".parse()?);
+//! while !torrent.is_complete() { std::thread::sleep(std::time::Duration::from_millis(100)); }
+//! # Ok(()) }
+//! ```
+
+mod choker;
+mod connection;
+mod runtime;
+mod torrent;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+
+pub use choker::{decide as choke_decision, ChokerConfig, PeerStat};
+
+use crate::layout::Layout;
+use crate::metainfo::Metainfo;
+use crate::peer::SessionConfig;
+use crate::piece_map::{Bitfield, PieceMap, PieceMapError};
+use crate::store::Store;
+use crate::types::{InfoHash, PeerId};
+use runtime::Command;
+use torrent::{Torrent, TorrentParts};
+
+/// Why the swarm or a torrent could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    /// A socket or thread could not be set up.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The torrent description is inconsistent.
+    #[error("invalid torrent: {0}")]
+    Invalid(&'static str),
+    /// The resume bitfield does not fit the torrent.
+    #[error("piece map: {0}")]
+    PieceMap(PieceMapError),
+    /// A torrent with this info-hash is already in the swarm.
+    #[error("torrent {0} is already added")]
+    Duplicate(InfoHash),
+}
+
+/// Settings of a swarm.
+#[derive(Clone, Debug)]
+pub struct SwarmConfig {
+    /// Runtime threads (0 = one per core).
+    pub threads: usize,
+    /// Address to accept peers on (`None`: outbound connections only).
+    pub listen: Option<SocketAddr>,
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// Upload slot policy.
+    pub choker: ChokerConfig,
+    /// How often the choker re-ranks peers.
+    pub choke_interval: Duration,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        SwarmConfig {
+            threads: 0,
+            listen: None,
+            peer_id: PeerId::generate(),
+            choker: ChokerConfig::default(),
+            choke_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What to add: one torrent's identity, layout, hashes, store and what is already verified.
+pub struct AddTorrent {
+    /// The info-hash peers must name in their handshake.
+    pub info_hash: InfoHash,
+    /// Pieces onto files.
+    pub layout: Layout,
+    /// SHA-1 of every piece.
+    pub piece_hashes: Vec<[u8; 20]>,
+    /// Where data goes.
+    pub store: Store,
+    /// Pieces already verified in the store (resume, or a full seed).
+    pub verified: Option<Bitfield>,
+    /// Per-connection settings.
+    pub session: SessionConfig,
+    /// Most connections at once.
+    pub max_peers: usize,
+    /// Peers unchoked at once (regular slots; one more rotates optimistically).
+    pub upload_slots: usize,
+    /// Hashing threads (0 = one per core).
+    pub hash_threads: usize,
+}
+
+impl AddTorrent {
+    /// A torrent from its metainfo, with nothing verified yet.
+    pub fn new(meta: &Metainfo, store: Store) -> Self {
+        AddTorrent {
+            info_hash: meta.info_hash(),
+            layout: meta.layout(),
+            piece_hashes: meta.piece_hashes().to_vec(),
+            store,
+            verified: None,
+            session: SessionConfig::default(),
+            max_peers: 200,
+            upload_slots: ChokerConfig::default().slots,
+            hash_threads: 0,
+        }
+    }
+
+    /// Marks pieces as already verified (a seed passes `Bitfield::full`).
+    pub fn with_verified(mut self, verified: Bitfield) -> Self {
+        self.verified = Some(verified);
+        self
+    }
+}
+
+/// Live numbers of one torrent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TorrentStats {
+    /// Pieces verified.
+    pub pieces_verified: u32,
+    /// Pieces in the torrent.
+    pub piece_count: u32,
+    /// Bytes in verified pieces.
+    pub bytes_verified: u64,
+    /// Bytes in the torrent.
+    pub total_length: u64,
+    /// Payload bytes received from peers (duplicates and failed pieces included).
+    pub downloaded: u64,
+    /// Payload bytes sent to peers.
+    pub uploaded: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Distinct connections ever made.
+    pub peers_seen: u64,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u64,
+    /// The last store error, if writing failed (e.g. a full disk).
+    pub store_error: Option<String>,
+}
+
+pub(crate) struct SwarmInner {
+    torrents: RwLock<HashMap<InfoHash, Arc<Torrent>>>,
+    commands: Vec<mpsc::UnboundedSender<Command>>,
+    next_thread: AtomicUsize,
+    pub(crate) peer_id: PeerId,
+    stop: AtomicBool,
+}
+
+impl SwarmInner {
+    pub(crate) fn torrent(&self, info_hash: &InfoHash) -> Option<Arc<Torrent>> {
+        self.torrents.read().get(info_hash).cloned()
+    }
+
+    fn dial(&self, torrent: Arc<Torrent>, addr: SocketAddr) {
+        let i = self.next_thread.fetch_add(1, Ordering::Relaxed) % self.commands.len();
+        let _ = self.commands[i].send(Command::Connect(torrent, addr));
+    }
+}
+
+/// The runtime threads, listener and choker shared by any number of torrents.
+pub struct Swarm {
+    inner: Arc<SwarmInner>,
+    listen_addr: Option<SocketAddr>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Swarm {
+    /// Starts the runtime threads (and the listener, if configured).
+    pub fn start(config: SwarmConfig) -> Result<Swarm, SwarmError> {
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // Bind once to learn the port (if 0 was asked), then once more per extra thread.
+        let mut listeners = Vec::new();
+        let mut listen_addr = None;
+        if let Some(addr) = config.listen {
+            let first = runtime::bind_reuseport(addr)?;
+            let bound = first.local_addr()?;
+            listeners.push(Some(first));
+            for _ in 1..threads {
+                listeners.push(Some(runtime::bind_reuseport(bound)?));
+            }
+            listen_addr = Some(bound);
+        } else {
+            listeners.resize_with(threads, || None);
+        }
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..threads {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let inner = Arc::new(SwarmInner {
+            torrents: RwLock::new(HashMap::new()),
+            commands: senders,
+            next_thread: AtomicUsize::new(0),
+            peer_id: config.peer_id,
+            stop: AtomicBool::new(false),
+        });
+        let mut handles = Vec::new();
+        for (i, (listener, rx)) in listeners.into_iter().zip(receivers).enumerate() {
+            let inner = inner.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("fg-net-{i}"))
+                    .spawn(move || runtime::run_thread(inner, listener, rx))?,
+            );
+        }
+        let choker_inner = inner.clone();
+        let (choker, interval) = (config.choker, config.choke_interval);
+        handles.push(
+            std::thread::Builder::new()
+                .name("fg-choker".into())
+                .spawn(move || run_choker(choker_inner, choker, interval))?,
+        );
+        Ok(Swarm { inner, listen_addr, threads: Mutex::new(handles) })
+    }
+
+    /// The address peers can connect to, if listening (the real port when 0 was asked).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen_addr
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// Adds a torrent; peers may connect for it at once.
+    pub fn add_torrent(&self, spec: AddTorrent) -> Result<TorrentHandle, SwarmError> {
+        let torrent = Torrent::new(TorrentParts {
+            info_hash: spec.info_hash,
+            layout: Arc::new(spec.layout),
+            hashes: spec.piece_hashes,
+            store: spec.store,
+            verified: spec.verified,
+            session: spec.session,
+            max_peers: spec.max_peers,
+            upload_slots: spec.upload_slots,
+            hash_threads: spec.hash_threads,
+        })?;
+        let mut torrents = self.inner.torrents.write();
+        if torrents.contains_key(&spec.info_hash) {
+            torrent.shutdown();
+            return Err(SwarmError::Duplicate(spec.info_hash));
+        }
+        torrents.insert(spec.info_hash, torrent.clone());
+        Ok(TorrentHandle { torrent, swarm: self.inner.clone() })
+    }
+
+    /// Removes a torrent and closes its connections.
+    pub fn remove_torrent(&self, info_hash: &InfoHash) {
+        if let Some(t) = self.inner.torrents.write().remove(info_hash) {
+            t.shutdown();
+        }
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        for t in self.inner.torrents.write().drain() {
+            t.1.shutdown();
+        }
+        // Runtime threads end when the process does; the choker notices `stop`.
+        self.threads.lock().clear();
+    }
+}
+
+/// One torrent in a [`Swarm`].
+#[derive(Clone)]
+pub struct TorrentHandle {
+    torrent: Arc<Torrent>,
+    swarm: Arc<SwarmInner>,
+}
+
+impl TorrentHandle {
+    /// Dials a peer.
+    pub fn connect(&self, addr: SocketAddr) {
+        self.swarm.dial(self.torrent.clone(), addr);
+    }
+
+    /// The torrent's info-hash.
+    pub fn info_hash(&self) -> InfoHash {
+        self.torrent.info_hash
+    }
+
+    /// The shared piece map.
+    pub fn piece_map(&self) -> &Arc<PieceMap> {
+        &self.torrent.map
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.torrent.map.is_complete()
+    }
+
+    /// A snapshot of the torrent's numbers.
+    pub fn stats(&self) -> TorrentStats {
+        let t = &self.torrent;
+        TorrentStats {
+            pieces_verified: t.map.verified_count(),
+            piece_count: t.map.piece_count(),
+            bytes_verified: t.map.verified_bytes(),
+            total_length: t.layout.total_length(),
+            downloaded: t.counters.downloaded.load(Ordering::Relaxed),
+            uploaded: t.counters.uploaded.load(Ordering::Relaxed),
+            peers: t.peer_count(),
+            peers_seen: t.counters.peers_seen.load(Ordering::Relaxed),
+            hash_failures: t.counters.hash_failures.load(Ordering::Relaxed),
+            store_error: t.store_error.lock().clone(),
+        }
+    }
+
+    /// Flushes the store per its fsync policy.
+    pub fn sync(&self) -> Result<(), crate::store::StoreError> {
+        self.torrent.store.sync_all()
+    }
+}
+
+/// Re-ranks every torrent's peers each `interval` and records who should be unchoked.
+fn run_choker(swarm: Arc<SwarmInner>, config: ChokerConfig, interval: Duration) {
+    let mut round = 0usize;
+    while !swarm.stop.load(Ordering::Relaxed) {
+        let step = Duration::from_millis(200);
+        let mut waited = Duration::ZERO;
+        while waited < interval && !swarm.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(step);
+            waited += step;
+        }
+        round += 1;
+        let torrents: Vec<Arc<Torrent>> = swarm.torrents.read().values().cloned().collect();
+        for t in torrents {
+            let peers = t.peers.lock().clone();
+            let stats: Vec<PeerStat> = peers
+                .iter()
+                .map(|p| PeerStat {
+                    interested: p.interested.load(Ordering::Relaxed),
+                    download_rate: p.down_rate.load(Ordering::Relaxed) as f64,
+                    upload_rate: p.up_rate.load(Ordering::Relaxed) as f64,
+                    unchoked: p.unchoked.load(Ordering::Relaxed),
+                    is_seed: p.is_seed.load(Ordering::Relaxed),
+                })
+                .collect();
+            let cfg = ChokerConfig { slots: t.upload_slots, ..config };
+            // The optimistic slot moves every third round (30 s with the default interval).
+            let decision = choker::decide(&stats, t.map.is_complete(), cfg, round / 3);
+            let mut unchoked = 0;
+            for (p, up) in peers.iter().zip(decision) {
+                p.want_unchoke.store(up, Ordering::Relaxed);
+                p.unchoked.store(up, Ordering::Relaxed);
+                unchoked += usize::from(up);
+            }
+            t.unchoked.store(unchoked, Ordering::Relaxed);
+        }
+    }
+}

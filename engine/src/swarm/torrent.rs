@@ -1,0 +1,321 @@
+//! One torrent's shared state: piece map, picker, store, verifier, partial pieces, the peer
+//! registry, and the event channel its connections listen on.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use super::SwarmError;
+use crate::hash::{Verdict, Verifier, VerifierConfig};
+use crate::layout::Layout;
+use crate::peer::SessionConfig;
+use crate::picker::Picker;
+use crate::piece_map::{Bitfield, PeerSlot, PieceMap};
+use crate::store::Store;
+use crate::types::{BlockRef, InfoHash, PieceIndex};
+
+/// A peer that sent this many pieces failing their hash is banned.
+const BAN_AFTER_HASH_FAILURES: u32 = 3;
+
+/// Something every connection of a torrent must hear about.
+#[derive(Clone, Debug)]
+pub(crate) enum TorrentEvent {
+    /// A piece passed its hash: send HAVE.
+    Verified(PieceIndex),
+    /// A piece failed its hash and is missing again.
+    Failed(PieceIndex),
+    /// Endgame: these slots should cancel their request for `block`.
+    Cancel(BlockRef, Arc<[PeerSlot]>),
+}
+
+/// What a connection shares with the torrent (choker input and output, stats, bans).
+#[derive(Debug)]
+pub(crate) struct PeerShared {
+    pub slot: PeerSlot,
+    pub addr: SocketAddr,
+    pub interested: AtomicBool,
+    pub unchoked: AtomicBool,
+    /// The choker's latest decision, applied by the connection on its next tick.
+    pub want_unchoke: AtomicBool,
+    pub is_seed: AtomicBool,
+    pub down_rate: AtomicU64,
+    pub up_rate: AtomicU64,
+    pub hash_failures: AtomicU32,
+    /// Set to make the connection close itself (banned, or the torrent is going away).
+    pub close: AtomicBool,
+}
+
+impl PeerShared {
+    fn new(slot: PeerSlot, addr: SocketAddr) -> Self {
+        PeerShared {
+            slot,
+            addr,
+            interested: AtomicBool::new(false),
+            unchoked: AtomicBool::new(false),
+            want_unchoke: AtomicBool::new(false),
+            is_seed: AtomicBool::new(false),
+            down_rate: AtomicU64::new(0),
+            up_rate: AtomicU64::new(0),
+            hash_failures: AtomicU32::new(0),
+            close: AtomicBool::new(false),
+        }
+    }
+
+    /// Stores a rate (bytes/s) in an atomic.
+    pub fn set_rate(cell: &AtomicU64, rate: f64) {
+        cell.store(rate.max(0.0) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one torrent, readable at any time.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub downloaded: AtomicU64,
+    pub uploaded: AtomicU64,
+    pub hash_failures: AtomicU64,
+    pub peers_seen: AtomicU64,
+}
+
+/// Blocks of a piece received so far, with the slot that sent each (for blame).
+type Partial = Vec<(u32, PeerSlot, Bytes)>;
+
+/// One torrent in a swarm.
+pub(crate) struct Torrent {
+    pub info_hash: InfoHash,
+    pub layout: Arc<Layout>,
+    hashes: Vec<[u8; 20]>,
+    pub map: Arc<PieceMap>,
+    pub picker: Arc<Picker>,
+    pub store: Arc<Store>,
+    pub session: SessionConfig,
+    verifier: Mutex<Option<Verifier>>,
+    partial: Box<[Mutex<Partial>]>,
+    /// Contributors of pieces being hashed, for blame on a mismatch.
+    hashing: Mutex<Vec<(PieceIndex, Vec<PeerSlot>)>>,
+    pub events: broadcast::Sender<TorrentEvent>,
+    free_slots: Mutex<Vec<u16>>,
+    next_slot: AtomicU32,
+    pub peers: Mutex<Vec<Arc<PeerShared>>>,
+    pub banned: Mutex<Vec<std::net::IpAddr>>,
+    pub unchoked: AtomicUsize,
+    pub max_peers: usize,
+    pub upload_slots: usize,
+    pub counters: Counters,
+    pub store_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Torrent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Torrent").field("info_hash", &self.info_hash).finish_non_exhaustive()
+    }
+}
+
+/// Parameters of [`Torrent::new`].
+pub(crate) struct TorrentParts {
+    pub info_hash: InfoHash,
+    pub layout: Arc<Layout>,
+    pub hashes: Vec<[u8; 20]>,
+    pub store: Store,
+    pub verified: Option<Bitfield>,
+    pub session: SessionConfig,
+    pub max_peers: usize,
+    pub upload_slots: usize,
+    pub hash_threads: usize,
+}
+
+impl Torrent {
+    /// Builds the shared state and starts the torrent's verifier threads.
+    pub fn new(parts: TorrentParts) -> Result<Arc<Torrent>, SwarmError> {
+        let layout = parts.layout;
+        if parts.hashes.len() != layout.piece_count() as usize {
+            return Err(SwarmError::Invalid("piece hash count does not match the layout"));
+        }
+        let map = Arc::new(match &parts.verified {
+            Some(bits) => PieceMap::with_verified(&layout, bits.view()).map_err(SwarmError::PieceMap)?,
+            None => PieceMap::new(&layout),
+        });
+        let picker = Arc::new(Picker::new(map.clone()));
+        let (events, _) = broadcast::channel(4096);
+        let torrent = Arc::new(Torrent {
+            info_hash: parts.info_hash,
+            partial: (0..layout.piece_count()).map(|_| Mutex::new(Vec::new())).collect(),
+            layout,
+            hashes: parts.hashes,
+            map,
+            picker,
+            store: Arc::new(parts.store),
+            session: parts.session,
+            verifier: Mutex::new(None),
+            hashing: Mutex::new(Vec::new()),
+            events,
+            free_slots: Mutex::new(Vec::new()),
+            next_slot: AtomicU32::new(0),
+            peers: Mutex::new(Vec::new()),
+            banned: Mutex::new(Vec::new()),
+            unchoked: AtomicUsize::new(0),
+            max_peers: parts.max_peers.min(u16::MAX as usize),
+            upload_slots: parts.upload_slots,
+            counters: Counters::default(),
+            store_error: Mutex::new(None),
+        });
+        let weak: Weak<Torrent> = Arc::downgrade(&torrent);
+        let verifier = Verifier::with_callback(VerifierConfig { threads: parts.hash_threads, queue: 64 }, move |v| {
+            if let Some(t) = weak.upgrade() {
+                t.on_verdict(v);
+            }
+        })
+        .map_err(SwarmError::Io)?;
+        *torrent.verifier.lock() = Some(verifier);
+        Ok(torrent)
+    }
+
+    /// Registers a new connection: a free slot, or `None` when the torrent is full or the
+    /// address is banned.
+    pub fn register_peer(&self, addr: SocketAddr) -> Option<Arc<PeerShared>> {
+        if self.banned.lock().contains(&addr.ip()) {
+            return None;
+        }
+        let mut peers = self.peers.lock();
+        if peers.len() >= self.max_peers {
+            return None;
+        }
+        let slot = match self.free_slots.lock().pop() {
+            Some(s) => s,
+            None => {
+                let s = self.next_slot.fetch_add(1, Ordering::Relaxed);
+                u16::try_from(s).ok()?
+            }
+        };
+        let shared = Arc::new(PeerShared::new(PeerSlot(slot), addr));
+        peers.push(shared.clone());
+        self.counters.peers_seen.fetch_add(1, Ordering::Relaxed);
+        Some(shared)
+    }
+
+    /// Forgets a closed connection (its session must already be dropped, releasing its claims).
+    pub fn unregister_peer(&self, shared: &PeerShared) {
+        self.peers.lock().retain(|p| p.slot != shared.slot);
+        if shared.unchoked.swap(false, Ordering::Relaxed) {
+            self.unchoked.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.free_slots.lock().push(shared.slot.0);
+    }
+
+    /// Number of live connections.
+    pub fn peer_count(&self) -> usize {
+        self.peers.lock().len()
+    }
+
+    /// Takes an upload slot for a newly interested peer if one is free.
+    pub fn try_unchoke_slot(&self) -> bool {
+        self.unchoked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.upload_slots).then_some(n + 1))
+            .is_ok()
+    }
+
+    /// A received block: written to the store at once, kept for hashing; the delivery that
+    /// completes the piece submits it to the verifier.
+    pub fn on_block(&self, from: PeerSlot, block: BlockRef, data: Bytes) {
+        self.counters.downloaded.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let offset = self.layout.piece_offset(block.piece) + u64::from(block.offset);
+        if let Err(e) = self.store.write_at(offset, &data) {
+            tracing::error!(info_hash = %self.info_hash, "store write failed: {e}");
+            *self.store_error.lock() = Some(e.to_string());
+            return;
+        }
+        let complete = {
+            let mut part = self.partial[block.piece.get()].lock();
+            part.push((block.offset, from, data));
+            if part.len() as u32 == self.map.block_count(block.piece) {
+                Some(std::mem::take(&mut *part))
+            } else {
+                None
+            }
+        };
+        if let Some(mut blocks) = complete {
+            blocks.sort_unstable_by_key(|b| b.0);
+            let contributors: Vec<PeerSlot> = blocks.iter().map(|b| b.1).collect();
+            self.hashing.lock().push((block.piece, contributors));
+            if let Err(e) = self.map.begin_verify(block.piece) {
+                tracing::error!("piece {} cannot be verified: {e}", block.piece.0);
+                return;
+            }
+            let data: Vec<Bytes> = blocks.into_iter().map(|b| b.2).collect();
+            let expected = self.hashes[block.piece.get()];
+            if let Some(v) = self.verifier.lock().as_ref() {
+                if let Err(e) = v.submit(block.piece, data, expected) {
+                    tracing::error!("verifier stopped: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_verdict(&self, verdict: Verdict) {
+        let piece = verdict.piece();
+        let contributors = {
+            let mut h = self.hashing.lock();
+            h.iter().position(|(p, _)| *p == piece).map(|i| h.swap_remove(i).1).unwrap_or_default()
+        };
+        match verdict {
+            Verdict::Verified(_) => {
+                if let Err(e) = self.map.mark_verified(piece) {
+                    tracing::error!("mark verified {}: {e}", piece.0);
+                    return;
+                }
+                if let Err(e) = self.store.piece_verified(piece) {
+                    tracing::warn!("sync of piece {} failed: {e}", piece.0);
+                }
+                let _ = self.events.send(TorrentEvent::Verified(piece));
+            }
+            Verdict::Mismatch(_) => {
+                self.counters.hash_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(info_hash = %self.info_hash, "piece {} failed its hash check", piece.0);
+                if let Err(e) = self.map.mark_failed(piece) {
+                    tracing::error!("mark failed {}: {e}", piece.0);
+                }
+                self.blame(&contributors);
+                let _ = self.events.send(TorrentEvent::Failed(piece));
+            }
+        }
+    }
+
+    /// Counts a hash failure against every peer that sent a block of the piece; bans repeat
+    /// offenders (their connection closes and the address is refused from then on).
+    fn blame(&self, contributors: &[PeerSlot]) {
+        let peers = self.peers.lock();
+        for p in peers.iter().filter(|p| contributors.contains(&p.slot)) {
+            if p.hash_failures.fetch_add(1, Ordering::Relaxed) + 1 >= BAN_AFTER_HASH_FAILURES {
+                tracing::warn!(peer = %p.addr, "banned after repeated hash failures");
+                p.close.store(true, Ordering::Relaxed);
+                self.banned.lock().push(p.addr.ip());
+            }
+        }
+    }
+
+    /// Reads a block for upload.
+    pub fn read_block(&self, block: BlockRef) -> Option<Bytes> {
+        let offset = self.layout.piece_offset(block.piece) + u64::from(block.offset);
+        match self.store.read_at(offset, block.length as usize) {
+            Ok(b) => {
+                self.counters.uploaded.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Some(b)
+            }
+            Err(e) => {
+                tracing::warn!("read for upload failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// Stops the verifier and asks every connection to close.
+    pub fn shutdown(&self) {
+        for p in self.peers.lock().iter() {
+            p.close.store(true, Ordering::Relaxed);
+        }
+        drop(self.verifier.lock().take());
+    }
+}
