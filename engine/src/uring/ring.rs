@@ -200,7 +200,11 @@ unsafe fn run_uring(ring: &mut IoUring, ops: &mut [RawOp]) -> io::Result<()> {
                     // SAFETY: the entry's buffer is valid until its completion (contract of `run`),
                     // and we wait for every completion below before returning.
                     if unsafe { sq.push(&entry(op, i)) }.is_err() {
-                        break; // cannot happen: unsubmitted entries count as in flight.
+                        // Cannot happen (unsubmitted entries count as in flight); never spin on it.
+                        if in_flight == 0 {
+                            first_err = Some(io::Error::other("io_uring submission queue unexpectedly full"));
+                        }
+                        break;
                     }
                     op.queued = false;
                     queued -= 1;
