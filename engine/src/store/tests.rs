@@ -286,3 +286,57 @@ proptest! {
         prop_assert_eq!(brief(disk.read_at(0, total)), brief(mem.read_at(0, total)));
     }
 }
+
+#[test]
+fn store_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+    shareable::<crate::hash::Verifier>();
+}
+
+/// The intended flow: blocks written as they arrive, then the same `Bytes` verified.
+#[test]
+fn write_then_verify_flow() -> Result<(), StoreError> {
+    use crate::hash::{sha1, Verdict, Verifier, VerifierConfig};
+    let dir =
+        tempfile::tempdir().map_err(|e| StoreError::Io { op: "tempdir", path: "/tmp".into(), source: e })?;
+    let l = layout(&[70_000, 0, 60_000], 32_768);
+    let stream = Bytes::from(pattern(l.total_length() as usize, 11));
+    let store = Store::open(
+        l.clone(),
+        dir.path(),
+        StoreConfig { fsync: FsyncPolicy::OnPieceVerified, ..StoreConfig::default() },
+    )?;
+    let (verifier, verdicts) = Verifier::new(VerifierConfig { threads: 2, queue: 2 })
+        .map_err(|e| StoreError::Io { op: "spawn", path: "/tmp".into(), source: e })?;
+    for p in 0..l.piece_count() {
+        let piece = PieceIndex(p);
+        let off = l.piece_offset(piece) as usize;
+        let end = off + l.piece_size(piece) as usize;
+        let expected = sha1(&stream[off..end]);
+        let mut blocks = Vec::new();
+        for start in (off..end).step_by(BLOCK_SIZE as usize) {
+            let mut block = stream.slice(start..(start + BLOCK_SIZE as usize).min(end));
+            if p == 2 && start == off {
+                block = Bytes::from(vec![0xEE; block.len()]); // a lying peer
+            }
+            store.write_at(start as u64, &block)?;
+            blocks.push(block);
+        }
+        verifier.submit(piece, blocks, expected).map_err(|e| StoreError::Io {
+            op: "submit",
+            path: "/tmp".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    drop(verifier);
+    let mut bad = Vec::new();
+    for v in verdicts.iter() {
+        match v {
+            Verdict::Verified(p) => store.piece_verified(p)?,
+            Verdict::Mismatch(p) => bad.push(p),
+        }
+    }
+    assert_eq!(bad, vec![PieceIndex(2)]);
+    Ok(())
+}
