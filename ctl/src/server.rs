@@ -105,6 +105,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(floodgate_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // Older grpcurl versions only speak v1alpha.
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(floodgate_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
 
     let mut builder = Server::builder()
         .max_concurrent_streams(Some(1 << 20))
@@ -122,6 +126,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .add_service(lease)
         .add_service(client)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .serve_with_shutdown(opts.listen, shutdown())
         .await?;
     Ok(())

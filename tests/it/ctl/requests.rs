@@ -263,3 +263,122 @@ async fn tls_with_cli() {
     assert!(!run(&https, &[]).status.success(), "an unknown CA must be refused");
     assert!(!run(&ctl.url(), &[]).status.success(), "plaintext must not work on a TLS port");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_and_cli_watch() {
+    let (dir, db) = sqlite_db();
+    let addr = free_addr();
+    let cfg = dir.path().join("ctl.toml");
+    std::fs::write(
+        &cfg,
+        format!("listen = \"{addr}\"\ndb = \"{db}\"\nadmin_token = \"{ADMIN}\"\nrelay_token = \"{RELAY}\"\nclient_token = \"{CLIENT}\"\n"),
+    )
+    .expect("write config");
+    // Without tokens ctl refuses to start.
+    let bare = Command::new(bin("floodgate-ctl"))
+        .args(["serve", "--listen", &free_addr().to_string(), "--db", &db])
+        .env_remove("FLOODGATE_ADMIN_TOKEN")
+        .env_remove("FLOODGATE_RELAY_TOKEN")
+        .env_remove("FLOODGATE_CLIENT_TOKEN")
+        .output()
+        .expect("run serve");
+    assert!(!bare.status.success());
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("no admin token"),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+    let mut cmd = Command::new(bin("floodgate-ctl"));
+    cmd.args(["serve", "--config", &cfg.display().to_string()]).env("RUST_LOG", "warn").stdout(Stdio::null());
+    let _child = ChildGuard::spawn(&mut cmd).expect("spawn");
+    assert!(wait_for_listen(addr, Duration::from_secs(30)), "ctl from config file did not listen");
+    let ctl_url = format!("http://{addr}");
+
+    // `dist create --watch --json` follows the distribution until it finishes.
+    let watcher = Command::new(bin("floodgate-ctl"))
+        .args([
+            "dist",
+            "create",
+            "http://o.test/f",
+            "--targets",
+            "c1",
+            "--watch",
+            "--json",
+            "--ctl",
+            &ctl_url,
+            "--token",
+            ADMIN,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watcher");
+    let mut watcher = ChildGuard(watcher);
+    let ch = tonic::transport::Channel::from_shared(ctl_url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut admin = AdminServiceClient::with_interceptor(ch.clone(), auth(ADMIN));
+    let mut id = None;
+    for _ in 0..100 {
+        let l = admin.list_distributions(pb::ListDistributionsRequest {}).await.expect("list").into_inner();
+        if let Some(d) = l.distributions.first() {
+            id = Some(d.id.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the CLI created a distribution");
+    let mut client = ClientServiceClient::with_interceptor(ch, auth(CLIENT));
+    client
+        .report_progress(pb::ProgressReport {
+            client_id: "c1".into(),
+            dist_id: id.clone(),
+            bytes_bt: 5,
+            state: pb::TaskState::Done as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("report done");
+    let status = floodgate_tests::wait_for(Duration::from_secs(10), || watcher.0.try_wait().ok().flatten())
+        .expect("watch exits when done");
+    assert!(status.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(watcher.0.stdout.as_mut().expect("stdout"), &mut out).expect("read stdout");
+    let last: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("output")).expect("json line");
+    assert_eq!(last["id"], id.as_str());
+    assert_eq!(last["state"], "done");
+    assert_eq!(last["stats"]["done"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let mut r = ServerReflectionClient::new(ctl.channel().await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut s =
+        r.server_reflection_info(tokio_stream::iter(vec![req])).await.expect("reflection").into_inner();
+    let resp = next(&mut s, 5, "reflection response").await;
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection answer {resp:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "floodgate.v1.AdminService",
+        "floodgate.v1.RelayService",
+        "floodgate.v1.ClientService",
+        "floodgate.v1.LeaseService",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    }
+}
