@@ -131,7 +131,10 @@ pub async fn dispatch(db: Db, hub: Arc<Hub>, bus: EventBus) {
         let ev = match rx.recv().await {
             Ok(ev) => ev,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "event dispatcher lagged; streams resync on reconnect");
+                tracing::warn!(missed = n, "event dispatcher lagged; re-pushing open and recent state");
+                if let Err(e) = resync(&db, &hub).await {
+                    tracing::error!(error = %e, "resync failed");
+                }
                 continue;
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -140,6 +143,21 @@ pub async fn dispatch(db: Db, hub: Arc<Hub>, bus: EventBus) {
             tracing::error!(error = %e, ?ev, "event handling failed");
         }
     }
+}
+
+/// After lost events: re-push every active distribution and the cancellations of the last
+/// hour to the streams on this replica (at-least-once; receivers apply idempotently).
+async fn resync(db: &Db, hub: &Hub) -> CtlResult<()> {
+    let recent = crate::error::now_ms() - 3_600_000;
+    for d in db.list_distributions().await? {
+        let ev = match d.state.as_str() {
+            "active" => Event::DistCreated { dist: d.id },
+            "cancelled" if d.finished_ms > recent => Event::DistCancelled { dist: d.id },
+            _ => continue,
+        };
+        handle(db, hub, &ev).await?;
+    }
+    Ok(())
 }
 
 async fn handle(db: &Db, hub: &Hub, ev: &Event) -> CtlResult<()> {
