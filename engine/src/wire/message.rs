@@ -190,27 +190,36 @@ impl Message {
     pub fn encode_head<B: BufMut>(&self, buf: &mut B) -> Option<&Bytes> {
         let len = self.body_len();
         assert!(len <= u32::MAX as usize, "wire message body of {len} bytes does not fit a length prefix");
-        buf.put_u32(len as u32);
-        let msg_id = self.id()?;
-        buf.put_u8(msg_id);
+        // Build the head on the stack and append it in one go: one capacity check, one copy.
+        let mut head = [0u8; MAX_HEAD_LEN];
+        let mut w = &mut head[..];
+        w.put_u32(len as u32);
+        if let Some(msg_id) = self.id() {
+            w.put_u8(msg_id);
+        }
         match self {
-            Message::Have(p) | Message::SuggestPiece(p) | Message::AllowedFast(p) => buf.put_u32(p.0),
+            Message::Have(p) | Message::SuggestPiece(p) | Message::AllowedFast(p) => w.put_u32(p.0),
             Message::Request(b) | Message::Cancel(b) | Message::RejectRequest(b) => {
-                buf.put_u32(b.piece.0);
-                buf.put_u32(b.offset);
-                buf.put_u32(b.length);
+                w.put_u32(b.piece.0);
+                w.put_u32(b.offset);
+                w.put_u32(b.length);
             }
             Message::Piece { piece, offset, .. } => {
-                buf.put_u32(piece.0);
-                buf.put_u32(*offset);
+                w.put_u32(piece.0);
+                w.put_u32(*offset);
             }
-            Message::Port(port) => buf.put_u16(*port),
-            Message::Extended { id, .. } => buf.put_u8(*id),
+            Message::Port(port) => w.put_u16(*port),
+            Message::Extended { id, .. } => w.put_u8(*id),
             _ => {}
         }
+        let used = MAX_HEAD_LEN - w.len();
+        buf.put_slice(head.get(..used).unwrap_or_default());
         self.payload()
     }
 }
+
+/// Longest head of any message: length prefix, id and three `u32`s (REQUEST, CANCEL, REJECT).
+const MAX_HEAD_LEN: usize = 17;
 
 /// The 13-byte header of a PIECE message carrying `data_len` bytes at `offset` in `piece`;
 /// send it followed by the block itself (e.g. with vectored I/O).
