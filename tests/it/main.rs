@@ -2,3 +2,5 @@
 //! and bound every wait in time.
 
 mod ctl;
+
+mod bt;

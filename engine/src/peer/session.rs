@@ -475,6 +475,12 @@ impl PeerSession {
     /// Tops up our requests to the peer from the picker.
     fn fill_requests(&mut self, now: Instant) {
         if self.phase != Phase::Open || self.peer_choking || !self.am_interested || self.map.is_complete() {
+            tracing::trace!(
+                open = self.phase == Phase::Open,
+                choked = self.peer_choking,
+                interested = self.am_interested,
+                "no requests"
+            );
             return;
         }
         let target = self.queue_target(now);

@@ -12,10 +12,11 @@
 //!    libtorrent does), found through a two-level bitfield (a summary bit per 64 pieces, so
 //!    ~16 word reads for 64k pieces) and matched a word at a time against the peer's bitfield,
 //!    from a random start;
-//! 4. rarest first: wanted pieces are kept bucketed by availability in the map (updated in O(1)
-//!    per HAVE; see `piece_map/availability.rs`), each bucket in random order, so the walk starts
-//!    at the rarest bucket and stops as soon as it has `max` blocks; there is no per-pick sort
-//!    or scan of all pieces. Random start inside each bucket spreads peers over equally rare
+//! 4. rarest first: pickable pieces (wanted, with a free block) are kept bucketed by
+//!    availability in the map (updated in O(1) per HAVE; see `piece_map/availability.rs`), each
+//!    bucket in random order, so the walk starts at the rarest bucket and stops as soon as it
+//!    has `max` blocks; there is no per-pick sort or scan of all pieces, and fully requested
+//!    pieces are not in the way. Random start inside each bucket spreads peers over equally rare
 //!    pieces;
 //! 5. endgame (every missing block already requested, [`PieceMap::in_endgame`]): blocks
 //!    requested by others, at most [`PickerConfig::endgame_cap`] requesters per block. When one
@@ -276,28 +277,51 @@ impl Picker {
     }
 
     fn pick_rarest(&self, peer: BitfieldView<'_>, slot: PeerSlot, left: &mut usize, out: &mut Vec<BlockRef>) {
-        let order = self.map.rarity().read();
-        // Bucket 0: no connected peer has these, so this peer does not either.
-        for bucket in order.buckets().iter().skip(1) {
-            let len = bucket.len();
-            if len == 0 {
-                continue;
-            }
-            let start = rand::random_range(0..len);
-            for &p in bucket[start..].iter().chain(&bucket[..start]) {
-                let p = PieceIndex(p);
-                if self.wanted(peer, p) && self.map.has_free_blocks(p) {
-                    self.fill(p, slot, left, out);
-                    if *left == 0 {
-                        return;
+        // Candidates are gathered under the rarity read lock and claimed after it is released:
+        // claiming a piece's last free block re-lists it, which takes the write lock.
+        let mut candidates = Vec::new();
+        loop {
+            candidates.clear();
+            {
+                let order = self.map.rarity().read();
+                let mut budget = *left;
+                // Bucket 0: no connected peer has these, so this peer does not either.
+                'buckets: for bucket in order.buckets().iter().skip(1) {
+                    let len = bucket.len();
+                    if len == 0 {
+                        continue;
+                    }
+                    let start = rand::random_range(0..len);
+                    for &p in bucket[start..].iter().chain(&bucket[..start]) {
+                        let p = PieceIndex(p);
+                        if self.wanted(peer, p) && self.map.has_free_blocks(p) {
+                            candidates.push(p);
+                            budget = budget.saturating_sub(self.map.block_count(p) as usize);
+                            if budget == 0 {
+                                break 'buckets;
+                            }
+                        }
                     }
                 }
+            }
+            if candidates.is_empty() {
+                return;
+            }
+            let before = *left;
+            for &p in &candidates {
+                self.fill(p, slot, left, out);
+                if *left == 0 {
+                    return;
+                }
+            }
+            if *left == before {
+                return;
             }
         }
     }
 
-    /// Endgame: walks the wanted pieces (few by now) rarest first and requests blocks that
-    /// others already requested.
+    /// Endgame: pieces the peer has and we lack (few by now, found a word at a time), blocks
+    /// that others already requested.
     fn pick_endgame(
         &self,
         peer: BitfieldView<'_>,
@@ -305,13 +329,17 @@ impl Picker {
         left: &mut usize,
         out: &mut Vec<BlockRef>,
     ) {
-        let order = self.map.rarity().read();
-        for &p in order.buckets().iter().skip(1).flatten() {
-            let p = PieceIndex(p);
-            if self.wanted(peer, p) {
-                *left -= self.map.claim_duplicates(p, slot, self.config.endgame_cap, *left, out);
-                if *left == 0 {
-                    return;
+        let have = self.map.have();
+        for (w, &pw) in peer.words().iter().enumerate() {
+            let mut bits = pw & !have.word(w);
+            while bits != 0 {
+                let p = PieceIndex((w * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+                if self.wanted(peer, p) {
+                    *left -= self.map.claim_duplicates(p, slot, self.config.endgame_cap, *left, out);
+                    if *left == 0 {
+                        return;
+                    }
                 }
             }
         }

@@ -41,7 +41,8 @@ impl Default for ChokerConfig {
 /// peer(s) among the rest (pass a counter that grows every optimistic period, e.g. every 30 s).
 pub fn decide(peers: &[PeerStat], we_are_seed: bool, config: ChokerConfig, rotation: usize) -> Vec<bool> {
     let mut out = vec![false; peers.len()];
-    let mut candidates: Vec<usize> = (0..peers.len()).filter(|&i| peers[i].interested && !peers[i].is_seed).collect();
+    let mut candidates: Vec<usize> =
+        (0..peers.len()).filter(|&i| peers[i].interested && !peers[i].is_seed).collect();
     let key = |i: usize| if we_are_seed { peers[i].upload_rate } else { peers[i].download_rate };
     // Highest rate first; on ties keep peers already unchoked (less churn), then by index.
     candidates.sort_by(|&a, &b| {
@@ -70,7 +71,8 @@ mod tests {
 
     #[test]
     fn fastest_uploaders_win_while_leeching() {
-        let peers = vec![peer(true, 10.0, 0.0), peer(true, 30.0, 0.0), peer(false, 99.0, 0.0), peer(true, 20.0, 0.0)];
+        let peers =
+            vec![peer(true, 10.0, 0.0), peer(true, 30.0, 0.0), peer(false, 99.0, 0.0), peer(true, 20.0, 0.0)];
         let d = decide(&peers, false, ChokerConfig { slots: 2, optimistic: 0 }, 0);
         assert_eq!(d, vec![false, true, false, true]);
     }

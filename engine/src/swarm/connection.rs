@@ -50,8 +50,14 @@ pub(crate) async fn run(
     };
     let _ = stream.set_nodelay(true);
     let now = Instant::now();
-    let session =
-        PeerSession::new(torrent.session.clone(), torrent.picker.clone(), peer.slot, torrent.info_hash, peer_id, now);
+    let session = PeerSession::new(
+        torrent.session.clone(),
+        torrent.picker.clone(),
+        peer.slot,
+        torrent.info_hash,
+        peer_id,
+        now,
+    );
     let announced = torrent.map.verified().snapshot();
     let shared = Rc::new(RefCell::new(Shared { session, announced, closed: false }));
     let stream = Rc::new(stream);
@@ -111,7 +117,7 @@ async fn read_loop(
         }
         match res {
             Ok(0) => return Ok(()),
-            Ok(_) => {}
+            Ok(n) => tracing::trace!(addr = %peer.addr, n, "read"),
             Err(e) => return Err(PeerError::Io(e)),
         }
         s.session.handle_input(&[], Instant::now())?;
@@ -152,26 +158,17 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
 async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc<Notify>) {
     let mut bufs: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
     loop {
-        {
-            let mut s = shared.borrow_mut();
-            let now = Instant::now();
-            while bufs.len() < MAX_IOVECS {
-                match s.session.poll_transmit(now) {
-                    Some(chunk) => bufs.push(chunk),
-                    None => break,
-                }
+        let closed = collect_chunks(&shared, &mut bufs);
+        if bufs.is_empty() {
+            if closed {
+                // Wakes the reader, which may be blocked in a read.
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
             }
-            if bufs.is_empty() {
-                if s.closed {
-                    // Wakes the reader, which may be blocked in a read.
-                    let _ = stream.shutdown(std::net::Shutdown::Both);
-                    return;
-                }
-                drop(s);
-                wake.notified().await;
-                continue;
-            }
+            wake.notified().await;
+            continue;
         }
+        tracing::trace!(chunks = bufs.len(), "write");
         match write_all(&stream, std::mem::take(&mut bufs)).await {
             Ok(empty) => bufs = empty,
             Err(_) => {
@@ -181,6 +178,19 @@ async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc
             }
         }
     }
+}
+
+/// Moves up to [`MAX_IOVECS`] queued chunks into `bufs`; returns whether the connection is closing.
+fn collect_chunks(shared: &RefCell<Shared>, bufs: &mut Vec<Bytes>) -> bool {
+    let mut s = shared.borrow_mut();
+    let now = Instant::now();
+    while bufs.len() < MAX_IOVECS {
+        match s.session.poll_transmit(now) {
+            Some(chunk) => bufs.push(chunk),
+            None => break,
+        }
+    }
+    s.closed
 }
 
 /// Writes every chunk with vectored writes, resuming after short writes. Returns the emptied

@@ -53,7 +53,8 @@ pub(crate) fn run_thread(
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await {
                             Ok(Ok(stream)) => {
                                 if let Err(e) =
-                                    super::connection::run(torrent, stream, addr, peer_id, Default::default()).await
+                                    super::connection::run(torrent, stream, addr, peer_id, Default::default())
+                                        .await
                                 {
                                     tracing::debug!(%addr, "peer session ended: {e}");
                                 }

@@ -163,12 +163,13 @@ impl Torrent {
             store_error: Mutex::new(None),
         });
         let weak: Weak<Torrent> = Arc::downgrade(&torrent);
-        let verifier = Verifier::with_callback(VerifierConfig { threads: parts.hash_threads, queue: 64 }, move |v| {
-            if let Some(t) = weak.upgrade() {
-                t.on_verdict(v);
-            }
-        })
-        .map_err(SwarmError::Io)?;
+        let verifier =
+            Verifier::with_callback(VerifierConfig { threads: parts.hash_threads, queue: 64 }, move |v| {
+                if let Some(t) = weak.upgrade() {
+                    t.on_verdict(v);
+                }
+            })
+            .map_err(SwarmError::Io)?;
         *torrent.verifier.lock() = Some(verifier);
         Ok(torrent)
     }

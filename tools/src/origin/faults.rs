@@ -44,7 +44,7 @@ impl Faults {
     pub fn next(&self) -> Plan {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         Plan {
-            fail: n <= self.fail_first || (self.fail_every > 0 && n % self.fail_every == 0),
+            fail: n <= self.fail_first || (self.fail_every > 0 && n.is_multiple_of(self.fail_every)),
             stall_after: self.stall_after,
             truncate_after: self.truncate_after,
             changed: self.change_after.is_some_and(|c| n > c),

@@ -1,0 +1,119 @@
+//! BitTorrent between real `floodgate` processes on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use floodgate_tests::{bin, free_addr, wait_for_listen, ChildGuard};
+use rand::RngCore;
+
+/// Writes `len` random bytes to `path`.
+fn random_file(path: &Path, len: usize) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    rand::rng().fill_bytes(&mut data);
+    std::fs::write(path, &data).expect("write test file");
+    data
+}
+
+fn make_torrent(data: &Path, out: &Path) {
+    let status = Command::new(bin("floodgate"))
+        .args(["make-torrent", data.to_str().unwrap(), "-o", out.to_str().unwrap(), "--piece-size", "65536"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run make-torrent");
+    assert!(status.success(), "make-torrent failed");
+}
+
+fn seed(torrent: &Path, data_dir: &Path) -> (ChildGuard, std::net::SocketAddr) {
+    let addr = free_addr();
+    let child = ChildGuard::spawn(
+        Command::new(bin("floodgate"))
+            .args(["seed", torrent.to_str().unwrap(), "--data", data_dir.to_str().unwrap()])
+            .args(["--listen", &addr.to_string(), "--seed-for", "120"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn seed");
+    assert!(wait_for_listen(addr, Duration::from_secs(20)), "seeder did not start listening");
+    (child, addr)
+}
+
+fn get(torrent: &Path, out: &Path, peers: &[std::net::SocketAddr]) -> std::process::Child {
+    let mut cmd = Command::new(bin("floodgate"));
+    cmd.args(["get", torrent.to_str().unwrap(), "-o", out.to_str().unwrap(), "--json", "--timeout", "60"]);
+    cmd.args(["--listen", &free_addr().to_string(), "--seed-for", "5"]);
+    for p in peers {
+        cmd.args(["--peer", &p.to_string()]);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn get")
+}
+
+#[test]
+fn seed_to_three_downloaders_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let data = random_file(&src.join("blob.bin"), 9 * 1024 * 1024 + 12345);
+    let torrent = dir.path().join("blob.torrent");
+    make_torrent(&src.join("blob.bin"), &torrent);
+    let (_seeder, addr) = seed(&torrent, &src);
+
+    let outs: Vec<_> = (0..3).map(|i| dir.path().join(format!("dl{i}"))).collect();
+    let children: Vec<_> = outs.iter().map(|o| get(&torrent, o, &[addr])).collect();
+    for (child, out) in children.into_iter().zip(&outs) {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "get failed for {}", out.display());
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+        assert_eq!(report["bytes"], data.len() as u64);
+        assert!(report["bt_bytes"].as_u64().unwrap() >= data.len() as u64);
+        assert_eq!(report["hash_failures"], 0);
+        assert_eq!(std::fs::read(out.join("blob.bin")).unwrap(), data, "{} differs", out.display());
+    }
+}
+
+#[test]
+fn hostile_peer_does_not_disturb_the_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let data = random_file(&src.join("f.bin"), 2 * 1024 * 1024);
+    let torrent = dir.path().join("f.torrent");
+    make_torrent(&src.join("f.bin"), &torrent);
+    let (_seeder, addr) = seed(&torrent, &src);
+
+    // Garbage instead of a handshake, then a valid-looking handshake with a huge message.
+    for payload in [&b"GET / HTTP/1.1\r\n\r\n"[..], &[0xffu8; 200][..]] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(payload);
+        let mut buf = [0u8; 64];
+        // The seeder closes the connection (read returns 0 or an error), it never answers junk.
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+    }
+    let out = dir.path().join("dl");
+    let output = get(&torrent, &out, &[addr]).wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(std::fs::read(out.join("f.bin")).unwrap(), data);
+}
+
+#[test]
+fn get_fails_clearly_without_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_path = dir.path().join("x.bin");
+    random_file(&data_path, 100_000);
+    let torrent = dir.path().join("x.torrent");
+    make_torrent(&data_path, &torrent);
+    let out = Command::new(bin("floodgate"))
+        .args(["get", torrent.to_str().unwrap(), "-o", dir.path().join("dl").to_str().unwrap(), "--no-seed"])
+        .args(["--timeout", "2", "--peer", &free_addr().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timed out"),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
