@@ -38,7 +38,8 @@ pub struct Args {
 /// Runs the command. Exits 0 only when every piece is downloaded and verified.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let meta = super::read_torrent(&args.torrent)?;
-    std::fs::create_dir_all(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
     let verified = super::swarm_util::check_existing(&meta, &args.output);
     let resumed = verified.count_ones();
     let (_swarm, torrent) = super::swarm_util::start(&meta, &args.output, args.listen, verified)?;

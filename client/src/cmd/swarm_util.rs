@@ -33,7 +33,12 @@ pub fn check_existing(meta: &Metainfo, root: &Path) -> Bitfield {
 }
 
 /// Starts a swarm listening on `listen` and adds the torrent with its store under `root`.
-pub fn start(meta: &Metainfo, root: &Path, listen: SocketAddr, verified: Bitfield) -> anyhow::Result<(Swarm, TorrentHandle)> {
+pub fn start(
+    meta: &Metainfo,
+    root: &Path,
+    listen: SocketAddr,
+    verified: Bitfield,
+) -> anyhow::Result<(Swarm, TorrentHandle)> {
     let store = Store::open(meta.layout(), root, StoreConfig::default())
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
     let swarm = Swarm::start(SwarmConfig { listen: Some(listen), ..SwarmConfig::default() })
