@@ -19,6 +19,8 @@
 mod choker;
 mod connection;
 mod runtime;
+#[cfg(test)]
+mod tests;
 mod torrent;
 
 use std::collections::HashMap;
@@ -40,6 +42,7 @@ use crate::piece_map::{Bitfield, PieceMap, PieceMapError};
 use crate::store::Store;
 use crate::types::{InfoHash, PeerId};
 use runtime::Command;
+pub use torrent::ImportOutcome;
 use torrent::{Torrent, TorrentParts};
 
 /// Why the swarm or a torrent could not be started.
@@ -54,6 +57,9 @@ pub enum SwarmError {
     /// The resume bitfield does not fit the torrent.
     #[error("piece map: {0}")]
     PieceMap(PieceMapError),
+    /// The store refused a write.
+    #[error("store: {0}")]
+    Store(crate::store::StoreError),
     /// A torrent with this info-hash is already in the swarm.
     #[error("torrent {0} is already added")]
     Duplicate(InfoHash),
@@ -330,6 +336,26 @@ impl TorrentHandle {
             hash_failures: t.counters.hash_failures.load(Ordering::Relaxed),
             store_error: t.store_error.lock().clone(),
         }
+    }
+
+    /// Adds a whole piece obtained outside BitTorrent (origin pull, HTTP Range): it is checked
+    /// against its SHA-1, written, marked verified and announced (HAVE) to every peer at once.
+    pub fn import_piece(
+        &self,
+        piece: crate::types::PieceIndex,
+        data: &[u8],
+    ) -> Result<ImportOutcome, SwarmError> {
+        self.torrent.import_piece(piece, data)
+    }
+
+    /// Reads bytes of verified data back (HTTP Range serving); `None` if the store fails.
+    pub fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, crate::store::StoreError> {
+        self.torrent.store.read_at(offset, len)
+    }
+
+    /// The torrent's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.torrent.layout
     }
 
     /// Flushes the store per its fsync policy.

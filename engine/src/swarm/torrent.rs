@@ -18,6 +18,9 @@ use crate::piece_map::{Bitfield, PeerSlot, PieceMap};
 use crate::store::Store;
 use crate::types::{BlockRef, InfoHash, PieceIndex};
 
+/// The slot that pieces from outside BitTorrent (origin pulls, HTTP) are recorded under.
+pub(crate) const IMPORT_SLOT: PeerSlot = PeerSlot(u16::MAX);
+
 /// A peer that sent this many pieces failing their hash is banned.
 const BAN_AFTER_HASH_FAILURES: u32 = 3;
 
@@ -114,6 +117,19 @@ impl std::fmt::Debug for Torrent {
     }
 }
 
+/// What [`Torrent::import_piece`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Written, verified and announced.
+    Imported,
+    /// It was verified already; nothing changed.
+    AlreadyVerified,
+    /// The bytes do not match the piece hash; nothing was written.
+    HashMismatch,
+    /// Peers are downloading blocks of it right now; written, left for them to finish.
+    Busy,
+}
+
 /// Parameters of [`Torrent::new`].
 pub(crate) struct TorrentParts {
     pub info_hash: InfoHash,
@@ -188,7 +204,7 @@ impl Torrent {
             Some(s) => s,
             None => {
                 let s = self.next_slot.fetch_add(1, Ordering::Relaxed);
-                u16::try_from(s).ok()?
+                u16::try_from(s).ok().filter(|&s| s != IMPORT_SLOT.0)?
             }
         };
         let shared = Arc::new(PeerShared::new(PeerSlot(slot), addr));
@@ -295,6 +311,39 @@ impl Torrent {
                 self.banned.lock().push(p.addr.ip());
             }
         }
+    }
+
+    /// A whole piece obtained outside BitTorrent: checked against its hash, written, marked
+    /// verified and announced to every peer.
+    pub fn import_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<ImportOutcome, SwarmError> {
+        let piece = self.map.piece(piece.0).map_err(SwarmError::PieceMap)?;
+        if data.len() != self.map.piece_size(piece) as usize {
+            return Err(SwarmError::Invalid("imported piece has the wrong length"));
+        }
+        if self.map.verified().has(piece) {
+            return Ok(ImportOutcome::AlreadyVerified);
+        }
+        if crate::hash::sha1(data) != self.hashes[piece.get()] {
+            return Ok(ImportOutcome::HashMismatch);
+        }
+        self.store.write_at(self.layout.piece_offset(piece), data).map_err(SwarmError::Store)?;
+        let mut cancels = Vec::new();
+        while let Some(block) = self.map.claim_block(piece, IMPORT_SLOT) {
+            self.map.receive_block(block, IMPORT_SLOT, &mut cancels).map_err(SwarmError::PieceMap)?;
+        }
+        if self.map.piece_state(piece) != crate::piece_map::PieceState::Complete {
+            // Peers hold some blocks of it; they will deliver them.
+            return Ok(ImportOutcome::Busy);
+        }
+        // Blocks of this piece kept from peers are superseded.
+        self.partial[piece.get()].lock().clear();
+        self.map.begin_verify(piece).map_err(SwarmError::PieceMap)?;
+        self.map.mark_verified(piece).map_err(SwarmError::PieceMap)?;
+        if let Err(e) = self.store.piece_verified(piece) {
+            tracing::warn!("sync of piece {} failed: {e}", piece.0);
+        }
+        let _ = self.events.send(TorrentEvent::Verified(piece));
+        Ok(ImportOutcome::Imported)
     }
 
     /// Reads a block for upload.

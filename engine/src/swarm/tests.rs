@@ -1,0 +1,103 @@
+//! Swarms over real loopback sockets (127.0.0.1), in one process.
+
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use super::*;
+use crate::hash::sha1;
+use crate::layout::FileSpan;
+use crate::types::PieceIndex;
+
+fn torrent(len: usize, piece_length: u32) -> (Vec<u8>, Layout, Vec<[u8; 20]>) {
+    let mut data = vec![0u8; len];
+    rand::rng().fill_bytes(&mut data);
+    let layout =
+        Layout::new(vec![FileSpan { path: "blob".into(), length: len as u64 }], piece_length).unwrap();
+    let hashes = data.chunks(piece_length as usize).map(sha1).collect();
+    (data, layout, hashes)
+}
+
+fn spec(layout: &Layout, hashes: &[[u8; 20]], verified: Option<Bitfield>) -> AddTorrent {
+    AddTorrent {
+        info_hash: InfoHash([9; 20]),
+        layout: layout.clone(),
+        piece_hashes: hashes.to_vec(),
+        store: Store::memory(layout.clone()),
+        verified,
+        session: SessionConfig::default(),
+        max_peers: 50,
+        upload_slots: 8,
+        hash_threads: 1,
+    }
+}
+
+fn swarm() -> Swarm {
+    let listen = Some("127.0.0.1:0".parse().unwrap());
+    Swarm::start(SwarmConfig { threads: 2, listen, ..SwarmConfig::default() }).unwrap()
+}
+
+fn wait(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+#[test]
+fn downloader_completes_while_the_seed_is_still_importing() {
+    let pl = 64 * 1024;
+    let (data, layout, hashes) = torrent(40 * pl as usize - 1000, pl);
+    let relay_swarm = swarm();
+    let relay = relay_swarm.add_torrent(spec(&layout, &hashes, None)).unwrap();
+    let client_swarm = swarm();
+    let client = client_swarm.add_torrent(spec(&layout, &hashes, None)).unwrap();
+    client.connect(relay_swarm.listen_addr().unwrap());
+
+    let piece = |i: u32| &data[(i * pl) as usize..((i + 1) * pl).min(data.len() as u32) as usize];
+    let mut corrupt = piece(3).to_vec();
+    corrupt[10] ^= 1;
+    assert_eq!(relay.import_piece(PieceIndex(3), &corrupt).unwrap(), ImportOutcome::HashMismatch);
+    for i in 0..layout.piece_count() {
+        assert_eq!(relay.import_piece(PieceIndex(i), piece(i)).unwrap(), ImportOutcome::Imported);
+        if i == 5 {
+            // The client gets the first pieces before the rest exist at the relay.
+            assert!(wait(|| client.stats().pieces_verified >= 6, Duration::from_secs(20)), "no early pieces");
+            assert!(!relay.is_complete());
+        }
+    }
+    assert_eq!(relay.import_piece(PieceIndex(0), piece(0)).unwrap(), ImportOutcome::AlreadyVerified);
+    assert!(wait(|| client.is_complete(), Duration::from_secs(30)), "client stuck at {:?}", client.stats());
+    assert_eq!(client.read(0, data.len()).unwrap(), &data[..]);
+    assert_eq!(client.stats().hash_failures, 0);
+}
+
+#[test]
+fn two_downloaders_trade_with_each_other() {
+    let pl = 32 * 1024;
+    let (data, layout, hashes) = torrent(3 * 1024 * 1024, pl);
+    let seed_swarm = swarm();
+    let full = Bitfield::full(layout.piece_count());
+    let seed = seed_swarm.add_torrent(spec(&layout, &hashes, Some(full))).unwrap();
+    // The seed's memory store starts empty: fill it.
+    for i in 0..layout.piece_count() {
+        let s = (i * pl) as usize;
+        seed.torrent.store.write_at(s as u64, &data[s..(s + pl as usize).min(data.len())]).unwrap();
+    }
+    let a_swarm = swarm();
+    let b_swarm = swarm();
+    let a = a_swarm.add_torrent(spec(&layout, &hashes, None)).unwrap();
+    let b = b_swarm.add_torrent(spec(&layout, &hashes, None)).unwrap();
+    a.connect(seed_swarm.listen_addr().unwrap());
+    b.connect(seed_swarm.listen_addr().unwrap());
+    a.connect(b_swarm.listen_addr().unwrap());
+    assert!(wait(|| a.is_complete() && b.is_complete(), Duration::from_secs(30)));
+    assert_eq!(a.read(0, data.len()).unwrap(), &data[..]);
+    assert_eq!(b.read(0, data.len()).unwrap(), &data[..]);
+    let traded = a.stats().uploaded + b.stats().uploaded;
+    assert!(traded > 0, "the downloaders exchanged pieces");
+}
