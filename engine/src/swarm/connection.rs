@@ -32,6 +32,9 @@ struct Shared {
     session: PeerSession,
     /// Pieces we told this peer we have (HAVE or bitfield), to resync after a lagged broadcast.
     announced: Bitfield,
+    /// The piece last read for upload: peers ask for a piece's blocks in a row, so one read
+    /// serves them all (blocks are zero-copy slices of it).
+    upload_cache: Option<(crate::types::PieceIndex, Bytes)>,
     closed: bool,
 }
 
@@ -59,7 +62,7 @@ pub(crate) async fn run(
         now,
     );
     let announced = torrent.map.verified().snapshot();
-    let shared = Rc::new(RefCell::new(Shared { session, announced, closed: false }));
+    let shared = Rc::new(RefCell::new(Shared { session, announced, upload_cache: None, closed: false }));
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
 
@@ -134,7 +137,7 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
     while let Some(ev) = s.session.poll_event() {
         match ev {
             PeerEvent::Block { block, data, .. } => torrent.on_block(peer.slot, block, data),
-            PeerEvent::Upload(block) => match torrent.read_block(block) {
+            PeerEvent::Upload(block) => match upload_block(torrent, &mut s.upload_cache, block) {
                 Some(data) => s.session.send_block(block, data, now),
                 None => s.session.upload_failed(block),
             },
@@ -153,6 +156,22 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
         }
     }
     peer.is_seed.store(s.session.peer_is_seed(), Ordering::Relaxed);
+}
+
+/// A block for upload, sliced from the cached piece (read whole on a miss).
+fn upload_block(
+    torrent: &Torrent,
+    cache: &mut Option<(crate::types::PieceIndex, Bytes)>,
+    block: crate::types::BlockRef,
+) -> Option<Bytes> {
+    if cache.as_ref().is_none_or(|(p, _)| *p != block.piece) {
+        *cache = Some((block.piece, torrent.read_piece(block.piece)?));
+    }
+    let (_, piece) = cache.as_ref()?;
+    let start = block.offset as usize;
+    let end = start.checked_add(block.length as usize).filter(|&e| e <= piece.len())?;
+    torrent.counters.uploaded.fetch_add(block.length as u64, Ordering::Relaxed);
+    Some(piece.slice(start..end))
 }
 
 async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc<Notify>) {

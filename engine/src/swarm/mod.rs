@@ -353,6 +353,15 @@ impl TorrentHandle {
         self.torrent.store.read_at(offset, len)
     }
 
+    /// Stops the torrent from downloading any piece from peers (a relay gets its bytes from the
+    /// origin through [`TorrentHandle::import_piece`] only): every piece's priority becomes Skip.
+    pub fn disable_peer_downloads(&self) {
+        for i in 0..self.torrent.map.piece_count() {
+            // Indices below piece_count are always valid.
+            let _ = self.torrent.picker.set_priority(i, crate::picker::Priority::Skip);
+        }
+    }
+
     /// The torrent's layout.
     pub fn layout(&self) -> &Layout {
         &self.torrent.layout

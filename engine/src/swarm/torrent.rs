@@ -234,16 +234,11 @@ impl Torrent {
             .is_ok()
     }
 
-    /// A received block: written to the store at once, kept for hashing; the delivery that
-    /// completes the piece submits it to the verifier.
+    /// A received block, kept until its piece is complete; the delivery that completes the piece
+    /// writes it with one vectored write and submits it to the verifier. Unverified bytes are
+    /// on disk only briefly and never served: serving reads only verified pieces.
     pub fn on_block(&self, from: PeerSlot, block: BlockRef, data: Bytes) {
         self.counters.downloaded.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let offset = self.layout.piece_offset(block.piece) + u64::from(block.offset);
-        if let Err(e) = self.store.write_at(offset, &data) {
-            tracing::error!(info_hash = %self.info_hash, "store write failed: {e}");
-            *self.store_error.lock() = Some(e.to_string());
-            return;
-        }
         let complete = {
             let mut part = self.partial[block.piece.get()].lock();
             part.push((block.offset, from, data));
@@ -253,20 +248,24 @@ impl Torrent {
                 None
             }
         };
-        if let Some(mut blocks) = complete {
-            blocks.sort_unstable_by_key(|b| b.0);
-            let contributors: Vec<PeerSlot> = blocks.iter().map(|b| b.1).collect();
-            self.hashing.lock().push((block.piece, contributors));
-            if let Err(e) = self.map.begin_verify(block.piece) {
-                tracing::error!("piece {} cannot be verified: {e}", block.piece.0);
-                return;
-            }
-            let data: Vec<Bytes> = blocks.into_iter().map(|b| b.2).collect();
-            let expected = self.hashes[block.piece.get()];
-            if let Some(v) = self.verifier.lock().as_ref() {
-                if let Err(e) = v.submit(block.piece, data, expected) {
-                    tracing::error!("verifier stopped: {e}");
-                }
+        let Some(mut blocks) = complete else { return };
+        blocks.sort_unstable_by_key(|b| b.0);
+        let contributors: Vec<PeerSlot> = blocks.iter().map(|b| b.1).collect();
+        let data: Vec<Bytes> = blocks.into_iter().map(|b| b.2).collect();
+        if let Err(e) = self.store.write_piece(block.piece, &data) {
+            tracing::error!(info_hash = %self.info_hash, "store write failed: {e}");
+            *self.store_error.lock() = Some(e.to_string());
+            return;
+        }
+        self.hashing.lock().push((block.piece, contributors));
+        if let Err(e) = self.map.begin_verify(block.piece) {
+            tracing::error!("piece {} cannot be verified: {e}", block.piece.0);
+            return;
+        }
+        let expected = self.hashes[block.piece.get()];
+        if let Some(v) = self.verifier.lock().as_ref() {
+            if let Err(e) = v.submit(block.piece, data, expected) {
+                tracing::error!("verifier stopped: {e}");
             }
         }
     }
@@ -346,14 +345,10 @@ impl Torrent {
         Ok(ImportOutcome::Imported)
     }
 
-    /// Reads a block for upload.
-    pub fn read_block(&self, block: BlockRef) -> Option<Bytes> {
-        let offset = self.layout.piece_offset(block.piece) + u64::from(block.offset);
-        match self.store.read_at(offset, block.length as usize) {
-            Ok(b) => {
-                self.counters.uploaded.fetch_add(b.len() as u64, Ordering::Relaxed);
-                Some(b)
-            }
+    /// Reads a whole verified piece for upload (callers slice blocks out of it).
+    pub fn read_piece(&self, piece: PieceIndex) -> Option<Bytes> {
+        match self.store.read_piece(piece) {
+            Ok(b) => Some(b),
             Err(e) => {
                 tracing::warn!("read for upload failed: {e}");
                 None
