@@ -22,6 +22,7 @@ pub mod piece_map;
 pub mod ratelimit;
 pub mod store;
 pub mod swarm;
+pub mod tracker;
 pub mod types;
 pub mod uring;
 pub mod wire;

@@ -1,0 +1,102 @@
+//! Errors of tracker requests, responses and the HTTP client.
+
+/// Why an announce response body was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    /// The tracker refused the announce (`failure reason`).
+    #[error("tracker failure: {reason}")]
+    Failure {
+        /// The tracker's text, lossily decoded as UTF-8.
+        reason: String,
+    },
+    /// The body is not bencode (or breaks the size limits).
+    #[error("response is not bencode: {0}")]
+    Bencode(#[from] crate::bencode::DecodeError),
+    /// The body is bencode but not a dictionary.
+    #[error("response is not a dictionary")]
+    NotADict,
+    /// A required key is missing.
+    #[error("response lacks `{key}`")]
+    Missing {
+        /// The key.
+        key: &'static str,
+    },
+    /// A key holds the wrong type or an out-of-range value.
+    #[error("response has an invalid `{key}`")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+    },
+    /// A compact peer string whose length is not a multiple of the entry size.
+    #[error("`{key}` is {len} bytes, not a multiple of {entry}")]
+    CompactLength {
+        /// `peers` or `peers6`.
+        key: &'static str,
+        /// Its length.
+        len: usize,
+        /// 6 or 18.
+        entry: usize,
+    },
+}
+
+/// Why an announce or scrape query string was rejected by the server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// A required parameter is missing.
+    #[error("missing parameter `{0}`")]
+    Missing(&'static str),
+    /// A parameter is malformed (bad percent-encoding, wrong length, not a number, ...).
+    #[error("invalid parameter `{0}`")]
+    Invalid(&'static str),
+    /// More parameters than the server reads.
+    #[error("too many parameters")]
+    TooMany,
+}
+
+/// Why an HTTP GET to a tracker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not `http://host[:port]/...` (HTTPS and other schemes are not supported).
+    #[error("unsupported tracker URL {url:?}: {why}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Resolving, connecting, reading or writing failed (timeouts included).
+    #[error("tracker I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The response head is not valid HTTP.
+    #[error("tracker HTTP: {0}")]
+    Http(#[from] crate::http::HttpError),
+    /// The body (or chunked framing) is malformed or ends early.
+    #[error("tracker response body: {0}")]
+    Body(&'static str),
+    /// The body is larger than allowed.
+    #[error("tracker response body larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The whole exchange took longer than the timeout.
+    #[error("tracker request timed out")]
+    TimedOut,
+}
+
+/// Why an announce failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnounceError {
+    /// The HTTP exchange failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The tracker answered with a status other than 200 and no bencoded failure.
+    #[error("tracker answered HTTP {status}")]
+    Status {
+        /// The status code.
+        status: u16,
+    },
+    /// The tracker's body was a failure or is malformed.
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+}
