@@ -1,8 +1,9 @@
 //! The piece store: a torrent's byte stream laid over its files in a download directory.
 //!
 //! [`Store`] is what callers hold: [`Store::Uring`] keeps real files and does its I/O through
-//! the io_uring edge ([`crate::uring`]: reads on the thread's ring, writes with `pwrite` by
-//! default, see [`StoreConfig`]), [`Store::Memory`] keeps everything in RAM for tests. Both take
+//! the io_uring edge ([`crate::uring`]: the thread's ring, or `pread`/`pwrite`, which measured
+//! faster for buffered I/O and is the default, see [`StoreConfig`]), [`Store::Memory`] keeps
+//! everything in RAM for tests. Both take
 //! stream offsets (the torrent as one byte string) and split them across files with
 //! [`Layout::segments`].
 //!
@@ -65,11 +66,11 @@ pub struct StoreConfig {
     /// Reserve each file's blocks with `fallocate` at open (fails early if the disk is full).
     pub preallocate: bool,
     /// How writes reach the kernel. Default [`Backend::Sync`]: buffered `pwrite` on the calling
-    /// thread; on ext4 io_uring punts buffered writes to `iou-wrk` threads, measured 2-3x
+    /// thread; on ext4 io_uring punts buffered writes to `iou-wrk` threads, measured 2-4x
     /// slower (`BENCHMARKS.md`).
     pub writes: Backend,
-    /// How reads reach the kernel. Default [`Backend::IoUring`] (cached reads complete inline;
-    /// on par with `pread`, one submission for a range spanning files).
+    /// How reads reach the kernel. Default [`Backend::Sync`] (`pread`): on a quiet machine
+    /// 1 MiB cached reads measured 15-20% faster than through the ring (`BENCHMARKS.md`).
     pub reads: Backend,
 }
 
@@ -79,7 +80,7 @@ impl Default for StoreConfig {
             fsync: FsyncPolicy::OnClose,
             preallocate: true,
             writes: Backend::Sync,
-            reads: Backend::IoUring,
+            reads: Backend::Sync,
         }
     }
 }

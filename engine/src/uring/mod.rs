@@ -16,12 +16,14 @@
 //! * soundness is local: buffers are borrowed (or owned) for the whole call and the call never
 //!   returns, nor unwinds, while the kernel still holds a pointer (see [`submit`]).
 //!
-//! Every call can also go through plain `pread`/`pwrite` ([`Backend::Sync`], [`submit_via`]):
-//! measured on this project's ext4 disks (Linux 6.18), io_uring hands *buffered writes* to
-//! `iou-wrk` worker threads, which made 16 KiB block writes 2-3x slower than `pwrite` (see
-//! `BENCHMARKS.md`), while reads were on par. The store therefore writes with `pwrite` and reads
-//! through the ring by default, each configurable (`store::StoreConfig`). Either way a block's
-//! `Bytes` goes from the socket buffer to the kernel's page cache with no user-space copy.
+//! Every call can also go through plain `pread`/`pwrite` ([`Backend::Sync`], [`submit_via`]).
+//! Measured on this project's ext4 disk (Linux 6.18, `BENCHMARKS.md`): io_uring hands *buffered
+//! writes* to `iou-wrk` worker threads, which made 16 KiB block writes 2-4x slower than
+//! `pwrite`, and 1 MiB cached reads were 15-20% slower than `pread` on a quiet machine. The store
+//! therefore defaults to the syscall path for both and keeps the ring selectable per store
+//! (`store::StoreConfig`). Where the ring should pay is where a thread must not block: the
+//! planned io_uring TCP peer sessions, and `O_DIRECT` files. Either way a block's `Bytes` goes to
+//! the kernel with no user-space copy.
 //!
 //! The peer runtimes planned on tokio-uring can call the store directly (the calls are short) or
 //! later submit the same owned-buffer writes on their own ring
