@@ -4,3 +4,5 @@
 mod ctl;
 
 mod bt;
+
+mod tracker;

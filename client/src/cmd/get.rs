@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use super::swarm_util::Announcer;
+
 /// Arguments of `get`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -15,7 +17,7 @@ pub struct Args {
     /// Download directory.
     #[arg(short, long, default_value = ".")]
     pub output: PathBuf,
-    /// A peer to connect to (repeatable).
+    /// A peer to connect to (repeatable); the torrent's trackers are asked for more.
     #[arg(long = "peer")]
     pub peers: Vec<SocketAddr>,
     /// Address to accept peers on.
@@ -42,8 +44,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let verified = super::swarm_util::check_existing(&meta, &args.output);
     let resumed = verified.count_ones();
-    let (_swarm, torrent) = super::swarm_util::start(&meta, &args.output, args.listen, verified)?;
+    let (swarm, torrent) = super::swarm_util::start(&meta, &args.output, args.listen, verified)?;
     let started = Instant::now();
+    let announce_as = swarm.listen_addr().unwrap_or(args.listen);
+    let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), announce_as);
+    if args.peers.is_empty() && announcer.is_none() {
+        bail!("no peers: give --peer or use a torrent with an http:// tracker");
+    }
     for p in &args.peers {
         torrent.connect(*p);
     }

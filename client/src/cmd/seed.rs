@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
+use floodgate_engine::tracker::{TrackerConfig, TrackerRunner};
+
+use super::swarm_util::Announcer;
 
 /// Arguments of `seed`.
 #[derive(clap::Args, Debug)]
@@ -20,6 +23,9 @@ pub struct Args {
     /// Stop after this many seconds (default: until interrupted).
     #[arg(long)]
     pub seed_for: Option<u64>,
+    /// Also run the built-in HTTP tracker (`/announce`, `/scrape`) on this address.
+    #[arg(long)]
+    pub tracker_listen: Option<SocketAddr>,
 }
 
 /// Runs the command.
@@ -34,9 +40,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             verified.len()
         );
     }
+    let tracker = match args.tracker_listen {
+        Some(at) => {
+            let runner = TrackerRunner::start(at, TrackerConfig::default())
+                .with_context(|| format!("cannot run the tracker on {at}"))?;
+            eprintln!("tracker on http://{}/announce", runner.local_addr());
+            Some(runner)
+        }
+        None => None,
+    };
     let (swarm, torrent) = super::swarm_util::start(&meta, &args.data, args.listen, verified)?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);
     eprintln!("seeding {} ({} bytes) on {addr}", meta.info_hash(), meta.total_length());
+    let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), addr);
     // Scripts read the address from stdout.
     println!("{addr}");
     let deadline = args.seed_for.map(|s| std::time::Instant::now() + Duration::from_secs(s));
@@ -45,6 +61,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             let s = torrent.stats();
             eprintln!("done seeding: {} bytes uploaded to {} peers", s.uploaded, s.peers_seen);
+            // Say `stopped` to the trackers (ours included) before the tracker goes away.
+            drop(announcer);
+            drop(tracker);
             return Ok(());
         }
     }
