@@ -1,0 +1,148 @@
+//! One client connection: read a bounded request head, route it, answer, repeat while kept alive.
+
+use std::net::SocketAddr;
+
+use bytes::{Buf, BytesMut};
+use floodgate_engine::http::{parse_request, HttpError, Method, RequestHead, MAX_HEAD_BYTES};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{data, pages, Server};
+
+/// A response without a streamed body.
+pub(super) struct Simple<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    pub extra: String,
+}
+
+pub(super) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Writes a whole small response; HEAD gets the head only.
+pub(super) async fn write_simple(
+    sock: &mut TcpStream,
+    server: &Server,
+    r: Simple<'_>,
+    head_only: bool,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let conn = if keep_alive { "keep-alive" } else { "close" };
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: {conn}\r\n{}\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        r.body.len(),
+        r.extra
+    );
+    let t = server.config.write_timeout;
+    let write = async {
+        sock.write_all(head.as_bytes()).await?;
+        if !head_only && r.status != 304 {
+            sock.write_all(r.body).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(t, write).await.map_err(|_| std::io::ErrorKind::TimedOut)?
+}
+
+/// Serves one connection until it closes, errs, or idles out.
+pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Server) -> std::io::Result<()> {
+    let mut buf = BytesMut::with_capacity(2048);
+    loop {
+        let head = loop {
+            let error = match parse_request(&buf) {
+                Ok(Some((head, used))) => {
+                    buf.advance(used);
+                    break head;
+                }
+                Ok(None) if buf.len() <= MAX_HEAD_BYTES => None,
+                Ok(None) => Some((431, "request head too large")),
+                Err(HttpError::HeadTooLarge { .. }) | Err(HttpError::TooManyHeaders) => {
+                    Some((431, "request head too large"))
+                }
+                Err(HttpError::UnsupportedMethod) => Some((405, "only GET and HEAD")),
+                Err(_) => Some((400, "malformed request")),
+            };
+            if let Some((status, text)) = error {
+                let extra = if status == 405 { "allow: GET, HEAD\r\n".into() } else { String::new() };
+                let r = Simple { status, content_type: "text/plain", body: text.as_bytes(), extra };
+                return write_simple(&mut sock, server, r, false, false).await;
+            }
+            let t = server.config.head_timeout;
+            match tokio::time::timeout(t, sock.read_buf(&mut buf)).await {
+                Ok(Ok(0)) | Err(_) => return Ok(()),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+            }
+        };
+        if !server.allow_request(peer.ip()) {
+            let r =
+                Simple { status: 429, content_type: "text/plain", body: b"slow down", extra: String::new() };
+            return write_simple(&mut sock, server, r, false, false).await;
+        }
+        let keep = route(&mut sock, server, &head).await?;
+        if !keep || !head.keep_alive {
+            let _ = sock.shutdown().await;
+            return Ok(());
+        }
+    }
+}
+
+/// Answers one request; returns whether the connection may carry another.
+async fn route(sock: &mut TcpStream, server: &Server, head: &RequestHead) -> std::io::Result<bool> {
+    let path = head.target.split('?').next().unwrap_or("");
+    let head_only = head.method == Method::Head;
+    let keep = head.keep_alive;
+    if path == "/tasks" {
+        let body = pages::tasks_json(server);
+        let r = Simple {
+            status: 200,
+            content_type: "application/json",
+            body: body.as_bytes(),
+            extra: String::new(),
+        };
+        return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
+    }
+    if path == "/metrics" {
+        let body = pages::metrics(server);
+        let ct = "text/plain; version=0.0.4";
+        let r = Simple { status: 200, content_type: ct, body: body.as_bytes(), extra: String::new() };
+        return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
+    }
+    if let Some(rest) = path.strip_prefix("/tasks/") {
+        if let Some(id) = rest.strip_suffix(".torrent") {
+            if let Some(task) = server.task(id) {
+                let body = task.meta.to_bytes();
+                let r = Simple {
+                    status: 200,
+                    content_type: "application/x-bittorrent",
+                    body: &body,
+                    extra: String::new(),
+                };
+                return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
+            }
+        } else if let Some(id) = rest.strip_suffix("/data") {
+            if let Some(task) = server.task(id) {
+                return data::respond(sock, server, task, head).await;
+            }
+        }
+    }
+    let r = Simple { status: 404, content_type: "text/plain", body: b"not found", extra: String::new() };
+    write_simple(sock, server, r, head_only, keep).await.map(|_| keep)
+}

@@ -1,0 +1,134 @@
+//! One keep-alive HTTP/1.1 connection to the origin: send a request, read the head, stream the
+//! body in bounded chunks. Every read and write is bounded in time.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use floodgate_engine::http::{parse_response, ResponseHead, MAX_HEAD_BYTES};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{OriginError, OriginUrl};
+
+/// A byte stream to the origin (plain TCP, or TLS over it).
+pub trait OriginIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> OriginIo for T {}
+
+/// Largest chunk read from the socket at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A connection to the origin.
+pub struct OriginConn {
+    io: Box<dyn OriginIo>,
+    buf: BytesMut,
+    timeout: Duration,
+    /// Body bytes of the current response not read yet.
+    body_left: u64,
+    /// Whether the origin allows another request on this connection.
+    pub reusable: bool,
+}
+
+impl OriginConn {
+    /// Connects to the origin of `url`.
+    pub async fn connect(url: &OriginUrl, timeout: Duration) -> Result<Self, OriginError> {
+        let addr = (url.host.as_str(), url.port);
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| OriginError::Timeout(timeout))??;
+        tcp.set_nodelay(true)?;
+        let io: Box<dyn OriginIo> = if url.https {
+            return Err(OriginError::Unusable("https origins are not supported yet".into()));
+        } else {
+            Box::new(tcp)
+        };
+        Ok(OriginConn { io, buf: BytesMut::with_capacity(READ_CHUNK), timeout, body_left: 0, reusable: true })
+    }
+
+    /// Sends a GET (or HEAD) for `range` (`start..end`, or the whole file) and reads the head.
+    pub async fn request(
+        &mut self,
+        url: &OriginUrl,
+        head_only: bool,
+        range: Option<(u64, u64)>,
+    ) -> Result<ResponseHead, OriginError> {
+        let method = if head_only { "HEAD" } else { "GET" };
+        let mut req = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: floodgate-relay/{}\r\nAccept-Encoding: identity\r\n",
+            url.target,
+            url.authority,
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some((s, e)) = range {
+            req.push_str(&format!("Range: bytes={s}-{}\r\n", e - 1));
+        }
+        req.push_str("\r\n");
+        let t = self.timeout;
+        tokio::time::timeout(t, self.io.write_all(req.as_bytes()))
+            .await
+            .map_err(|_| OriginError::Timeout(t))??;
+        let head = loop {
+            if let Some((head, used)) = parse_response(&self.buf)? {
+                self.buf.advance(used);
+                break head;
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(OriginError::Unusable("response head too large".into()));
+            }
+            self.fill().await?;
+        };
+        self.reusable = head.keep_alive;
+        if head.chunked {
+            self.reusable = false;
+            return Err(OriginError::Unusable("chunked body (no Content-Length)".into()));
+        }
+        self.body_left = if head_only || head.status == 304 { 0 } else { head.content_length.unwrap_or(0) };
+        if !head_only && head.content_length.is_none() && (200..300).contains(&head.status) {
+            self.reusable = false;
+            return Err(OriginError::Unusable("response without Content-Length".into()));
+        }
+        Ok(head)
+    }
+
+    /// Reads up to `max` body bytes (at least one) into `out`.
+    pub async fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, OriginError> {
+        let want = (self.body_left.min(max as u64)) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        if self.buf.is_empty() {
+            self.fill().await?;
+        }
+        let n = want.min(self.buf.len());
+        out.extend_from_slice(&self.buf[..n]);
+        self.buf.advance(n);
+        self.body_left -= n as u64;
+        Ok(n)
+    }
+
+    /// Reads and drops the rest of the body (small error bodies), so the connection can be reused.
+    pub async fn discard_body(&mut self) -> Result<(), OriginError> {
+        if self.body_left > 64 * 1024 {
+            self.reusable = false;
+            return Ok(());
+        }
+        let mut sink = Vec::new();
+        while self.body_left > 0 {
+            sink.clear();
+            self.read_body(&mut sink, READ_CHUNK).await?;
+        }
+        Ok(())
+    }
+
+    async fn fill(&mut self) -> Result<(), OriginError> {
+        self.buf.reserve(READ_CHUNK);
+        let t = self.timeout;
+        let n = tokio::time::timeout(t, self.io.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| OriginError::Timeout(t))??;
+        if n == 0 {
+            self.reusable = false;
+            return Err(OriginError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(())
+    }
+}
