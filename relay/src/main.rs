@@ -54,6 +54,9 @@ struct Cli {
     /// Percent of the file verified before whole-file requests are served (1–10).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
     serve_threshold: u8,
+    /// Seconds without progress before an origin request counts as stalled.
+    #[arg(long, default_value_t = 10)]
+    origin_timeout: u64,
     /// BitTorrent connections at once.
     #[arg(long, default_value_t = 1000)]
     max_peers: usize,
@@ -104,8 +107,12 @@ fn main() -> anyhow::Result<()> {
         .thread_name("fg-relay")
         .build()
         .context("cannot start the async runtime")?;
-    let config =
-        PullConfig { conns: usize::from(cli.origin_conns), rate: cli.origin_rate, ..PullConfig::default() };
+    let config = PullConfig {
+        conns: usize::from(cli.origin_conns),
+        rate: cli.origin_rate,
+        io_timeout: std::time::Duration::from_secs(cli.origin_timeout.max(1)),
+        ..PullConfig::default()
+    };
     rt.block_on(async move {
         let listener = http::bind(cli.listen_http)
             .await

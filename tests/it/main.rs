@@ -6,3 +6,5 @@ mod ctl;
 mod bt;
 
 mod tracker;
+
+mod relay;

@@ -161,6 +161,7 @@ impl Puller {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
+            let before = task.torrent.piece_map().verified_count();
             let result = self.fetch(&mut conn, run).await;
             self.schedule.release(run, task);
             match result {
@@ -168,6 +169,10 @@ impl Puller {
                 Err(e) if e.is_fatal() => return task.fail(e.to_string()),
                 Err(e) => {
                     conn = None;
+                    // A request that delivered pieces before failing is progress, not a streak.
+                    if task.torrent.piece_map().verified_count() > before {
+                        failures = 0;
+                    }
                     failures += 1;
                     task.counters.origin_retries.fetch_add(1, Ordering::Relaxed);
                     if failures >= self.config.max_attempts {

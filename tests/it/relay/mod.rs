@@ -1,0 +1,162 @@
+//! `floodgate-relay` in standalone mode against the `fg-origin` simulator: serving over HTTP
+//! Range and BitTorrent while the pull runs, origin faults, and resume after `kill -9`.
+
+mod faults;
+mod resume;
+mod serve;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
+use rand::RngCore;
+
+/// Piece size of the test torrents.
+pub const PIECE: u64 = 64 * 1024;
+
+/// A test file, its torrent, and a scratch directory.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub data: Vec<u8>,
+    pub file: PathBuf,
+    pub torrent: PathBuf,
+}
+
+impl Fixture {
+    /// `len` random bytes and a torrent of them with 64 KiB pieces.
+    pub fn new(len: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut data = vec![0u8; len];
+        rand::rng().fill_bytes(&mut data);
+        let file = dir.path().join("blob.bin");
+        std::fs::write(&file, &data).expect("write test file");
+        let torrent = dir.path().join("blob.torrent");
+        let status = Command::new(bin("floodgate"))
+            .args(["make-torrent", path(&file), "-o", path(&torrent), "--piece-size", &PIECE.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run make-torrent");
+        assert!(status.success(), "make-torrent failed");
+        Fixture { dir, data, file, torrent }
+    }
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// A running `fg-origin`.
+pub struct Origin {
+    pub addr: SocketAddr,
+    _child: ChildGuard,
+}
+
+impl Origin {
+    /// Starts `fg-origin` on `file` with extra flags.
+    pub fn start(file: &Path, extra: &[&str]) -> Self {
+        let mut child = ChildGuard::spawn(
+            Command::new(bin("fg-origin"))
+                .args(["--file", path(file), "--listen", "127.0.0.1:0", "--print-addr"])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("spawn fg-origin");
+        let line = first_line(&mut child, Duration::from_secs(20)).expect("fg-origin printed its address");
+        let addr = line.trim().parse().expect("an address");
+        Origin { addr, _child: child }
+    }
+
+    /// `GET /__stats` -> (requests, body_bytes).
+    pub fn stats(&self) -> (u64, u64) {
+        let v = json(&format!("http://{}/__stats", self.addr)).expect("origin stats");
+        (v["requests"].as_u64().unwrap_or(0), v["body_bytes"].as_u64().unwrap_or(0))
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/blob.bin", self.addr)
+    }
+}
+
+/// A running relay.
+pub struct Relay {
+    pub id: String,
+    pub http: SocketAddr,
+    pub bt: SocketAddr,
+    pub child: ChildGuard,
+}
+
+impl Relay {
+    /// Starts `floodgate-relay` for the fixture's torrent pulling from `origin`.
+    pub fn start(fx: &Fixture, origin: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        let (http, bt) = (free_addr(), free_addr());
+        let mut child = ChildGuard::spawn(
+            Command::new(bin("floodgate-relay"))
+                .args(["--origin", origin, "--torrent", path(&fx.torrent), "--data-dir", path(data_dir)])
+                .args(["--listen-bt", &bt.to_string(), "--listen-http", &http.to_string()])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("spawn floodgate-relay");
+        let id = first_line(&mut child, Duration::from_secs(30)).expect("relay printed the task id");
+        let id = id.trim().to_string();
+        assert_eq!(id.len(), 40, "task id is the info-hash in hex: {id:?}");
+        assert!(wait_for_listen(http, Duration::from_secs(20)), "relay HTTP did not listen");
+        Relay { id, http, bt, child }
+    }
+
+    /// This relay's task from `GET /tasks`.
+    pub fn task(&self) -> serde_json::Value {
+        let list = json(&format!("http://{}/tasks", self.http)).expect("GET /tasks");
+        list.as_array()
+            .and_then(|a| a.iter().find(|t| t["id"] == self.id.as_str()).cloned())
+            .expect("the task is listed")
+    }
+
+    /// Waits (bounded) until the task's state is `state`.
+    pub fn wait_state(&self, state: &str, timeout: Duration) -> serde_json::Value {
+        wait_for(timeout, || Some(self.task()).filter(|t| t["state"] == state))
+            .unwrap_or_else(|| panic!("task never reached {state}: {}", self.task()))
+    }
+
+    pub fn data_url(&self) -> String {
+        format!("http://{}/tasks/{}/data", self.http, self.id)
+    }
+}
+
+/// The first stdout line of a child, bounded in time.
+fn first_line(child: &mut ChildGuard, timeout: Duration) -> Option<String> {
+    let out = child.0.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(timeout).ok().filter(|l| !l.is_empty())
+}
+
+/// `curl` a URL (bounded); returns (status, body).
+pub fn curl(url: &str, args: &[&str]) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "60", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let code = String::from_utf8_lossy(&body[split + 1..]).trim().parse().unwrap_or(0);
+    body.truncate(split);
+    (code, body)
+}
+
+/// `curl` a JSON document.
+pub fn json(url: &str) -> Option<serde_json::Value> {
+    let (code, body) = curl(url, &[]);
+    (code == 200).then(|| serde_json::from_slice(&body).ok()).flatten()
+}
