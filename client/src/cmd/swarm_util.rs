@@ -170,11 +170,17 @@ fn announce_loop(mut ctx: AnnounceCtx, mut tiers: Vec<Tier>, stop: &AtomicBool) 
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Finished just before stopping (`get --no-seed`): say `completed` first, so trackers count it.
+    let completed_late = ctx.torrent.is_complete() && !was_complete;
     for t in tiers.iter_mut().filter(|t| t.started) {
-        let req = request(&ctx, Some(Event::Stopped));
-        if let Some(url) = t.urls.first() {
-            if let Err(e) = announce(url, &req, STOPPED_TIMEOUT) {
-                tracing::debug!("stopped announce to {url} failed: {e}");
+        let Some(url) = t.urls.first() else { continue };
+        let mut events = vec![Event::Stopped];
+        if t.completed_due || completed_late {
+            events.insert(0, Event::Completed);
+        }
+        for event in events {
+            if let Err(e) = announce(url, &request(&ctx, Some(event)), STOPPED_TIMEOUT) {
+                tracing::debug!("{} announce to {url} failed: {e}", event.as_str());
             }
         }
     }
@@ -245,4 +251,19 @@ fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
     }
     peer.port() == listen.port()
         && (peer.ip() == listen.ip() || (listen.ip().is_unspecified() && peer.ip().is_loopback()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_self;
+
+    #[test]
+    fn own_address_is_not_dialled() {
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert!(is_self(a("127.0.0.1:7000"), a("127.0.0.1:7000")));
+        assert!(is_self(a("127.0.0.1:7000"), a("0.0.0.0:7000")));
+        assert!(is_self(a("0.0.0.0:9"), a("127.0.0.1:7000")));
+        assert!(!is_self(a("127.0.0.1:7001"), a("127.0.0.1:7000")));
+        assert!(!is_self(a("10.0.0.1:7000"), a("127.0.0.1:7000")));
+    }
 }

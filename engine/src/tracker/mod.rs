@@ -25,7 +25,7 @@ mod tests;
 
 pub use client::{announce, http_get, HttpUrl};
 pub use error::{AnnounceError, ClientError, QueryError, ResponseError};
-pub use query::{AnnounceQuery, ScrapeQuery};
+pub use query::{AnnounceQuery, ScrapeQuery, MAX_SCRAPE_HASHES};
 pub use request::{AnnounceRequest, Event};
 pub use response::{encode_failure, parse_announce_response, AnnounceResponse};
 pub use runner::TrackerRunner;

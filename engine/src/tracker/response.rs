@@ -27,7 +27,7 @@ pub struct AnnounceResponse {
 fn limits() -> DecodeLimits {
     DecodeLimits {
         max_depth: 8,
-        max_items: 4 * MAX_PEERS + 64,
+        max_items: 6 * MAX_PEERS + 64,
         max_input_len: MAX_RESPONSE_BYTES,
         max_bytes_len: MAX_RESPONSE_BYTES,
     }
@@ -93,10 +93,11 @@ fn compact_peers(
     entry: usize,
     out: &mut Vec<SocketAddr>,
 ) -> Result<(), ResponseError> {
-    if bytes.len() % entry != 0 {
+    let chunks = bytes.chunks_exact(entry);
+    if !chunks.remainder().is_empty() {
         return Err(ResponseError::CompactLength { key, len: bytes.len(), entry });
     }
-    for chunk in bytes.chunks_exact(entry) {
+    for chunk in chunks {
         if out.len() >= MAX_PEERS {
             break;
         }
