@@ -54,6 +54,9 @@ struct Cli {
     /// Percent of the file verified before whole-file requests are served (1–10).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
     serve_threshold: u8,
+    /// Extra CA certificates (PEM) trusted for an https origin, besides the system roots.
+    #[arg(long)]
+    origin_ca: Option<PathBuf>,
     /// Seconds without progress before an origin request counts as stalled.
     #[arg(long, default_value_t = 10)]
     origin_timeout: u64,
@@ -81,7 +84,8 @@ fn main() -> anyhow::Result<()> {
         std::fs::read(&torrent_path).with_context(|| format!("cannot read {}", torrent_path.display()))?;
     let meta = Metainfo::from_bytes(&bytes)
         .with_context(|| format!("{} is not a valid .torrent", torrent_path.display()))?;
-    origin::OriginUrl::parse(&origin)?;
+    let url = origin::OriginUrl::parse(&origin)?;
+    let tls = if url.https { Some(origin::client_config(cli.origin_ca.as_deref())?) } else { None };
 
     let id = meta.info_hash().to_hex();
     let root = cli.data_dir.join(&id);
@@ -111,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         conns: usize::from(cli.origin_conns),
         rate: cli.origin_rate,
         io_timeout: std::time::Duration::from_secs(cli.origin_timeout.max(1)),
+        tls,
         ..PullConfig::default()
     };
     rt.block_on(async move {

@@ -1,12 +1,16 @@
 //! One keep-alive HTTP/1.1 connection to the origin: send a request, read the head, stream the
 //! body in bounded chunks. Every read and write is bounded in time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use floodgate_engine::http::{parse_response, ResponseHead, MAX_HEAD_BYTES};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
 
 use super::{OriginError, OriginUrl};
 
@@ -30,14 +34,33 @@ pub struct OriginConn {
 
 impl OriginConn {
     /// Connects to the origin of `url`.
-    pub async fn connect(url: &OriginUrl, timeout: Duration) -> Result<Self, OriginError> {
+    pub async fn connect(
+        url: &OriginUrl,
+        timeout: Duration,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<Self, OriginError> {
         let addr = (url.host.as_str(), url.port);
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| OriginError::Timeout(timeout))??;
         tcp.set_nodelay(true)?;
         let io: Box<dyn OriginIo> = if url.https {
-            return Err(OriginError::Unusable("https origins are not supported yet".into()));
+            let config =
+                tls.ok_or_else(|| OriginError::Unusable("https origin without a TLS setup".into()))?;
+            let name = ServerName::try_from(url.host.clone()).map_err(|_| {
+                OriginError::Unusable(format!("{:?} is not a valid TLS server name", url.host))
+            })?;
+            let connector = TlsConnector::from(config.clone());
+            let stream = tokio::time::timeout(timeout, connector.connect(name, tcp))
+                .await
+                .map_err(|_| OriginError::Timeout(timeout))?
+                .map_err(|e| {
+                    match e.get_ref().and_then(|i| i.downcast_ref::<tokio_rustls::rustls::Error>()) {
+                        Some(tls) => OriginError::Tls(tls.to_string()),
+                        None => OriginError::Io(e),
+                    }
+                })?;
+            Box::new(stream)
         } else {
             Box::new(tcp)
         };

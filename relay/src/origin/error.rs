@@ -45,6 +45,9 @@ pub enum OriginError {
     /// The origin's bytes do not match the torrent's piece hash, repeatedly.
     #[error("origin data does not match piece {0}'s hash")]
     HashMismatch(u32),
+    /// The TLS handshake failed for a reason retrying cannot fix (an untrusted certificate).
+    #[error("origin TLS: {0}")]
+    Tls(String),
     /// The piece could not be stored.
     #[error("store: {0}")]
     Store(String),
@@ -61,6 +64,7 @@ impl OriginError {
                 | OriginError::Unusable(_)
                 | OriginError::HashMismatch(_)
                 | OriginError::Store(_)
+                | OriginError::Tls(_)
         )
     }
 }

@@ -5,6 +5,7 @@
 mod conn;
 mod error;
 mod schedule;
+mod tls;
 mod url;
 
 use std::sync::atomic::Ordering;
@@ -18,6 +19,7 @@ use floodgate_engine::types::PieceIndex;
 pub use conn::OriginConn;
 pub use error::OriginError;
 use schedule::{Run, Schedule};
+pub use tls::client_config;
 pub use url::OriginUrl;
 
 use crate::task::Task;
@@ -35,6 +37,8 @@ pub struct PullConfig {
     pub max_attempts: u32,
     /// Most bytes one Range request asks for.
     pub max_run_bytes: u64,
+    /// TLS client settings for https origins.
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Default for PullConfig {
@@ -45,6 +49,7 @@ impl Default for PullConfig {
             io_timeout: Duration::from_secs(10),
             max_attempts: 8,
             max_run_bytes: 1 << 20,
+            tls: None,
         }
     }
 }
@@ -108,7 +113,7 @@ async fn probe(task: &Task, url: &OriginUrl, config: &PullConfig) -> Result<Vali
     let mut attempt = 0;
     loop {
         let r = async {
-            let mut conn = OriginConn::connect(url, config.io_timeout).await?;
+            let mut conn = OriginConn::connect(url, config.io_timeout, config.tls.as_ref()).await?;
             task.counters.origin_requests.fetch_add(1, Ordering::Relaxed);
             let head = conn.request(url, true, None).await?;
             check_status(head.status)?;
@@ -194,7 +199,9 @@ impl Puller {
         let end = layout.piece_offset(last) + u64::from(layout.piece_size(last));
         let conn = match slot {
             Some(c) if c.reusable => c,
-            _ => slot.insert(OriginConn::connect(&self.url, self.config.io_timeout).await?),
+            _ => slot.insert(
+                OriginConn::connect(&self.url, self.config.io_timeout, self.config.tls.as_ref()).await?,
+            ),
         };
         task.counters.origin_requests.fetch_add(1, Ordering::Relaxed);
         let whole = start == 0 && end == self.validators.length;
