@@ -278,10 +278,11 @@ impl Picker {
 
     fn pick_rarest(&self, peer: BitfieldView<'_>, slot: PeerSlot, left: &mut usize, out: &mut Vec<BlockRef>) {
         // Candidates are gathered under the rarity read lock and claimed after it is released:
-        // claiming a piece's last free block re-lists it, which takes the write lock.
-        let mut candidates = Vec::new();
+        // claiming a piece's last free block unlists it, which takes the write lock. A small
+        // stack buffer keeps the pick free of allocation.
+        let mut candidates = [PieceIndex(0); 32];
         loop {
-            candidates.clear();
+            let mut found = 0;
             {
                 let order = self.map.rarity().read();
                 let mut budget = *left;
@@ -295,25 +296,24 @@ impl Picker {
                     for &p in bucket[start..].iter().chain(&bucket[..start]) {
                         let p = PieceIndex(p);
                         if self.wanted(peer, p) && self.map.has_free_blocks(p) {
-                            candidates.push(p);
+                            candidates[found] = p;
+                            found += 1;
                             budget = budget.saturating_sub(self.map.block_count(p) as usize);
-                            if budget == 0 {
+                            if budget == 0 || found == candidates.len() {
                                 break 'buckets;
                             }
                         }
                     }
                 }
             }
-            if candidates.is_empty() {
-                return;
-            }
             let before = *left;
-            for &p in &candidates {
+            for &p in &candidates[..found] {
                 self.fill(p, slot, left, out);
                 if *left == 0 {
                     return;
                 }
             }
+            // Nothing found, or every candidate was taken by a racing picker meanwhile.
             if *left == before {
                 return;
             }

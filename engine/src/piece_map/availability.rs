@@ -2,11 +2,13 @@
 //!
 //! The counters are atomics so anyone can read them without a lock. Writers (HAVE, BITFIELD,
 //! a peer leaving) take the write side of a `parking_lot::RwLock` around [`RarityOrder`], which
-//! keeps every *wanted* piece (not yet complete) in bucket `availability`; a piece moves between
+//! keeps every *pickable* piece (wanted, with a block nobody has claimed) in bucket
+//! `availability`; a piece moves between
 //! buckets in O(1) (swap-remove, then insert at a random position of the next bucket, which is
 //! the random tie-break among equally rare pieces). Pickers take the read side, so picks on
 //! different threads never exclude each other; the lock is taken once per pick call, never per
-//! block. Availability writes are one per HAVE message, far rarer than block events.
+//! block. Availability writes are one per HAVE message, far rarer than block events; listing
+//! changes are at most a few per piece (fully claimed, released, completed, failed).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -161,20 +163,19 @@ impl Availability {
         Ok(())
     }
 
-    /// Lists `piece` as wanted again (after a hash failure).
-    pub(crate) fn list(&self, piece: PieceIndex) {
-        let mut order = self.order.write();
-        if !order.is_listed(piece.0) {
-            let a = self.get(piece);
-            order.insert(piece.0, a);
-        }
-    }
-
-    /// Takes `piece` out of the order (all blocks received).
-    pub(crate) fn unlist(&self, piece: PieceIndex) {
+    /// Lists or unlists `piece` as `should_list` says, evaluated under the write lock.
+    ///
+    /// Every change of a piece's state or claimed count that can change whether it belongs in
+    /// the order is followed by a `sync`. Since `should_list` reads the counters under the lock,
+    /// the last `sync` to run sees every change that came before it, whatever the interleaving.
+    pub(crate) fn sync(&self, piece: PieceIndex, should_list: impl FnOnce() -> bool) {
         let mut order = self.order.write();
         let a = self.get(piece);
-        order.remove(piece.0, a);
+        match (order.is_listed(piece.0), should_list()) {
+            (false, true) => order.insert(piece.0, a),
+            (true, false) => order.remove(piece.0, a),
+            _ => {}
+        }
     }
 
     /// Checks that every listed piece sits in the bucket of its availability; returns how many.

@@ -35,7 +35,7 @@ pub(super) fn check(map: &PieceMap) -> Result<(), String> {
         }
         // I1, I3
         match state {
-            WANTED if received < n => wanted += 1,
+            WANTED if received < n => {}
             COMPLETE | VERIFYING | VERIFIED if received == n => {}
             s => return Err(format!("piece {i}: state {s} with {received}/{n} blocks received")),
         }
@@ -49,8 +49,12 @@ pub(super) fn check(map: &PieceMap) -> Result<(), String> {
             verified_bytes += u64::from(map.piece_size(p));
         }
         // I12 (membership)
-        if map.availability.read().is_listed(i) != (state == WANTED) {
-            return Err(format!("piece {i}: listed in rarity order != wanted"));
+        let pickable = state == WANTED && free > 0;
+        if pickable {
+            wanted += 1;
+        }
+        if map.availability.read().is_listed(i) != pickable {
+            return Err(format!("piece {i}: listed in rarity order != pickable"));
         }
     }
     // I8, I9
@@ -70,7 +74,7 @@ pub(super) fn check(map: &PieceMap) -> Result<(), String> {
     // I12 (placement)
     let listed = map.availability.check()?;
     if listed != wanted {
-        return Err(format!("{listed} pieces listed, {wanted} wanted"));
+        return Err(format!("{listed} pieces listed, {wanted} pickable"));
     }
     // I5
     let table = map.extras.snapshot_all();

@@ -369,6 +369,11 @@ impl PieceMap {
         &self.partial
     }
 
+    /// Puts `piece` in the rarity order iff it is pickable: wanted with a free block (I12).
+    fn sync_listing(&self, piece: PieceIndex) {
+        self.availability.sync(piece, || self.has_free_blocks(piece));
+    }
+
     /// Whether a checked piece is wanted and has a block nobody has claimed (a hint under races).
     pub(crate) fn has_free_blocks(&self, piece: PieceIndex) -> bool {
         let ps = &self.pieces[piece.get()];
@@ -439,6 +444,7 @@ impl PieceMap {
         let claimed = self.pieces[piece.get()].claimed.fetch_add(1, Ordering::AcqRel) + 1;
         if claimed == self.block_count(piece) {
             self.partial.remove(piece);
+            self.sync_listing(piece);
         } else if claimed == 1 {
             self.partial.insert(piece);
         }
@@ -462,8 +468,12 @@ impl PieceMap {
         let claimed = self.pieces[block.piece.get()].claimed.fetch_sub(1, Ordering::AcqRel) - 1;
         if claimed == 0 {
             self.partial.remove(block.piece);
-        } else if claimed + 1 == self.block_count(block.piece) {
-            self.partial.insert(block.piece);
+        }
+        if claimed + 1 == self.block_count(block.piece) {
+            if claimed > 0 {
+                self.partial.insert(block.piece);
+            }
+            self.sync_listing(block.piece);
         }
         self.unclaimed.fetch_add(1, Ordering::AcqRel);
         Ok(true)
@@ -503,12 +513,12 @@ impl PieceMap {
         if ps.received.fetch_add(1, Ordering::AcqRel) + 1 < self.block_count(piece) {
             return Ok(Receipt::Accepted);
         }
-        // Only this thread sees received reach n (I2). The state is published last, so a
-        // hasher (which needs COMPLETE) cannot fail the piece and re-list it before the unlist.
+        // Only this thread sees received reach n (I2). All blocks were claimed, so the piece
+        // already left the rarity order; the sync is for the record (I12).
         self.have.insert(piece);
         self.partial.remove(piece);
-        self.availability.unlist(piece);
         ps.state.store(COMPLETE, Ordering::Release);
+        self.sync_listing(piece);
         Ok(Receipt::PieceComplete)
     }
 
@@ -553,8 +563,8 @@ impl PieceMap {
         for w in self.block_words(piece) {
             w.store(FREE, Ordering::Release);
         }
-        self.availability.list(piece);
         ps.state.store(WANTED, Ordering::Release);
+        self.sync_listing(piece);
         Ok(())
     }
 
