@@ -10,13 +10,15 @@ mod resume;
 mod task;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use floodgate_engine::metainfo::Metainfo;
+use floodgate_engine::layout::Layout;
+use floodgate_engine::metainfo::{piece_length_for, Metainfo};
+use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig};
 
@@ -33,7 +35,8 @@ struct Cli {
     /// Origin URL to pull (standalone mode).
     #[arg(long)]
     origin: Option<String>,
-    /// The task's .torrent (piece hashes known); its info-hash is the task id.
+    /// The task's .torrent (piece hashes known); its info-hash is the task id. Without it the
+    /// task is URL-only: pieces are hashed as they land and a .torrent is built at the end.
     #[arg(long)]
     torrent: Option<PathBuf>,
     /// Directory holding task data and state.
@@ -77,34 +80,8 @@ fn main() -> anyhow::Result<()> {
     let Some(origin) = cli.origin.clone() else {
         bail!("--origin URL is required (ctl mode is not built yet)");
     };
-    let Some(torrent_path) = cli.torrent.clone() else {
-        bail!("--torrent X.torrent is required: URL-only tasks (hashing as pieces land) are not built yet");
-    };
-    let bytes =
-        std::fs::read(&torrent_path).with_context(|| format!("cannot read {}", torrent_path.display()))?;
-    let meta = Metainfo::from_bytes(&bytes)
-        .with_context(|| format!("{} is not a valid .torrent", torrent_path.display()))?;
     let url = origin::OriginUrl::parse(&origin)?;
     let tls = if url.https { Some(origin::client_config(cli.origin_ca.as_deref())?) } else { None };
-
-    let id = meta.info_hash().to_hex();
-    let root = cli.data_dir.join(&id);
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let verified = resume::verified_on_disk(&meta, &root);
-    let resumed = verified.count_ones();
-    let store = Store::open(meta.layout(), &root, StoreConfig::default())
-        .with_context(|| format!("cannot open the data files under {}", root.display()))?;
-    let swarm = Swarm::start(SwarmConfig { listen: Some(cli.listen_bt), ..SwarmConfig::default() })
-        .with_context(|| format!("cannot listen for BitTorrent on {}", cli.listen_bt))?;
-    let mut add = AddTorrent::new(&meta, store).with_verified(verified);
-    add.max_peers = cli.max_peers;
-    let torrent = swarm.add_torrent(add)?;
-    torrent.disable_peer_downloads();
-    let task = Arc::new(Task::new(origin, meta, torrent, cli.serve_threshold));
-    task.counters.resumed_pieces.store(u64::from(resumed), Ordering::Relaxed);
-    println!("{id}");
-    tracing::info!(task = %id, resumed, pieces = task.meta.piece_count(), bt = ?swarm.listen_addr(), http = %cli.listen_http, "task started");
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -118,23 +95,109 @@ fn main() -> anyhow::Result<()> {
         tls,
         ..PullConfig::default()
     };
+    let swarm = Arc::new(
+        Swarm::start(SwarmConfig { listen: Some(cli.listen_bt), ..SwarmConfig::default() })
+            .with_context(|| format!("cannot listen for BitTorrent on {}", cli.listen_bt))?,
+    );
+    let task = match &cli.torrent {
+        Some(path) => Arc::new(known_task(&cli, &swarm, origin, path)?),
+        None => {
+            let len = rt
+                .block_on(origin::origin_length(&url, &config))
+                .context("cannot learn the origin file's length")?;
+            Arc::new(url_only_task(&cli, origin, &url, len)?)
+        }
+    };
+    println!("{}", task.id);
+    tracing::info!(task = %task.id, resumed = task.counters.resumed_pieces.load(Ordering::Relaxed), pieces = task.layout.piece_count(), bt = ?swarm.listen_addr(), http = %cli.listen_http, "task started");
     rt.block_on(async move {
         let listener = http::bind(cli.listen_http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", cli.listen_http))?;
         let server = Arc::new(http::Server::new(vec![task.clone()], http::ServerConfig::default()));
         tokio::spawn(http::serve(listener, server));
-        let pull_task = task.clone();
+        let (pull_task, pull_swarm) = (task.clone(), swarm.clone());
+        let web_seed = format!("http://{}/tasks/{}/data", cli.listen_http, task.id);
+        let torrent_out = cli.data_dir.join(format!("{}.torrent", task.id));
         tokio::spawn(async move {
             origin::pull(pull_task.clone(), config).await;
-            if let Err(e) = pull_task.torrent.sync() {
-                tracing::warn!(error = %e, "sync after the pull failed");
+            pull_task.sync();
+            if pull_task.growing().is_some() && pull_task.is_complete() {
+                if let Err(e) = seed_url_only(&pull_task, &pull_swarm, &web_seed, &torrent_out) {
+                    tracing::error!(task = %pull_task.id, error = %e, "cannot seed the finished URL-only task");
+                }
             }
         });
         tokio::signal::ctrl_c().await.context("waiting for a signal")?;
         tracing::info!("shutting down");
-        let _ = task.torrent.sync();
+        task.sync();
         drop(swarm);
         Ok(())
     })
+}
+
+/// A hash-known task: the torrent's data under `<data-dir>/<info-hash>/`, resumed from the
+/// pieces already correct there.
+fn known_task(cli: &Cli, swarm: &Swarm, origin: String, torrent_path: &Path) -> anyhow::Result<Task> {
+    let bytes =
+        std::fs::read(torrent_path).with_context(|| format!("cannot read {}", torrent_path.display()))?;
+    let meta = Metainfo::from_bytes(&bytes)
+        .with_context(|| format!("{} is not a valid .torrent", torrent_path.display()))?;
+    let root = cli.data_dir.join(meta.info_hash().to_hex());
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let verified = resume::verified_on_disk(&meta, &root);
+    let resumed = verified.count_ones();
+    let store = Store::open(meta.layout(), &root, StoreConfig::default())
+        .with_context(|| format!("cannot open the data files under {}", root.display()))?;
+    let mut add = AddTorrent::new(&meta, store).with_verified(verified);
+    add.max_peers = cli.max_peers;
+    let torrent = swarm.add_torrent(add)?;
+    torrent.disable_peer_downloads();
+    let task = Task::known(origin, &meta, torrent, cli.serve_threshold);
+    task.counters.resumed_pieces.store(u64::from(resumed), Ordering::Relaxed);
+    Ok(task)
+}
+
+/// A URL-only task: id from the URL, pieces sized for the length, data under `<data-dir>/<id>/`.
+fn url_only_task(cli: &Cli, origin: String, url: &origin::OriginUrl, len: u64) -> anyhow::Result<Task> {
+    let id = floodgate_engine::types::hex(&floodgate_engine::hash::sha1(origin.as_bytes()));
+    let name = url
+        .target
+        .split('?')
+        .next()
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        .filter(|n| !n.starts_with('.'))
+        .unwrap_or("data")
+        .to_string();
+    if len == 0 {
+        bail!("the origin file is empty");
+    }
+    let layout =
+        Layout::single(name.clone(), len, piece_length_for(len)).context("cannot lay out the file")?;
+    let root = cli.data_dir.join(&id);
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let store = Store::open(layout, &root, StoreConfig::default())
+        .with_context(|| format!("cannot open the data files under {}", root.display()))?;
+    Ok(Task::url_only(id, origin, name, store, cli.serve_threshold))
+}
+
+/// Builds the finished URL-only task's torrent (url-list: this relay), saves it, and seeds it.
+fn seed_url_only(task: &Task, swarm: &Swarm, web_seed: &str, out: &Path) -> anyhow::Result<()> {
+    let growing = task.growing().context("not a URL-only task")?;
+    let (file, meta) = growing.build_torrent(&task.name, web_seed).context("hashes missing")?;
+    std::fs::write(out, &file).with_context(|| format!("cannot write {}", out.display()))?;
+    let root = swarm_root(out, &task.id);
+    let store = Store::open(meta.layout(), &root, StoreConfig::default())?;
+    let torrent =
+        swarm.add_torrent(AddTorrent::new(&meta, store).with_verified(Bitfield::full(meta.piece_count())))?;
+    torrent.disable_peer_downloads();
+    tracing::info!(task = %task.id, info_hash = %meta.info_hash(), torrent = %out.display(), "URL-only task complete; seeding");
+    task.set_seeding(file, torrent);
+    Ok(())
+}
+
+/// The data directory of task `id`, beside its saved torrent.
+fn swarm_root(torrent_out: &Path, id: &str) -> PathBuf {
+    torrent_out.parent().map_or_else(|| PathBuf::from(id), |d| d.join(id))
 }

@@ -127,14 +127,20 @@ async fn route(sock: &mut TcpStream, server: &Server, head: &RequestHead) -> std
     }
     if let Some(rest) = path.strip_prefix("/tasks/") {
         if let Some(id) = rest.strip_suffix(".torrent") {
-            if let Some(task) = server.task(id) {
-                let body = task.meta.to_bytes();
+            if let Some(body) = server.task(id).and_then(|t| t.torrent_file()) {
                 let r = Simple {
                     status: 200,
                     content_type: "application/x-bittorrent",
-                    body: &body,
+                    body,
                     extra: String::new(),
                 };
+                return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
+            }
+        } else if let Some(id) = rest.strip_suffix("/hashes") {
+            if let Some(task) = server.task(id) {
+                let body = pages::hash_list(task);
+                let ct = "application/json";
+                let r = Simple { status: 200, content_type: ct, body: body.as_bytes(), extra: String::new() };
                 return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
             }
         } else if let Some(id) = rest.strip_suffix("/data") {

@@ -29,7 +29,7 @@ pub(super) async fn respond(
 ) -> std::io::Result<bool> {
     let keep = head.keep_alive;
     let head_only = head.method == Method::Head;
-    let total = task.meta.total_length();
+    let total = task.layout.total_length();
     let etag = task.etag();
     let common = format!("etag: {etag}\r\naccept-ranges: bytes\r\n");
     if head.if_none_match.as_deref().is_some_and(|v| matches(v, &etag)) {
@@ -93,10 +93,10 @@ pub(super) async fn respond(
             tracing::warn!(task = %task.id, error = %e, "closing a response short");
             return Err(std::io::Error::other(e));
         }
-        let piece_end = (u64::from(piece) + 1) * u64::from(task.meta.piece_length());
+        let piece_end = (u64::from(piece) + 1) * u64::from(task.layout.piece_length());
         let n = (r.end - pos).min(CHUNK).min(piece_end - pos);
-        let bytes = tokio::task::block_in_place(|| task.torrent.read(pos, n as usize))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let bytes =
+            tokio::task::block_in_place(|| task.read(pos, n as usize)).map_err(std::io::Error::other)?;
         tokio::time::timeout(t, sock.write_all(&bytes)).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
         task.counters.http_bytes.fetch_add(n, Ordering::Relaxed);
         pos += n;

@@ -21,7 +21,7 @@ pub(super) fn tasks_json(server: &Server) -> String {
         .tasks
         .iter()
         .map(|t| {
-            let s = t.torrent.stats();
+            let (bt_bytes, peers) = t.bt_stats();
             let c = &t.counters;
             let state = t.state();
             let error = match &state {
@@ -30,26 +30,28 @@ pub(super) fn tasks_json(server: &Server) -> String {
             };
             serde_json::json!({
                 "id": t.id,
-                "name": t.meta.name(),
+                "name": t.name,
+                "info_hash": t.torrent().map(|h| h.info_hash().to_hex()),
                 "origin": t.origin,
                 "state": state.name(),
                 "error": error,
-                "length": s.total_length,
-                "piece_length": t.meta.piece_length(),
-                "pieces": s.piece_count,
-                "pieces_verified": s.pieces_verified,
-                "bytes_verified": s.bytes_verified,
+                "length": t.layout.total_length(),
+                "piece_length": t.layout.piece_length(),
+                "pieces": t.layout.piece_count(),
+                "pieces_verified": t.verified_count(),
+                "bytes_verified": t.verified_bytes(),
                 "resumed_pieces": c.resumed_pieces.load(Ordering::Relaxed),
                 "pulled_pieces": c.pulled_pieces.load(Ordering::Relaxed),
                 "origin_bytes": c.origin_bytes.load(Ordering::Relaxed),
                 "origin_requests": c.origin_requests.load(Ordering::Relaxed),
                 "origin_retries": c.origin_retries.load(Ordering::Relaxed),
                 "http_bytes": c.http_bytes.load(Ordering::Relaxed),
-                "bt_bytes": s.uploaded,
-                "peers": s.peers,
+                "bt_bytes": bt_bytes,
+                "peers": peers,
                 "pull_rate": pull_rate(t),
                 "data": format!("/tasks/{}/data", t.id),
-                "torrent": format!("/tasks/{}.torrent", t.id),
+                "torrent": t.torrent_file().map(|_| format!("/tasks/{}.torrent", t.id)),
+                "hashes": format!("/tasks/{}/hashes", t.id),
             })
         })
         .collect();
@@ -69,11 +71,9 @@ pub(super) fn metrics(server: &Server) -> String {
         ("floodgate_relay_origin_retries_total", "counter", "Origin requests retried.", |t| {
             t.counters.origin_retries.load(Ordering::Relaxed) as f64
         }),
-        ("floodgate_relay_pieces_verified", "gauge", "Pieces verified.", |t| {
-            f64::from(t.torrent.piece_map().verified_count())
-        }),
-        ("floodgate_relay_pieces", "gauge", "Pieces in the task.", |t| f64::from(t.meta.piece_count())),
-        ("floodgate_relay_peers", "gauge", "Connected BitTorrent peers.", |t| t.torrent.stats().peers as f64),
+        ("floodgate_relay_pieces_verified", "gauge", "Pieces verified.", |t| f64::from(t.verified_count())),
+        ("floodgate_relay_pieces", "gauge", "Pieces in the task.", |t| f64::from(t.layout.piece_count())),
+        ("floodgate_relay_peers", "gauge", "Connected BitTorrent peers.", |t| t.bt_stats().1 as f64),
         ("floodgate_relay_pull_rate_bytes", "gauge", "Average origin pull rate, bytes/s.", pull_rate),
         ("floodgate_relay_task_failed", "gauge", "1 if the task failed.", |t| {
             f64::from(u8::from(matches!(t.state(), TaskState::Failed(_))))
@@ -90,7 +90,29 @@ pub(super) fn metrics(server: &Server) -> String {
     for t in &server.tasks {
         let http = t.counters.http_bytes.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}{{task=\"{}\",protocol=\"http\"}} {http}", t.id);
-        let _ = writeln!(out, "{name}{{task=\"{}\",protocol=\"bt\"}} {}", t.id, t.torrent.stats().uploaded);
+        let _ = writeln!(out, "{name}{{task=\"{}\",protocol=\"bt\"}} {}", t.id, t.bt_stats().0);
     }
     out
+}
+
+/// The piece hashes known so far: every one for a hash-known task, the landed ones (others
+/// `null`) for a URL-only task. Clients poll it to verify pieces before the `.torrent` exists.
+pub(super) fn hash_list(task: &Task) -> String {
+    let hex = |h: &[u8; 20]| floodgate_engine::types::hex(h);
+    let hashes: Vec<Option<String>> = match (task.growing(), task.torrent_file()) {
+        (Some(g), _) => g.hashes().iter().map(|h| h.as_ref().map(hex)).collect(),
+        (None, Some(file)) => floodgate_engine::metainfo::Metainfo::from_bytes(file)
+            .map(|m| m.piece_hashes().iter().map(|h| Some(hex(h))).collect())
+            .unwrap_or_default(),
+        (None, None) => Vec::new(),
+    };
+    serde_json::json!({
+        "id": task.id,
+        "length": task.layout.total_length(),
+        "piece_length": task.layout.piece_length(),
+        "pieces": task.layout.piece_count(),
+        "complete": task.is_complete(),
+        "hashes": hashes,
+    })
+    .to_string()
 }

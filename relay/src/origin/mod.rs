@@ -79,15 +79,15 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
         Ok(u) => u,
         Err(e) => return task.fail(e.to_string()),
     };
-    let validators = match probe(&task, &url, &config).await {
+    let validators = match probe(&task.counters, &task.id, &url, &config).await {
         Ok(v) => v,
         Err(e) => return task.fail(format!("origin probe: {e}")),
     };
-    if validators.length != task.meta.total_length() {
+    if validators.length != task.layout.total_length() {
         return task.fail(format!(
             "origin file is {} bytes, the torrent describes {}",
             validators.length,
-            task.meta.total_length()
+            task.layout.total_length()
         ));
     }
     let burst = (config.rate / 4).max(64 * 1024);
@@ -96,7 +96,7 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
     } else {
         TokenBucket::new(config.rate, burst, Instant::now())
     };
-    let pieces = task.meta.piece_count();
+    let pieces = task.layout.piece_count();
     let schedule = Schedule::new(pieces, config.max_run_bytes);
     let puller = Arc::new(Puller { task: task.clone(), url, config, schedule, bucket, validators });
     let workers: Vec<_> = (0..puller.config.conns).map(|i| tokio::spawn(puller.clone().worker(i))).collect();
@@ -109,12 +109,22 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
 }
 
 /// HEAD the origin (with retries) to learn the length and ETag.
-async fn probe(task: &Task, url: &OriginUrl, config: &PullConfig) -> Result<Validators, OriginError> {
+/// The origin file's length (HEAD, with retries), for a URL-only task's layout.
+pub async fn origin_length(url: &OriginUrl, config: &PullConfig) -> Result<u64, OriginError> {
+    probe(&crate::task::Counters::default(), "-", url, config).await.map(|v| v.length)
+}
+
+async fn probe(
+    counters: &crate::task::Counters,
+    id: &str,
+    url: &OriginUrl,
+    config: &PullConfig,
+) -> Result<Validators, OriginError> {
     let mut attempt = 0;
     loop {
         let r = async {
             let mut conn = OriginConn::connect(url, config.io_timeout, config.tls.as_ref()).await?;
-            task.counters.origin_requests.fetch_add(1, Ordering::Relaxed);
+            counters.origin_requests.fetch_add(1, Ordering::Relaxed);
             let head = conn.request(url, true, None).await?;
             check_status(head.status)?;
             let length = head
@@ -127,8 +137,8 @@ async fn probe(task: &Task, url: &OriginUrl, config: &PullConfig) -> Result<Vali
             Ok(v) => return Ok(v),
             Err(e) if e.is_fatal() || attempt + 1 >= config.max_attempts => return Err(e),
             Err(e) => {
-                task.counters.origin_retries.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(task = %task.id, error = %e, attempt, "origin probe failed; retrying");
+                counters.origin_retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(task = %id, error = %e, attempt, "origin probe failed; retrying");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
@@ -166,7 +176,7 @@ impl Puller {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let before = task.torrent.piece_map().verified_count();
+            let before = task.verified_count();
             let result = self.fetch(&mut conn, run).await;
             self.schedule.release(run, task);
             match result {
@@ -175,7 +185,7 @@ impl Puller {
                 Err(e) => {
                     conn = None;
                     // A request that delivered pieces before failing is progress, not a streak.
-                    if task.torrent.piece_map().verified_count() > before {
+                    if task.verified_count() > before {
                         failures = 0;
                     }
                     failures += 1;
@@ -193,7 +203,7 @@ impl Puller {
     /// Fetches one run with a Range request, importing each piece as soon as it is whole.
     async fn fetch(&self, slot: &mut Option<OriginConn>, run: Run) -> Result<(), OriginError> {
         let task = &self.task;
-        let layout = task.torrent.layout();
+        let layout = &task.layout;
         let start = layout.piece_offset(PieceIndex(run.first));
         let last = PieceIndex(run.first + run.count - 1);
         let end = layout.piece_offset(last) + u64::from(layout.piece_size(last));
@@ -294,8 +304,7 @@ impl Puller {
 
     fn import(&self, piece: u32, data: &[u8]) -> Result<(), OriginError> {
         let task = &self.task;
-        let outcome = tokio::task::block_in_place(|| task.torrent.import_piece(PieceIndex(piece), data))
-            .map_err(|e| OriginError::Store(e.to_string()))?;
+        let outcome = tokio::task::block_in_place(|| task.import(piece, data)).map_err(OriginError::Store)?;
         match outcome {
             ImportOutcome::Imported | ImportOutcome::Busy => {
                 task.counters.pulled_pieces.fetch_add(1, Ordering::Relaxed);

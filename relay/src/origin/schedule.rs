@@ -60,7 +60,7 @@ impl Schedule {
                 s.cursor
             }
         };
-        let piece_len = u64::from(task.meta.piece_length());
+        let piece_len = u64::from(task.layout.piece_length());
         let max = (self.max_run_bytes / piece_len).max(1) as u32;
         let mut count = 0;
         while count < max && ((first + count) as usize) < s.claimed.len() && free(&s, first + count) {

@@ -1,15 +1,22 @@
 //! One relay task: the torrent being pulled and served, its state, the demand queue that lets
 //! HTTP readers jump the pull order, and the counters `/tasks` and `/metrics` report.
 
+mod growing;
+
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use floodgate_engine::layout::Layout;
 use floodgate_engine::metainfo::Metainfo;
-use floodgate_engine::swarm::TorrentHandle;
+use floodgate_engine::store::Store;
+use floodgate_engine::swarm::{ImportOutcome, TorrentHandle};
 use floodgate_engine::types::PieceIndex;
 use parking_lot::Mutex;
 use tokio::sync::watch;
+
+pub use growing::Growing;
 
 /// Where a task is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,16 +89,16 @@ impl Demand {
     }
 }
 
-/// One task: a torrent pulled from `origin` and served while pulling.
+/// One task: a file pulled from `origin` and served while pulling.
 pub struct Task {
-    /// The task id (the info-hash in hex).
+    /// The task id (the info-hash in hex when known; else derived from the URL).
     pub id: String,
     /// The origin URL.
     pub origin: String,
-    /// The torrent's metainfo.
-    pub meta: Metainfo,
-    /// The torrent in the swarm (BitTorrent seeding and the store).
-    pub torrent: TorrentHandle,
+    /// The file's name.
+    pub name: String,
+    /// Pieces onto the file.
+    pub layout: Arc<Layout>,
     /// Pieces readers wait for.
     pub demand: Demand,
     /// Counters.
@@ -100,27 +107,139 @@ pub struct Task {
     pub threshold_bytes: u64,
     /// When the task started.
     pub started: Instant,
+    /// URL-only content (hashed as it lands); `None` for a hash-known task.
+    growing: Option<Growing>,
+    /// The torrent in the swarm: from the start when hashes are known, at completion otherwise.
+    torrent: OnceLock<TorrentHandle>,
+    /// The `.torrent` file: from the start when hashes are known, at completion otherwise.
+    torrent_file: OnceLock<Vec<u8>>,
     state: Mutex<TaskState>,
     changed: watch::Sender<u64>,
 }
 
 impl Task {
-    /// A task over a torrent already in the swarm.
-    pub fn new(origin: String, meta: Metainfo, torrent: TorrentHandle, threshold_percent: u8) -> Self {
-        let total = meta.total_length();
+    fn base(id: String, origin: String, name: String, layout: Arc<Layout>, threshold_percent: u8) -> Self {
+        let total = layout.total_length();
         let threshold_bytes = (total.saturating_mul(u64::from(threshold_percent)) / 100).max(1).min(total);
-        let state = if torrent.is_complete() { TaskState::Complete } else { TaskState::Pulling };
         Task {
-            id: meta.info_hash().to_hex(),
+            id,
             origin,
-            meta,
-            torrent,
+            name,
+            layout,
             demand: Demand::default(),
             counters: Counters::default(),
             threshold_bytes,
             started: Instant::now(),
-            state: Mutex::new(state),
+            growing: None,
+            torrent: OnceLock::new(),
+            torrent_file: OnceLock::new(),
+            state: Mutex::new(TaskState::Pulling),
             changed: watch::channel(0).0,
+        }
+    }
+
+    /// A hash-known task over a torrent already in the swarm.
+    pub fn known(origin: String, meta: &Metainfo, torrent: TorrentHandle, threshold_percent: u8) -> Self {
+        let layout = Arc::new(meta.layout());
+        let task =
+            Task::base(meta.info_hash().to_hex(), origin, meta.name().to_string(), layout, threshold_percent);
+        let _ = task.torrent_file.set(meta.to_bytes());
+        let _ = task.torrent.set(torrent);
+        task.check_complete();
+        task
+    }
+
+    /// A URL-only task writing into `store`: pieces are hashed as they land.
+    pub fn url_only(id: String, origin: String, name: String, store: Store, threshold_percent: u8) -> Self {
+        let layout = Arc::new(store.layout().clone());
+        let mut task = Task::base(id, origin, name, layout.clone(), threshold_percent);
+        task.growing = Some(Growing::new(layout, store));
+        task
+    }
+
+    /// The URL-only content, if this is a URL-only task.
+    pub fn growing(&self) -> Option<&Growing> {
+        self.growing.as_ref()
+    }
+
+    /// The torrent in the swarm, once there is one.
+    pub fn torrent(&self) -> Option<&TorrentHandle> {
+        self.torrent.get()
+    }
+
+    /// The `.torrent` file, once there is one.
+    pub fn torrent_file(&self) -> Option<&[u8]> {
+        self.torrent_file.get().map(Vec::as_slice)
+    }
+
+    /// Publishes a URL-only task's torrent once it is complete and seeding.
+    pub fn set_seeding(&self, file: Vec<u8>, torrent: TorrentHandle) {
+        let _ = self.torrent_file.set(file);
+        let _ = self.torrent.set(torrent);
+    }
+
+    /// Pieces verified (landed, for a URL-only task).
+    pub fn verified_count(&self) -> u32 {
+        match (&self.growing, self.torrent.get()) {
+            (Some(g), _) => g.count(),
+            (None, Some(t)) => t.piece_map().verified_count(),
+            (None, None) => 0,
+        }
+    }
+
+    /// Bytes in verified pieces.
+    pub fn verified_bytes(&self) -> u64 {
+        match (&self.growing, self.torrent.get()) {
+            (Some(g), _) => g.bytes(),
+            (None, Some(t)) => t.piece_map().verified_bytes(),
+            (None, None) => 0,
+        }
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.verified_count() == self.layout.piece_count()
+    }
+
+    /// BitTorrent (bytes uploaded, connected peers).
+    pub fn bt_stats(&self) -> (u64, usize) {
+        self.torrent.get().map_or((0, 0), |t| {
+            let s = t.stats();
+            (s.uploaded, s.peers)
+        })
+    }
+
+    /// Adds a piece from the origin: hash-checked (known) or hashed (URL-only), written, announced.
+    pub fn import(&self, piece: u32, data: &[u8]) -> Result<ImportOutcome, String> {
+        match (&self.growing, self.torrent.get()) {
+            (Some(g), _) => match g.land(piece, data) {
+                Ok(true) => Ok(ImportOutcome::Imported),
+                Ok(false) => Ok(ImportOutcome::AlreadyVerified),
+                Err(e) => Err(e.to_string()),
+            },
+            (None, Some(t)) => t.import_piece(PieceIndex(piece), data).map_err(|e| e.to_string()),
+            (None, None) => Err("task has no store".into()),
+        }
+    }
+
+    /// Reads verified bytes back.
+    pub fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, String> {
+        match (&self.growing, self.torrent.get()) {
+            (Some(g), _) => g.read(offset, len).map_err(|e| e.to_string()),
+            (None, Some(t)) => t.read(offset, len).map_err(|e| e.to_string()),
+            (None, None) => Err("task has no store".into()),
+        }
+    }
+
+    /// Flushes written data.
+    pub fn sync(&self) {
+        let r = match (&self.growing, self.torrent.get()) {
+            (Some(g), _) => g.sync(),
+            (None, Some(t)) => t.sync(),
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = r {
+            tracing::warn!(task = %self.id, error = %e, "sync failed");
         }
     }
 
@@ -149,7 +268,7 @@ impl Task {
 
     /// Marks the task complete if every piece is verified.
     pub fn check_complete(&self) -> bool {
-        if !self.torrent.is_complete() {
+        if !self.is_complete() {
             return false;
         }
         let mut s = self.state.lock();
@@ -167,12 +286,18 @@ impl Task {
 
     /// Whether `piece` is verified.
     pub fn has(&self, piece: u32) -> bool {
-        self.torrent.piece_map().verified().has(PieceIndex(piece))
+        match (&self.growing, self.torrent.get()) {
+            (Some(g), _) => g.has(piece),
+            (None, Some(t)) => {
+                piece < self.layout.piece_count() && t.piece_map().verified().has(PieceIndex(piece))
+            }
+            (None, None) => false,
+        }
     }
 
     /// The piece holding byte `offset`.
     pub fn piece_of(&self, offset: u64) -> u32 {
-        (offset / u64::from(self.meta.piece_length())) as u32
+        (offset / u64::from(self.layout.piece_length())) as u32
     }
 
     /// Waits until `piece` is verified, asking for it first; gives up at `timeout` or on failure.
@@ -198,7 +323,7 @@ impl Task {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.changed.subscribe();
         loop {
-            if self.torrent.piece_map().verified_bytes() >= self.threshold_bytes {
+            if self.verified_bytes() >= self.threshold_bytes {
                 return Ok(());
             }
             if let TaskState::Failed(e) = self.state() {

@@ -4,6 +4,7 @@
 mod faults;
 mod resume;
 mod serve;
+mod url_only;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -92,10 +93,21 @@ pub struct Relay {
 impl Relay {
     /// Starts `floodgate-relay` for the fixture's torrent pulling from `origin`.
     pub fn start(fx: &Fixture, origin: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        Relay::launch(origin, Some(&fx.torrent), data_dir, extra)
+    }
+
+    /// Starts a URL-only `floodgate-relay` (no .torrent: it hashes pieces as they land).
+    pub fn start_url_only(origin: &str, data_dir: &Path) -> Self {
+        Relay::launch(origin, None, data_dir, &[])
+    }
+
+    fn launch(origin: &str, torrent: Option<&Path>, data_dir: &Path, extra: &[&str]) -> Self {
         let (http, bt) = (free_addr(), free_addr());
+        let torrent_args = torrent.map(|t| vec!["--torrent", path(t)]).unwrap_or_default();
         let mut child = ChildGuard::spawn(
             Command::new(bin("floodgate-relay"))
-                .args(["--origin", origin, "--torrent", path(&fx.torrent), "--data-dir", path(data_dir)])
+                .args(["--origin", origin, "--data-dir", path(data_dir)])
+                .args(torrent_args)
                 .args(["--listen-bt", &bt.to_string(), "--listen-http", &http.to_string()])
                 .args(extra)
                 .stdout(Stdio::piped())
@@ -104,7 +116,7 @@ impl Relay {
         .expect("spawn floodgate-relay");
         let id = first_line(&mut child, Duration::from_secs(30)).expect("relay printed the task id");
         let id = id.trim().to_string();
-        assert_eq!(id.len(), 40, "task id is the info-hash in hex: {id:?}");
+        assert_eq!(id.len(), 40, "task id is 40 hex digits: {id:?}");
         assert!(wait_for_listen(http, Duration::from_secs(20)), "relay HTTP did not listen");
         Relay { id, http, bt, child }
     }
