@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs on a fresh machine. Idempotent: on a machine
 # that already has everything it only checks.
+#  - PostgreSQL on 127.0.0.1:5432 (ctl tests)
+#  - real BitTorrent clients for the interop tests: python3-libtorrent and aria2 (Debian)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-if [ -f "$here/setup-postgres.sh" ]; then
-    bash "$here/setup-postgres.sh"
+bash "$here/setup-postgres.sh"
+
+missing=()
+/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing+=(python3-libtorrent)
+command -v aria2c > /dev/null || missing+=(aria2)
+command -v curl > /dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" > /dev/null
 fi

@@ -118,7 +118,6 @@ pub struct PeerSession {
     events: VecDeque<PeerEvent>,
     /// The pieces the peer has, always counted in the map's availability while open.
     peer_has: Bitfield,
-    got_first_message: bool,
     fast: bool,
     extended: bool,
     am_choking: bool,
@@ -174,7 +173,6 @@ impl PeerSession {
             queue: VecDeque::new(),
             events: VecDeque::new(),
             peer_has: Bitfield::new(piece_count),
-            got_first_message: false,
             fast: false,
             extended: false,
             am_choking: true,
@@ -317,8 +315,6 @@ impl PeerSession {
     }
 
     fn on_message(&mut self, msg: Message, now: Instant) -> Result<(), PeerError> {
-        let first = !self.got_first_message;
-        self.got_first_message = true;
         match msg {
             Message::KeepAlive => {}
             Message::Choke => {
@@ -341,26 +337,17 @@ impl PeerSession {
                     }
                 }
             }
+            // BEP 3 wants these first, but real clients (aria2) send their BEP 10 handshake before
+            // them; like libtorrent we accept them at any point, the latest one replacing the
+            // peer's piece set.
             Message::Bitfield(bits) => {
-                if !first {
-                    return Err(PeerError::Protocol("BITFIELD after the first message"));
-                }
                 self.replace_peer_has(Bitfield::from_wire(&bits, self.map.piece_count())?)?;
             }
             Message::HaveAll | Message::HaveNone if !self.fast => {
                 return Err(PeerError::Protocol("HAVE ALL/NONE without the fast extension"))
             }
-            Message::HaveAll => {
-                if !first {
-                    return Err(PeerError::Protocol("HAVE ALL after the first message"));
-                }
-                self.replace_peer_has(Bitfield::full(self.map.piece_count()))?;
-            }
-            Message::HaveNone => {
-                if !first {
-                    return Err(PeerError::Protocol("HAVE NONE after the first message"));
-                }
-            }
+            Message::HaveAll => self.replace_peer_has(Bitfield::full(self.map.piece_count()))?,
+            Message::HaveNone => self.replace_peer_has(Bitfield::new(self.map.piece_count()))?,
             Message::Request(block) => self.on_request(block)?,
             Message::Cancel(block) => {
                 // The driver may already be reading it; a late PIECE is harmless.

@@ -14,6 +14,7 @@ use crate::picker::Picker;
 use crate::piece_map::{Bitfield, PeerSlot, PieceMap, Receipt};
 use crate::store::Store;
 use crate::types::{InfoHash, PeerId, PieceIndex};
+use crate::wire::Message;
 
 /// One peer's torrent state: piece map, picker, store, and the expected piece hashes.
 struct Node {
@@ -346,4 +347,26 @@ fn dropping_a_session_releases_its_claims() {
     leech_map.check_invariants().unwrap();
     let verified_blocks = leech_map.verified_count() as u64; // pieces are one block each here
     assert_eq!(leech_map.unclaimed_blocks() + verified_blocks, layout.piece_count() as u64);
+}
+
+#[test]
+fn bitfield_after_the_extension_handshake_is_accepted() {
+    // aria2's order: handshake, BEP 10 extended handshake, then BITFIELD.
+    let (layout, _, hashes) = torrent(10, 16 * 1024, &[100_000]);
+    let node = Node::leecher(&layout, hashes);
+    let now = Instant::now();
+    let info_hash = InfoHash([1; 20]);
+    let mut s =
+        PeerSession::new(SessionConfig::default(), node.picker.clone(), PeerSlot(0), info_hash, node.id, now);
+    let mut input = crate::wire::Handshake::new(info_hash, PeerId::generate()).to_bytes().to_vec();
+    let mut ext = bytes::BytesMut::new();
+    crate::wire::ExtendedHandshake::default().to_message().encode(&mut ext);
+    input.extend_from_slice(&ext);
+    let mut bits = bytes::BytesMut::new();
+    let wire_bits = crate::wire::Bitfield::from_fn(layout.piece_count(), |_| true);
+    Message::Bitfield(wire_bits.into_bytes()).encode(&mut bits);
+    input.extend_from_slice(&bits);
+    s.handle_input(&input, now).expect("aria2's message order is accepted");
+    assert_eq!(node.map.availability(PieceIndex(0)), 1);
+    assert!(s.am_interested());
 }
