@@ -115,7 +115,8 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", cli.listen_http))?;
         let server = Arc::new(http::Server::new(vec![task.clone()], http::ServerConfig::default()));
-        tokio::spawn(http::serve(listener, server));
+        tokio::spawn(http::serve(listener, server.clone()));
+        tokio::spawn(announce_self(server, swarm.peer_id(), swarm.listen_addr().unwrap_or(cli.listen_bt)));
         let (pull_task, pull_swarm) = (task.clone(), swarm.clone());
         let web_seed = format!("http://{}/tasks/{}/data", cli.listen_http, task.id);
         let torrent_out = cli.data_dir.join(format!("{}.torrent", task.id));
@@ -134,6 +135,24 @@ fn main() -> anyhow::Result<()> {
         drop(swarm);
         Ok(())
     })
+}
+
+/// Keeps the relay registered as a seed of each task's torrent in its own tracker.
+async fn announce_self(server: Arc<http::Server>, peer_id: floodgate_engine::types::PeerId, bt: SocketAddr) {
+    loop {
+        for task in &server.tasks {
+            if let Some(t) = task.torrent() {
+                server.tracker.register_seed(t.info_hash(), peer_id, bt);
+            }
+        }
+        // Sooner while a URL-only task may still be waiting for its torrent.
+        let wait = if server.tasks.iter().all(|t| t.torrent().is_some()) {
+            http::SELF_ANNOUNCE_EVERY
+        } else {
+            std::time::Duration::from_secs(1)
+        };
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// A hash-known task: the torrent's data under `<data-dir>/<info-hash>/`, resumed from the

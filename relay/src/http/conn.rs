@@ -96,7 +96,7 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
                 Simple { status: 429, content_type: "text/plain", body: b"slow down", extra: String::new() };
             return write_simple(&mut sock, server, r, false, false).await;
         }
-        let keep = route(&mut sock, server, &head).await?;
+        let keep = route(&mut sock, server, &head, peer).await?;
         if !keep || !head.keep_alive {
             let _ = sock.shutdown().await;
             return Ok(());
@@ -105,7 +105,12 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
 }
 
 /// Answers one request; returns whether the connection may carry another.
-async fn route(sock: &mut TcpStream, server: &Server, head: &RequestHead) -> std::io::Result<bool> {
+async fn route(
+    sock: &mut TcpStream,
+    server: &Server,
+    head: &RequestHead,
+    peer: SocketAddr,
+) -> std::io::Result<bool> {
     let path = head.target.split('?').next().unwrap_or("");
     let head_only = head.method == Method::Head;
     let keep = head.keep_alive;
@@ -117,6 +122,11 @@ async fn route(sock: &mut TcpStream, server: &Server, head: &RequestHead) -> std
             body: body.as_bytes(),
             extra: String::new(),
         };
+        return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
+    }
+    if path == "/announce" || path == "/scrape" {
+        let (status, body) = server.tracker.handle(&head.target, peer.ip());
+        let r = Simple { status, content_type: "text/plain", body: &body, extra: String::new() };
         return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
     }
     if path == "/metrics" {

@@ -8,6 +8,7 @@
 mod conn;
 mod data;
 mod pages;
+mod tracker;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
 use crate::task::Task;
+pub use tracker::{Tracker, SELF_ANNOUNCE_EVERY};
 
 /// Limits of the HTTP server.
 #[derive(Clone, Debug)]
@@ -58,13 +60,15 @@ pub struct Server {
     pub tasks: Vec<Arc<Task>>,
     /// Limits.
     pub config: ServerConfig,
+    /// The built-in tracker (`/announce`, `/scrape`).
+    pub tracker: Tracker,
     ips: Mutex<HashMap<IpAddr, PerIp>>,
 }
 
 impl Server {
     /// A server over `tasks`.
     pub fn new(tasks: Vec<Arc<Task>>, config: ServerConfig) -> Self {
-        Server { tasks, config, ips: Mutex::new(HashMap::new()) }
+        Server { tasks, config, tracker: Tracker::default(), ips: Mutex::new(HashMap::new()) }
     }
 
     /// The task with id `id`.

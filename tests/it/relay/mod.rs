@@ -1,6 +1,7 @@
 //! `floodgate-relay` in standalone mode against the `fg-origin` simulator: serving over HTTP
 //! Range and BitTorrent while the pull runs, origin faults, and resume after `kill -9`.
 
+mod bt_client;
 mod faults;
 mod resume;
 mod serve;
@@ -101,8 +102,23 @@ impl Relay {
         Relay::launch(origin, None, data_dir, &[])
     }
 
+    /// Starts a relay for `torrent` with its HTTP server (and tracker) on `http`.
+    pub fn start_at(torrent: &Path, origin: &str, data_dir: &Path, http: SocketAddr) -> Self {
+        Relay::launch_at(origin, Some(torrent), data_dir, &[], http)
+    }
+
     fn launch(origin: &str, torrent: Option<&Path>, data_dir: &Path, extra: &[&str]) -> Self {
-        let (http, bt) = (free_addr(), free_addr());
+        Relay::launch_at(origin, torrent, data_dir, extra, free_addr())
+    }
+
+    fn launch_at(
+        origin: &str,
+        torrent: Option<&Path>,
+        data_dir: &Path,
+        extra: &[&str],
+        http: SocketAddr,
+    ) -> Self {
+        let bt = free_addr();
         let torrent_args = torrent.map(|t| vec!["--torrent", path(t)]).unwrap_or_default();
         let mut child = ChildGuard::spawn(
             Command::new(bin("floodgate-relay"))

@@ -1,0 +1,46 @@
+//! The built-in tracker: `/announce` and `/scrape` for the relay's tasks, answered by the
+//! engine's sans-IO `TrackerServer`, with the relay itself registered as a seed of each task so
+//! a client given only the `.torrent` (announce URL: this relay) finds it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use floodgate_engine::tracker::{percent_encode, TrackerConfig, TrackerServer};
+use floodgate_engine::types::{InfoHash, PeerId};
+use parking_lot::Mutex;
+
+/// How often the relay re-registers itself (peers expire after twice the 120 s interval).
+pub const SELF_ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
+
+/// The relay's tracker.
+pub struct Tracker {
+    server: Mutex<TrackerServer>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        // Only the relay's own tasks are worth tracking; keep the table small.
+        let config = TrackerConfig { max_torrents: 64, ..TrackerConfig::default() };
+        Tracker { server: Mutex::new(TrackerServer::new(config)) }
+    }
+}
+
+impl Tracker {
+    /// Answers an `/announce` or `/scrape` request: (status, bencoded body).
+    pub fn handle(&self, target: &str, peer_ip: IpAddr) -> (u16, Vec<u8>) {
+        self.server.lock().handle(target, peer_ip, Instant::now())
+    }
+
+    /// Registers the relay (at `bt`, its BitTorrent address) as a seed of `info_hash`.
+    pub fn register_seed(&self, info_hash: InfoHash, peer_id: PeerId, bt: SocketAddr) {
+        let mut target = String::from("/announce?info_hash=");
+        percent_encode(info_hash.as_bytes(), &mut target);
+        target.push_str("&peer_id=");
+        percent_encode(&peer_id.0, &mut target);
+        target.push_str(&format!("&port={}&uploaded=0&downloaded=0&left=0&compact=1", bt.port()));
+        let (status, _) = self.handle(&target, bt.ip());
+        if status != 200 {
+            tracing::warn!(%info_hash, status, "the built-in tracker refused the relay's own announce");
+        }
+    }
+}

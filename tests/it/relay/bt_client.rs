@@ -1,0 +1,46 @@
+//! A real BitTorrent client (aria2c) downloads from the relay while it pulls, finding it through
+//! the relay's built-in tracker (the torrent's announce URL).
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use floodgate_tests::{bin, free_addr};
+
+use super::{path, Fixture, Origin, Relay, PIECE};
+
+#[test]
+fn aria2c_downloads_from_the_relay_during_the_pull() {
+    if Command::new("aria2c").arg("--version").stdout(Stdio::null()).status().is_err() {
+        eprintln!("aria2c is not installed; skipping the real-client test");
+        return;
+    }
+    let len = 10 * 1024 * 1024 + 99;
+    let fx = Fixture::new(len);
+    let http = free_addr();
+    let torrent = fx.dir.path().join("tracked.torrent");
+    let status = Command::new(bin("floodgate"))
+        .args(["make-torrent", path(&fx.file), "-o", path(&torrent), "--piece-size", &PIECE.to_string()])
+        .args(["--tracker", &format!("http://{http}/announce")])
+        .stdout(Stdio::null())
+        .status()
+        .expect("make-torrent");
+    assert!(status.success());
+    let origin = Origin::start(&fx.file, &["--rate", "3000000"]);
+    let relay = Relay::start_at(&torrent, &origin.url(), &fx.dir.path().join("relay"), http);
+
+    let out = fx.dir.path().join("aria");
+    let output = Command::new("timeout")
+        .args(["90", "aria2c", "--dir", path(&out), "--seed-time=0", "--enable-dht=false"])
+        .args(["--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false"])
+        .args(["--summary-interval=0", "--console-log-level=warn", "--bt-stop-timeout=60"])
+        .args(["--listen-port", &free_addr().port().to_string(), "--check-integrity=true"])
+        .arg(path(&torrent))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run aria2c");
+    assert!(output.status.success(), "aria2c failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(std::fs::read(out.join("blob.bin")).expect("aria2c's file") == fx.data, "aria2c's bytes differ");
+    let task = relay.wait_state("complete", Duration::from_secs(30));
+    assert!(task["bt_bytes"].as_u64().unwrap_or(0) > 0, "aria2c got its bytes over BitTorrent: {task}");
+}
