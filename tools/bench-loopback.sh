@@ -36,8 +36,9 @@ results=()
 run() {
     local name="$1"; shift
     out="$work/out-$name"; rm -rf "$out"; mkdir -p "$out"
-    local t; t=$( { /usr/bin/time -f "%e %U %S" "$@" > /dev/null 2> "$work/$name.err"; } 2>&1 | tail -n1 ) || true
-    t=$(tail -n1 "$work/$name.err")
+    # /usr/bin/time writes "wall user sys" as the last line of the client's stderr.
+    /usr/bin/time -f "%e %U %S" timeout 600 "$@" > /dev/null 2> "$work/$name.err" || true
+    local t; t=$(tail -n1 "$work/$name.err")
     if ! cmp -s "$out/payload.bin" "$work/seed/payload.bin"; then
         echo "$name: download incomplete or wrong (see $work/$name.err)"; return
     fi

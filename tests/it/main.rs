@@ -1,10 +1,8 @@
 //! One integration-test binary; one module per area. Tests start real processes on 127.0.0.1
 //! and bound every wait in time.
 
-mod ctl;
-
 mod bt;
-
-mod tracker;
-
+mod ctl;
+mod interop;
 mod relay;
+mod tracker;
