@@ -4,5 +4,6 @@
 mod bt;
 mod ctl;
 mod interop;
+mod magnet;
 mod relay;
 mod tracker;

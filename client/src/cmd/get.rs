@@ -1,4 +1,5 @@
-//! `floodgate get`: download a torrent, verify it, then seed.
+//! `floodgate get`: download a torrent (from a .torrent file or a magnet link), verify it, then
+//! seed.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -12,8 +13,8 @@ use super::swarm_util::Announcer;
 /// Arguments of `get`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The .torrent file.
-    pub torrent: PathBuf,
+    /// The .torrent file, or a `magnet:` link (its metadata is fetched from the peers first).
+    pub torrent: String,
     /// Download directory.
     #[arg(short, long, default_value = ".")]
     pub output: PathBuf,
@@ -39,7 +40,14 @@ pub struct Args {
 
 /// Runs the command. Exits 0 only when every piece is downloaded and verified.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let meta = super::read_torrent(&args.torrent)?;
+    let (meta, magnet_peers) = if args.torrent.to_ascii_lowercase().starts_with("magnet:") {
+        let deadline = args.timeout.map(Duration::from_secs).unwrap_or(Duration::from_secs(120));
+        super::swarm_util::resolve_magnet(&args.torrent, &args.peers, deadline)?
+    } else {
+        (super::read_torrent(std::path::Path::new(&args.torrent))?, Vec::new())
+    };
+    let mut peers = args.peers.clone();
+    peers.extend(magnet_peers.into_iter().filter(|p| !args.peers.contains(p)));
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let verified = super::swarm_util::check_existing(&meta, &args.output);
@@ -48,10 +56,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let announce_as = swarm.listen_addr().unwrap_or(args.listen);
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), announce_as);
-    if args.peers.is_empty() && announcer.is_none() {
+    if peers.is_empty() && announcer.is_none() {
         bail!("no peers: give --peer or use a torrent with an http:// tracker");
     }
-    for p in &args.peers {
+    for p in &peers {
         torrent.connect(*p);
     }
     let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
@@ -81,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         if s.peers == 0 && Instant::now() >= redial {
             // Every peer is gone: dial the given ones again.
-            for p in &args.peers {
+            for p in &peers {
                 torrent.connect(*p);
             }
             redial = Instant::now() + Duration::from_secs(5);

@@ -1,5 +1,5 @@
 //! What `seed` and `get` share: opening the store, checking data already on disk, the swarm, and
-//! announcing to the torrent's trackers.
+//! announcing to the torrent's trackers, and resolving magnet links.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use floodgate_engine::hash::hash_pieces;
+use floodgate_engine::magnet::Magnet;
 use floodgate_engine::metainfo::Metainfo;
 use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{Store, StoreConfig};
+use floodgate_engine::swarm::magnet::{fetch_metadata, FetchConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig, TorrentHandle};
 use floodgate_engine::tracker::{announce, AnnounceRequest, Event};
 use floodgate_engine::types::{PeerId, PieceIndex};
@@ -37,6 +39,54 @@ pub fn check_existing(meta: &Metainfo, root: &Path) -> Bitfield {
         }
     }
     bits
+}
+
+/// Fetches the metadata of a magnet link (BEP 9) from `extra` peers, the link's `x.pe` peers and
+/// the peers its `http://` trackers name, within `timeout`. Returns the metainfo (with the link's
+/// trackers as its tracker tier) and the link's `x.pe` peers.
+pub fn resolve_magnet(
+    uri: &str,
+    extra: &[SocketAddr],
+    timeout: Duration,
+) -> anyhow::Result<(Metainfo, Vec<SocketAddr>)> {
+    let magnet = Magnet::parse(uri).context("invalid magnet link")?;
+    let started = Instant::now();
+    let peer_id = PeerId::generate();
+    let mut peers: Vec<SocketAddr> = extra.to_vec();
+    for p in &magnet.peers {
+        if !peers.contains(p) {
+            peers.push(*p);
+        }
+    }
+    for url in magnet.trackers.iter().filter(|u| u.to_ascii_lowercase().starts_with("http://")) {
+        let req = AnnounceRequest {
+            info_hash: magnet.info_hash,
+            peer_id,
+            port: 0,
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+            event: None,
+            numwant: Some(50),
+            key: Some(rand_key()),
+        };
+        match announce(url, &req, ANNOUNCE_TIMEOUT.min(timeout)) {
+            Ok(resp) => peers.extend(resp.peers.into_iter().filter(|p| !p.ip().is_unspecified())),
+            Err(e) => tracing::warn!("announce to {url} failed: {e}"),
+        }
+    }
+    peers.dedup();
+    let config =
+        FetchConfig { peer_id, timeout: timeout.saturating_sub(started.elapsed()), ..FetchConfig::default() };
+    let mut meta = fetch_metadata(magnet.info_hash, &peers, &config)
+        .with_context(|| format!("cannot fetch the metadata of {}", magnet.info_hash.to_hex()))?;
+    if !magnet.trackers.is_empty() {
+        meta.announce_list = vec![magnet.trackers.clone()];
+    }
+    if let Some(url) = magnet.web_seeds.first() {
+        tracing::debug!("ignoring web seed {url}: `get` downloads over BitTorrent only");
+    }
+    Ok((meta, magnet.peers))
 }
 
 /// Starts a swarm listening on `listen` and adds the torrent with its store under `root`.

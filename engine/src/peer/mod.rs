@@ -17,12 +17,17 @@
 //! 6. [`PeerSession::handle_timeout`] runs keep-alives and snub detection.
 //!
 //! Dropping a session releases its block claims and its share of piece availability.
+//!
+//! [`MetadataFetch`] is the BEP 9 side: assembling an info dictionary (magnet links) from the
+//! `ut_metadata` messages sessions pass on as [`PeerEvent::Unhandled`].
 
 mod error;
+pub mod metadata;
 mod rate;
 mod session;
 
 pub use error::PeerError;
+pub use metadata::{MetadataError, MetadataFetch, OUR_UT_METADATA_ID};
 pub use rate::RateMeter;
 pub use session::{PeerEvent, PeerSession, SessionConfig};
 

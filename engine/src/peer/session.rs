@@ -544,6 +544,15 @@ impl PeerSession {
         }
     }
 
+    /// Sends a BEP 10 extension message (e.g. a `ut_metadata` answer) under the id the peer
+    /// assigned in its extended handshake. Ignored unless the connection is open and both sides
+    /// speak the extension protocol.
+    pub fn send_extended(&mut self, id: u8, payload: Bytes) {
+        if self.phase == Phase::Open && self.extended {
+            self.push(&Message::Extended { id, payload });
+        }
+    }
+
     /// Chokes or unchokes the peer (the choker's decision).
     pub fn set_choking(&mut self, choke: bool) {
         if self.am_choking == choke || self.phase != Phase::Open {

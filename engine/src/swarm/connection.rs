@@ -19,9 +19,10 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use super::torrent::{PeerShared, Torrent, TorrentEvent};
-use crate::peer::{PeerError, PeerEvent, PeerSession};
+use crate::peer::{PeerError, PeerEvent, PeerSession, OUR_UT_METADATA_ID};
 use crate::piece_map::Bitfield;
 use crate::types::PeerId;
+use crate::wire::{metadata_piece_len, Message, MetadataMessage, METADATA_PIECE_LEN, UT_METADATA};
 
 /// Bytes read per receive call, at most.
 const READ_CHUNK: usize = 256 * 1024;
@@ -36,6 +37,8 @@ struct Shared {
     /// serves them all (blocks are zero-copy slices of it).
     upload_cache: Option<(crate::types::PieceIndex, Bytes)>,
     closed: bool,
+    /// The id the peer wants `ut_metadata` messages under (its extended handshake).
+    peer_ut_metadata: Option<u8>,
 }
 
 /// Runs one connection to the end. `initial` holds bytes already read from the socket (the
@@ -62,7 +65,13 @@ pub(crate) async fn run(
         now,
     );
     let announced = torrent.map.verified().snapshot();
-    let shared = Rc::new(RefCell::new(Shared { session, announced, upload_cache: None, closed: false }));
+    let shared = Rc::new(RefCell::new(Shared {
+        session,
+        announced,
+        upload_cache: None,
+        closed: false,
+        peer_ut_metadata: None,
+    }));
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
 
@@ -152,10 +161,36 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
                     s.session.set_choking(false);
                 }
             }
-            PeerEvent::Handshake { .. } | PeerEvent::Extended(_) | PeerEvent::Unhandled(_) => {}
+            PeerEvent::Extended(hs) => s.peer_ut_metadata = hs.extension_id(UT_METADATA),
+            PeerEvent::Unhandled(Message::Extended { id: OUR_UT_METADATA_ID, payload }) => {
+                serve_metadata(torrent, s, &payload);
+            }
+            PeerEvent::Handshake { .. } | PeerEvent::Unhandled(_) => {}
         }
     }
     peer.is_seed.store(s.session.peer_is_seed(), Ordering::Relaxed);
+}
+
+/// Answers a BEP 9 request with a piece of the info dictionary, or a reject when we do not
+/// know it (or the piece does not exist). Other `ut_metadata` messages are ignored.
+fn serve_metadata(torrent: &Torrent, s: &mut Shared, payload: &Bytes) {
+    let (Some(peer_id), Ok(MetadataMessage::Request { piece })) =
+        (s.peer_ut_metadata, MetadataMessage::decode(payload))
+    else {
+        return;
+    };
+    let info = torrent.info_bytes.as_ref();
+    let reply = info
+        .and_then(|info| {
+            let len = metadata_piece_len(piece, info.len() as u64)?;
+            let start = piece as usize * METADATA_PIECE_LEN as usize;
+            let data = info.slice(start..start + len as usize);
+            Some(MetadataMessage::Data { piece, total_size: info.len() as u64, data })
+        })
+        .unwrap_or(MetadataMessage::Reject { piece });
+    let mut out = Vec::new();
+    reply.encode(&mut out);
+    s.session.send_extended(peer_id, Bytes::from(out));
 }
 
 /// A block for upload, sliced from the cached piece (read whole on a miss).

@@ -18,6 +18,7 @@
 
 mod choker;
 mod connection;
+pub mod magnet;
 mod runtime;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
@@ -37,10 +39,11 @@ pub use choker::{decide as choke_decision, ChokerConfig, PeerStat};
 
 use crate::layout::Layout;
 use crate::metainfo::Metainfo;
-use crate::peer::SessionConfig;
+use crate::peer::{SessionConfig, OUR_UT_METADATA_ID};
 use crate::piece_map::{Bitfield, PieceMap, PieceMapError};
 use crate::store::Store;
 use crate::types::{InfoHash, PeerId};
+use crate::wire::UT_METADATA;
 use runtime::Command;
 pub use torrent::ImportOutcome;
 use torrent::{Torrent, TorrentParts};
@@ -112,6 +115,9 @@ pub struct AddTorrent {
     pub upload_slots: usize,
     /// Hashing threads (0 = one per core).
     pub hash_threads: usize,
+    /// The raw info dictionary: when known, peers may fetch it with BEP 9 (`ut_metadata`),
+    /// which magnet-link downloaders need.
+    pub info_bytes: Option<Bytes>,
 }
 
 impl AddTorrent {
@@ -127,6 +133,7 @@ impl AddTorrent {
             max_peers: 200,
             upload_slots: ChokerConfig::default().slots,
             hash_threads: 0,
+            info_bytes: Some(Bytes::copy_from_slice(meta.info_bytes())),
         }
     }
 
@@ -253,7 +260,13 @@ impl Swarm {
     }
 
     /// Adds a torrent; peers may connect for it at once.
-    pub fn add_torrent(&self, spec: AddTorrent) -> Result<TorrentHandle, SwarmError> {
+    pub fn add_torrent(&self, mut spec: AddTorrent) -> Result<TorrentHandle, SwarmError> {
+        if let Some(info) = &spec.info_bytes {
+            // Serve the metadata (BEP 9): advertise it in our extended handshake.
+            let ext = &mut spec.session.extended;
+            ext.m.insert(UT_METADATA.to_owned(), OUR_UT_METADATA_ID);
+            ext.metadata_size = Some(info.len() as u64);
+        }
         let torrent = Torrent::new(TorrentParts {
             info_hash: spec.info_hash,
             layout: Arc::new(spec.layout),
@@ -264,6 +277,7 @@ impl Swarm {
             max_peers: spec.max_peers,
             upload_slots: spec.upload_slots,
             hash_threads: spec.hash_threads,
+            info_bytes: spec.info_bytes,
         })?;
         let mut torrents = self.inner.torrents.write();
         if torrents.contains_key(&spec.info_hash) {

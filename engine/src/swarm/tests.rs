@@ -29,6 +29,7 @@ fn spec(layout: &Layout, hashes: &[[u8; 20]], verified: Option<Bitfield>) -> Add
         max_peers: 50,
         upload_slots: 8,
         hash_threads: 1,
+        info_bytes: None,
     }
 }
 
@@ -100,4 +101,33 @@ fn two_downloaders_trade_with_each_other() {
     assert_eq!(b.read(0, data.len()).unwrap(), &data[..]);
     let traded = a.stats().uploaded + b.stats().uploaded;
     assert!(traded > 0, "the downloaders exchanged pieces");
+}
+
+#[test]
+fn a_torrent_serves_its_metadata_and_a_magnet_fetch_gets_it() {
+    use crate::metainfo::MetainfoBuilder;
+    let pl = 16 * 1024;
+    // 1200 pieces: an info dictionary of ~24 KiB, two metadata pieces.
+    let (_, layout, hashes) = torrent(1200 * pl as usize - 5, pl);
+    let (_, meta) =
+        MetainfoBuilder::single_file("blob", layout.total_length(), pl).piece_hashes(hashes).build().unwrap();
+    let seed_swarm = swarm();
+    let full = Bitfield::full(layout.piece_count());
+    let _seed = seed_swarm
+        .add_torrent(AddTorrent::new(&meta, Store::memory(meta.layout())).with_verified(full))
+        .unwrap();
+    let config = magnet::FetchConfig { timeout: Duration::from_secs(20), ..Default::default() };
+    let got =
+        magnet::fetch_metadata(meta.info_hash(), &[seed_swarm.listen_addr().unwrap()], &config).unwrap();
+    assert_eq!(got.info_bytes(), meta.info_bytes());
+    assert!(got.info_bytes().len() > 16384);
+
+    // A torrent added without its info bytes does not offer metadata: the fetch gives up.
+    let other_swarm = swarm();
+    let mut spec = AddTorrent::new(&meta, Store::memory(meta.layout()));
+    spec.info_bytes = None;
+    let _other = other_swarm.add_torrent(spec).unwrap();
+    let config = magnet::FetchConfig { timeout: Duration::from_secs(5), ..Default::default() };
+    let err = magnet::fetch_metadata(meta.info_hash(), &[other_swarm.listen_addr().unwrap()], &config);
+    assert!(err.is_err());
 }

@@ -95,6 +95,8 @@ pub(crate) struct Torrent {
     pub picker: Arc<Picker>,
     pub store: Arc<Store>,
     pub session: SessionConfig,
+    /// The raw info dictionary, served to `ut_metadata` requests when known.
+    pub info_bytes: Option<Bytes>,
     verifier: Mutex<Option<Verifier>>,
     partial: Box<[Mutex<Partial>]>,
     /// Contributors of pieces being hashed, for blame on a mismatch.
@@ -141,6 +143,7 @@ pub(crate) struct TorrentParts {
     pub max_peers: usize,
     pub upload_slots: usize,
     pub hash_threads: usize,
+    pub info_bytes: Option<Bytes>,
 }
 
 impl Torrent {
@@ -165,6 +168,7 @@ impl Torrent {
             picker,
             store: Arc::new(parts.store),
             session: parts.session,
+            info_bytes: parts.info_bytes,
             verifier: Mutex::new(None),
             hashing: Mutex::new(Vec::new()),
             events,
