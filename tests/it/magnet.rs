@@ -100,3 +100,55 @@ fn get_magnet_from_a_libtorrent_seed() {
     );
     assert_eq!(std::fs::read(out.join("payload.bin")).unwrap(), data);
 }
+
+/// libtorrent resolving a magnet link against a floodgate seed (our `ut_metadata` answers).
+const LT_MAGNET_GET: &str = r#"
+import libtorrent as lt, sys, time
+magnet, out, peer, port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+ses = lt.session({"listen_interfaces": "127.0.0.1:" + port, "enable_dht": False, "enable_lsd": False,
+                  "enable_upnp": False, "enable_natpmp": False, "alert_mask": 0})
+p = lt.parse_magnet_uri(magnet)
+p.save_path = out
+h = ses.add_torrent(p)
+host, pport = peer.rsplit(":", 1)
+h.connect_peer((host, int(pport)))
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    if h.status().is_seeding:
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit(1)
+"#;
+
+#[test]
+fn libtorrent_resolves_a_magnet_from_a_floodgate_seed() {
+    let has_lt = Command::new("/usr/bin/python3")
+        .args(["-c", "import libtorrent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(has_lt, "python3-libtorrent is not installed: run tools/ci-setup.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent, magnet) = fixture(dir.path(), 14 * 1024 * 1024 + 5);
+    let addr = free_addr();
+    let _seed = ChildGuard::spawn(
+        Command::new(bin("floodgate"))
+            .args(["seed", torrent.to_str().unwrap(), "--data", dir.path().join("src").to_str().unwrap()])
+            .args(["--listen", &addr.to_string(), "--seed-for", "120"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    assert!(wait_for_listen(addr, Duration::from_secs(20)), "floodgate seed did not start");
+    let out = dir.path().join("dl");
+    std::fs::create_dir_all(&out).unwrap();
+    let status = Command::new("timeout")
+        .args(["90", "/usr/bin/python3", "-c", LT_MAGNET_GET])
+        .args([&magnet, out.to_str().unwrap(), &addr.to_string(), &free_port().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "libtorrent could not resolve the magnet from floodgate");
+    assert_eq!(std::fs::read(out.join("payload.bin")).unwrap(), data);
+}
