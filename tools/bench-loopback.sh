@@ -4,6 +4,7 @@
 # Prints wall seconds, MiB/s, CPU seconds per GiB, and each client's ratio to floodgate.
 #
 #   tools/bench-loopback.sh [SIZE_MIB] [RUNS]        (defaults: 1024, 1)
+#   SEED=libtorrent tools/bench-loopback.sh ...       (the common seed is libtorrent instead)
 #
 # Comparison peers: python3-libtorrent and aria2 come from Debian (tools/ci-setup.sh with
 # FLOODGATE_BENCH_PEERS=1 installs them); rqbit from `cargo install rqbit`.
@@ -25,8 +26,15 @@ mkdir -p "$work/seed"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/seed/payload.bin"
 "$fg" make-torrent "$work/seed/payload.bin" -o "$work/payload.torrent" \
     --tracker "http://127.0.0.1:$tracker_port/announce" > /dev/null 2>&1
-"$fg" seed "$work/payload.torrent" --data "$work/seed" --listen "127.0.0.1:$seed_port" > /dev/null 2>&1 &
-pids+=($!)
+seed_kind="${SEED:-floodgate}"
+if [ "$seed_kind" = libtorrent ]; then
+    /usr/bin/python3 "$here/lt_seed.py" "$work/payload.torrent" "$work/seed" "$seed_port" > "$work/seed.ready" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 600); do grep -q ready "$work/seed.ready" 2>/dev/null && break; sleep 0.1; done
+else
+    "$fg" seed "$work/payload.torrent" --data "$work/seed" --listen "127.0.0.1:$seed_port" > /dev/null 2>&1 &
+    pids+=($!)
+fi
 /usr/bin/python3 "$here/mini_tracker.py" "$tracker_port" "127.0.0.1:$seed_port" &
 pids+=($!)
 for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$seed_port") 2>/dev/null && break; sleep 0.05; done
@@ -48,7 +56,7 @@ run() {
         'BEGIN { printf "%-11s %7.2f s  %7.0f MiB/s  %5.2f CPU s/GiB\n", n, w, m / w, (u + s) * 1024 / m }'
 }
 
-echo "loopback, one seed (floodgate), ${size_mib} MiB, $(nproc) cores"
+echo "loopback, one seed ($seed_kind), ${size_mib} MiB, $(nproc) cores"
 for r in $(seq 1 "$runs"); do
     run floodgate "$fg" get "$work/payload.torrent" -o "$work/out-floodgate" --peer "127.0.0.1:$seed_port" \
         --listen 127.0.0.1:0 --no-seed
