@@ -17,6 +17,7 @@ pub mod layout;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;
+pub mod percent;
 pub mod picker;
 pub mod piece_map;
 pub mod ratelimit;

@@ -5,9 +5,9 @@
 //! ignores parameters it does not know (including `xt` values other than `urn:btih:`, e.g. v2
 //! `urn:btmh:`). [`Magnet::to_uri`] writes a link that parses back to the same [`Magnet`].
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+use crate::percent::{percent_decode_at, percent_encode};
 use crate::types::InfoHash;
 
 /// A parsed magnet link.
@@ -111,7 +111,7 @@ impl Magnet {
         let mut s = format!("{PREFIX}xt={BTIH}{}", self.info_hash.to_hex());
         if let Some(name) = &self.name {
             s.push_str("&dn=");
-            encode_into(&mut s, name);
+            percent_encode(name.as_bytes(), &mut s);
         }
         let params = [("tr", &self.trackers), ("ws", &self.web_seeds)];
         for (key, values) in params {
@@ -119,12 +119,12 @@ impl Magnet {
                 s.push('&');
                 s.push_str(key);
                 s.push('=');
-                encode_into(&mut s, v);
+                percent_encode(v.as_bytes(), &mut s);
             }
         }
         for peer in &self.peers {
             s.push_str("&x.pe=");
-            encode_into(&mut s, &peer.to_string());
+            percent_encode(peer.to_string().as_bytes(), &mut s);
         }
         s
     }
@@ -160,45 +160,8 @@ fn parse_hash(s: &str) -> Result<InfoHash, MagnetError> {
 
 /// Percent-decodes `raw` (found at `offset` in the link), reading `+` as a space.
 fn decode(raw: &str, offset: usize, param: &str) -> Result<String, MagnetError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| Some((hex_digit(h.first()?)?, hex_digit(h.get(1)?)?)));
-                let (hi, lo) = hex.ok_or(MagnetError::BadPercentEncoding { offset: offset + i })?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| MagnetError::NotUtf8 { param: param.to_owned() })
-}
-
-fn hex_digit(c: &u8) -> Option<u8> {
-    char::from(*c).to_digit(16).and_then(|d| u8::try_from(d).ok())
-}
-
-/// Appends `s` percent-encoded: everything but RFC 3986 unreserved characters is escaped.
-fn encode_into(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
+    let bytes = percent_decode_at(raw).map_err(|i| MagnetError::BadPercentEncoding { offset: offset + i })?;
+    String::from_utf8(bytes).map_err(|_| MagnetError::NotUtf8 { param: param.to_owned() })
 }
 
 #[cfg(test)]

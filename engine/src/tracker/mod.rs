@@ -18,11 +18,11 @@ mod request;
 mod response;
 mod runner;
 mod server;
-mod url;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::percent::{percent_decode, percent_encode};
 pub use client::{announce, http_get, HttpUrl};
 pub use error::{AnnounceError, ClientError, QueryError, ResponseError};
 pub use query::{AnnounceQuery, ScrapeQuery, MAX_SCRAPE_HASHES};
@@ -30,7 +30,6 @@ pub use request::{AnnounceRequest, Event};
 pub use response::{encode_failure, parse_announce_response, AnnounceResponse};
 pub use runner::TrackerRunner;
 pub use server::{TrackerConfig, TrackerServer};
-pub use url::{percent_decode, percent_encode};
 
 /// Largest tracker response body read or parsed, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;

@@ -1,7 +1,7 @@
 //! Announce and scrape query strings as the tracker server reads them.
 
-use super::url::percent_decode;
 use super::{Event, QueryError};
+use crate::percent::percent_decode;
 use crate::types::{InfoHash, PeerId};
 
 /// Most `name=value` pairs read from one query string.

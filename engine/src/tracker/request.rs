@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::url::percent_encode;
+use crate::percent::percent_encode;
 use crate::types::{InfoHash, PeerId};
 
 /// The `event` parameter of an announce.
