@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The main job end to end on loopback, with a summary:
-#   origin (fg-origin, throttled) -> relay (pulls with parallel Range requests, verifies and
-#   seeds while still pulling) -> N clients (`floodgate get`, BitTorrent, trading among
-#   themselves) -> summary: times, throughput, and how many bytes the origin served.
-# ctl (SQLite) is started too and a distribution is recorded in it; relays and clients taking
-# their tasks from ctl is the next step (see README, "Status").
+# The main job end to end on loopback, driven by the control plane, with a summary:
+#   origin (fg-origin, throttled) -> ctl (floodgate-ctl on SQLite) -> relay (`floodgate-relay --ctl`:
+#   takes its task from ctl, pulls with parallel Range requests, verifies and seeds while still
+#   pulling) -> N clients (`floodgate agent`: take their task from ctl, BitTorrent from the relay
+#   and each other, report progress) -> summary: times, origin bytes (ctl's and the origin's), offload.
 #
 #   tools/quickstart.sh [SIZE_MIB] [CLIENTS]        (defaults: 256, 4)
 set -euo pipefail
@@ -40,42 +39,76 @@ export FLOODGATE_ADMIN_TOKEN=quickstart-admin FLOODGATE_RELAY_TOKEN=quickstart-r
 "$bin/floodgate-ctl" serve --listen "127.0.0.1:$ctl_port" --db "sqlite://$work/floodgate.db" 2> "$work/ctl.log" &
 pids+=($!)
 wait_port "$ctl_port"
-dist=$("$bin/floodgate-ctl" dist create "http://127.0.0.1:$origin_port/payload.bin" --torrent "$work/payload.torrent" \
-    --targets all --ctl "http://127.0.0.1:$ctl_port" --token quickstart-admin --json 2>/dev/null | head -c 300 || true)
+ctl="http://127.0.0.1:$ctl_port"
+ctljson() { "$bin/floodgate-ctl" "$@" --ctl "$ctl" --token quickstart-admin --json 2>/dev/null; }
 
-echo "== relay pulling from the origin, serving BitTorrent on :$relay_bt and HTTP on :$relay_http"
-t0=$(now)
-"$bin/floodgate-relay" --origin "http://127.0.0.1:$origin_port/payload.bin" --torrent "$work/payload.torrent" \
+echo "== relay in ctl mode: BitTorrent on :$relay_bt, HTTP and tracker on :$relay_http"
+"$bin/floodgate-relay" --ctl "$ctl" --token quickstart-relay --id relay-1 \
     --data-dir "$work/relay" --listen-bt "127.0.0.1:$relay_bt" --listen-http "127.0.0.1:$relay_http" \
     > "$work/relay.out" 2> "$work/relay.log" &
 pids+=($!)
-wait_port "$relay_bt"
+wait_port "$relay_http"
 
-echo "== $clients clients downloading over BitTorrent while the relay is still pulling"
-cpids=()
+echo "== $clients agents registering with ctl"
 for i in $(seq 1 "$clients"); do
     mkdir -p "$work/client$i"
-    peers=(--peer "127.0.0.1:$relay_bt")
-    "$bin/floodgate" get "$work/payload.torrent" -o "$work/client$i" "${peers[@]}" --listen 127.0.0.1:0 \
-        --no-seed --json --timeout 600 > "$work/client$i.json" 2> "$work/client$i.log" &
-    cpids+=($!)
+    RUST_LOG=info "$bin/floodgate" agent --ctl "$ctl" --token quickstart-client --id "client-$i" --labels quickstart \
+        -o "$work/client$i" --listen 127.0.0.1:0 2> "$work/client$i.log" &
+    pids+=($!)
 done
+registered=0
+for _ in $(seq 1 300); do
+    n=$(ctljson clients | grep -o '"id":"client-[0-9]*"' | wc -l || true)
+    r=$(ctljson relays | grep -c '"relay-1"' || true)
+    if [ "$n" -ge "$clients" ] && [ "$r" -ge 1 ]; then registered=1; break; fi
+    sleep 0.1
+done
+if [ "$registered" -ne 1 ]; then echo "relay or agents did not register with ctl (see $work/*.log)" >&2; exit 1; fi
+
+echo "== dist create: ctl assigns the relay and the $clients agents"
+t0=$(now)
+created=$(ctljson dist create "http://127.0.0.1:$origin_port/payload.bin" --torrent "$work/payload.torrent" --targets all)
+dist=$(echo "$created" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+if [ -z "$dist" ]; then echo "dist create failed: $created" >&2; exit 1; fi
+
+echo "== waiting for distribution $dist to finish (timeout 600 s)"
 failed=0
-for p in "${cpids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+state=unknown
+declare -A done_at=()
+for _ in $(seq 1 6000); do
+    for i in $(seq 1 "$clients"); do
+        if [ -z "${done_at[$i]:-}" ] && grep -q "download complete" "$work/client$i.log"; then
+            done_at[$i]=$(now)
+        fi
+    done
+    d=$(ctljson dist get "$dist" || true)
+    state=$(echo "$d" | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p')
+    if [ "${#done_at[@]}" -ge "$clients" ] && [ "$state" != active ]; then break; fi
+    sleep 0.1
+done
 t1=$(now)
+if [ "$state" != done ]; then echo "distribution state: $state"; failed=$((failed + 1)); fi
 for i in $(seq 1 "$clients"); do cmp -s "$work/client$i/payload.bin" "$work/origin/payload.bin" || failed=$((failed + 1)); done
+# The relay's heartbeat may land just after the clients' DONE: give it a few seconds.
+for _ in $(seq 1 50); do
+    ctl_origin_bytes=$(echo "$d" | sed -n 's/.*"origin_bytes":\([0-9]*\).*/\1/p')
+    if [ "${ctl_origin_bytes:-0}" -ge "$((size_mib * 1024 * 1024))" ]; then break; fi
+    sleep 0.1
+    d=$(ctljson dist get "$dist" || true)
+done
 origin_bytes=$(curl -sf "http://127.0.0.1:$origin_port/__stats" | sed 's/.*"body_bytes":\([0-9]*\).*/\1/')
 bytes=$((size_mib * 1024 * 1024))
-first=$(for i in $(seq 1 "$clients"); do sed 's/.*"seconds":\([0-9.]*\).*/\1/' "$work/client$i.json"; done | sort -n | head -n1)
+first=$(for i in $(seq 1 "$clients"); do echo "${done_at[$i]:-$t1}"; done | sort -n | head -n1)
+last=$(for i in $(seq 1 "$clients"); do echo "${done_at[$i]:-$t1}"; done | sort -n | tail -n1)
 
 echo
 echo "== summary"
 echo "file:              ${size_mib} MiB, info hash ${info_hash}"
-echo "ctl distribution:  ${dist:-not recorded (see $work/ctl.log)}" | cut -c1-120
-awk -v b="$bytes" -v a="$t0" -v z="$t1" -v n="$clients" -v o="$origin_bytes" -v f="$first" -v r="$rate" 'BEGIN {
+echo "ctl distribution:  $dist, state ${state:-unknown}, origin bytes reported by the relay ${ctl_origin_bytes:-?}"
+awk -v b="$bytes" -v a="$t0" -v z="$last" -v n="$clients" -v o="$origin_bytes" -v f="$first" -v r="$rate" 'BEGIN {
     printf "clients:           %d, all byte-identical and verified\n", n
-    printf "last client done:  %.2f s after the relay started (origin alone needs %.2f s at its rate)\n", z - a, b / r
-    printf "fastest client:    %.2f s\n", f
+    printf "last client done:  %.2f s after dist create (origin alone needs %.2f s at its rate)\n", z - a, b / r
+    printf "fastest client:    %.2f s after dist create\n", f - a
     printf "origin served:     %d bytes = %.2f x the file (one relay)\n", o, o / b
     printf "delivered:         %.0f MiB to clients, offload %.1f x\n", n * b / 1048576, n * b / o
 }'

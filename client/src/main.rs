@@ -27,6 +27,8 @@ enum Command {
     Seed(cmd::seed::Args),
     /// Download a torrent over BitTorrent, verify every piece, then seed.
     Get(cmd::get::Args),
+    /// Take download tasks from floodgate-ctl, download them from relays and peers, then seed.
+    Agent(cmd::agent::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Seed(args) => cmd::seed::run(args),
         Command::Get(args) => cmd::get::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
     }
 }

@@ -3,7 +3,10 @@
 //! Standalone mode: one task from `--origin URL --torrent X.torrent`; pieces are pulled with
 //! parallel Range requests, SHA-1 checked and announced to BitTorrent peers as they land, and
 //! served over HTTP Range from the same store.
+//!
+//! Ctl mode (`--ctl URL --token T`): tasks come from `floodgate-ctl` (see `ctl_mode`).
 
+mod ctl_mode;
 mod http;
 mod origin;
 mod resume;
@@ -33,8 +36,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "floodgate-relay", version, about)]
 struct Cli {
     /// Origin URL to pull (standalone mode).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ctl")]
     origin: Option<String>,
+    /// Control plane URL (ctl mode): register there and run the tasks it assigns.
+    #[arg(long)]
+    ctl: Option<String>,
+    /// Relay token for the control plane.
+    #[arg(long, env = "FLOODGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// This relay's id at the control plane (default: derived from --listen-http).
+    #[arg(long)]
+    id: Option<String>,
+    /// Zone advertised to the control plane.
+    #[arg(long)]
+    zone: Option<String>,
     /// The task's .torrent (piece hashes known); its info-hash is the task id. Without it the
     /// task is URL-only: pieces are hashed as they land and a .torrent is built at the end.
     #[arg(long)]
@@ -77,8 +92,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Some(ctl) = cli.ctl.clone() {
+        return ctl_mode::run(cli, ctl);
+    }
     let Some(origin) = cli.origin.clone() else {
-        bail!("--origin URL is required (ctl mode is not built yet)");
+        bail!("give --origin URL (standalone) or --ctl URL --token T (ctl mode)");
     };
     let url = origin::OriginUrl::parse(&origin)?;
     let tls = if url.https { Some(origin::client_config(cli.origin_ca.as_deref())?) } else { None };
@@ -140,13 +158,14 @@ fn main() -> anyhow::Result<()> {
 /// Keeps the relay registered as a seed of each task's torrent in its own tracker.
 async fn announce_self(server: Arc<http::Server>, peer_id: floodgate_engine::types::PeerId, bt: SocketAddr) {
     loop {
-        for task in &server.tasks {
+        let tasks = server.tasks();
+        for task in &tasks {
             if let Some(t) = task.torrent() {
                 server.tracker.register_seed(t.info_hash(), peer_id, bt);
             }
         }
         // Sooner while a URL-only task may still be waiting for its torrent.
-        let wait = if server.tasks.iter().all(|t| t.torrent().is_some()) {
+        let wait = if tasks.iter().all(|t| t.torrent().is_some()) {
             http::SELF_ANNOUNCE_EVERY
         } else {
             std::time::Duration::from_secs(1)

@@ -3,6 +3,7 @@
 
 mod bt;
 mod ctl;
+mod e2e;
 mod interop;
 mod magnet;
 mod relay;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod get;
 pub mod info;
 pub mod make_torrent;

@@ -137,7 +137,8 @@ async fn route(
     }
     if let Some(rest) = path.strip_prefix("/tasks/") {
         if let Some(id) = rest.strip_suffix(".torrent") {
-            if let Some(body) = server.task(id).and_then(|t| t.torrent_file()) {
+            let task = server.task(id);
+            if let Some(body) = task.as_ref().and_then(|t| t.torrent_file()) {
                 let r = Simple {
                     status: 200,
                     content_type: "application/x-bittorrent",
@@ -148,14 +149,14 @@ async fn route(
             }
         } else if let Some(id) = rest.strip_suffix("/hashes") {
             if let Some(task) = server.task(id) {
-                let body = pages::hash_list(task);
+                let body = pages::hash_list(&task);
                 let ct = "application/json";
                 let r = Simple { status: 200, content_type: ct, body: body.as_bytes(), extra: String::new() };
                 return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
             }
         } else if let Some(id) = rest.strip_suffix("/data") {
             if let Some(task) = server.task(id) {
-                return data::respond(sock, server, task, head).await;
+                return data::respond(sock, server, &task, head).await;
             }
         }
     }

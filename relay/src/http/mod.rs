@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floodgate_engine::ratelimit::TokenBucket;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 
 use crate::task::Task;
@@ -56,8 +56,8 @@ struct PerIp {
 
 /// What every connection shares.
 pub struct Server {
-    /// The relay's tasks.
-    pub tasks: Vec<Arc<Task>>,
+    /// The relay's tasks (added and removed at run time in ctl mode).
+    tasks: RwLock<Vec<Arc<Task>>>,
     /// Limits.
     pub config: ServerConfig,
     /// The built-in tracker (`/announce`, `/scrape`).
@@ -68,12 +68,34 @@ pub struct Server {
 impl Server {
     /// A server over `tasks`.
     pub fn new(tasks: Vec<Arc<Task>>, config: ServerConfig) -> Self {
-        Server { tasks, config, tracker: Tracker::default(), ips: Mutex::new(HashMap::new()) }
+        Server {
+            tasks: RwLock::new(tasks),
+            config,
+            tracker: Tracker::default(),
+            ips: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A snapshot of the current tasks.
+    pub fn tasks(&self) -> Vec<Arc<Task>> {
+        self.tasks.read().clone()
+    }
+
+    /// Adds `task` (replacing a task with the same id).
+    pub fn add_task(&self, task: Arc<Task>) {
+        let mut tasks = self.tasks.write();
+        tasks.retain(|t| !t.id.eq_ignore_ascii_case(&task.id));
+        tasks.push(task);
+    }
+
+    /// Removes the task with id `id`, if any.
+    pub fn remove_task(&self, id: &str) {
+        self.tasks.write().retain(|t| !t.id.eq_ignore_ascii_case(id));
     }
 
     /// The task with id `id`.
-    pub fn task(&self, id: &str) -> Option<&Arc<Task>> {
-        self.tasks.iter().find(|t| t.id.eq_ignore_ascii_case(id))
+    pub fn task(&self, id: &str) -> Option<Arc<Task>> {
+        self.tasks.read().iter().find(|t| t.id.eq_ignore_ascii_case(id)).cloned()
     }
 
     fn admit(&self, ip: IpAddr) -> bool {

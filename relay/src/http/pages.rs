@@ -18,7 +18,7 @@ fn pull_rate(task: &Task) -> f64 {
 /// The task list as a JSON array.
 pub(super) fn tasks_json(server: &Server) -> String {
     let list: Vec<serde_json::Value> = server
-        .tasks
+        .tasks()
         .iter()
         .map(|t| {
             let (bt_bytes, peers) = t.bt_stats();
@@ -81,13 +81,13 @@ pub(super) fn metrics(server: &Server) -> String {
     ];
     for (name, kind, help, value) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for t in &server.tasks {
+        for t in &server.tasks() {
             let _ = writeln!(out, "{name}{{task=\"{}\"}} {}", t.id, value(t));
         }
     }
     let name = "floodgate_relay_served_bytes_total";
     let _ = writeln!(out, "# HELP {name} Bytes served to clients, by protocol.\n# TYPE {name} counter");
-    for t in &server.tasks {
+    for t in &server.tasks() {
         let http = t.counters.http_bytes.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}{{task=\"{}\",protocol=\"http\"}} {http}", t.id);
         let _ = writeln!(out, "{name}{{task=\"{}\",protocol=\"bt\"}} {}", t.id, t.bt_stats().0);

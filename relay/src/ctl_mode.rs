@@ -1,0 +1,324 @@
+//! Ctl mode: the relay takes its tasks from `floodgate-ctl`.
+//!
+//! It registers (advertising `bt://` and `http://` addresses), heartbeats with per-distribution
+//! counters, watches its task stream and runs each assigned distribution exactly like a
+//! standalone task (pull from the origin, verify, seed while pulling, serve HTTP Range and the
+//! tracker), and stops a distribution when ctl cancels it. Lost connections are retried with
+//! backoff; streams replay open tasks, so events are applied idempotently by `dist_id`.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use floodgate_engine::swarm::{Swarm, SwarmConfig};
+use floodgate_engine::types::InfoHash;
+use floodgate_proto::v1 as pb;
+use parking_lot::Mutex;
+use pb::relay_service_client::RelayServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::origin::{self, PullConfig};
+use crate::task::Task;
+use crate::{http, Cli};
+
+/// Time limit of one unary call to ctl.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Auth(MetadataValue<Ascii>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Client = RelayServiceClient<InterceptedService<Channel, Auth>>;
+
+/// One distribution this relay runs.
+struct Running {
+    task: Arc<Task>,
+    info_hash: Option<InfoHash>,
+}
+
+/// What the loops share.
+struct Relay {
+    cli: Cli,
+    id: String,
+    client: Client,
+    swarm: Arc<Swarm>,
+    server: Arc<http::Server>,
+    running: Mutex<HashMap<String, Running>>,
+    /// Wakes the heartbeat loop for an immediate heartbeat (a pull ended).
+    beat_now: tokio::sync::Notify,
+}
+
+/// Runs the relay in ctl mode until interrupted.
+pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
+    let token = cli.token.clone().context("--token (or FLOODGATE_TOKEN) is required with --ctl")?;
+    let auth = Auth(format!("Bearer {token}").parse().context("the token is not valid ASCII")?);
+    let id = cli.id.clone().unwrap_or_else(|| format!("relay-{}", cli.listen_http).replace([':', '.'], "-"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("fg-relay")
+        .build()
+        .context("cannot start the async runtime")?;
+    let swarm = Arc::new(
+        Swarm::start(SwarmConfig { listen: Some(cli.listen_bt), ..SwarmConfig::default() })
+            .with_context(|| format!("cannot listen for BitTorrent on {}", cli.listen_bt))?,
+    );
+    std::fs::create_dir_all(&cli.data_dir)
+        .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
+    rt.block_on(async move {
+        let channel = Channel::from_shared(ctl.clone())
+            .with_context(|| format!("bad ctl URL {ctl}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let client = RelayServiceClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20);
+        let listener = http::bind(cli.listen_http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", cli.listen_http))?;
+        let server = Arc::new(http::Server::new(Vec::new(), http::ServerConfig::default()));
+        tokio::spawn(http::serve(listener, server.clone()));
+        let bt = swarm.listen_addr().unwrap_or(cli.listen_bt);
+        tokio::spawn(crate::announce_self(server.clone(), swarm.peer_id(), bt));
+        let relay = Arc::new(Relay {
+            cli,
+            id,
+            client,
+            swarm,
+            server,
+            running: Mutex::new(HashMap::new()),
+            beat_now: tokio::sync::Notify::new(),
+        });
+        let interval = relay.register_until_ok().await;
+        tracing::info!(id = %relay.id, %ctl, "registered with ctl");
+        tokio::spawn(relay.clone().heartbeat_loop(interval));
+        tokio::spawn(relay.clone().watch_loop());
+        tokio::signal::ctrl_c().await.context("waiting for a signal")?;
+        tracing::info!("shutting down");
+        for r in relay.running.lock().values() {
+            r.task.sync();
+        }
+        Ok(())
+    })
+}
+
+impl Relay {
+    /// Registers once; returns the heartbeat interval.
+    async fn register(&self) -> anyhow::Result<Duration> {
+        let bt = self.swarm.listen_addr().unwrap_or(self.cli.listen_bt);
+        let req = pb::RegisterRelayRequest {
+            id: self.id.clone(),
+            addresses: vec![format!("bt://{bt}"), format!("http://{}", self.cli.listen_http)],
+            zone: self.cli.zone.clone().unwrap_or_default(),
+            capacity_bps: 0,
+        };
+        let resp = tokio::time::timeout(CALL_TIMEOUT, self.client.clone().register_relay(req))
+            .await
+            .context("RegisterRelay timed out")??;
+        let ms = resp.into_inner().heartbeat_interval_ms;
+        Ok(Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(500), Duration::from_secs(60)))
+    }
+
+    /// Registers, retrying with backoff until ctl answers.
+    async fn register_until_ok(&self) -> Duration {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match self.register().await {
+                Ok(d) => return d,
+                Err(e) => tracing::warn!(error = %e, "cannot register with ctl; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Heartbeats at half the asked interval; re-registers when ctl forgot this relay.
+    async fn heartbeat_loop(self: Arc<Self>, mut interval: Duration) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval / 2) => {}
+                () = self.beat_now.notified() => {}
+            }
+            let req = self.heartbeat();
+            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().relay_heartbeat(req)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(s)) if s.code() == tonic::Code::NotFound => {
+                    tracing::warn!("ctl does not know this relay; registering again");
+                    interval = self.register_until_ok().await;
+                }
+                Ok(Err(s)) => tracing::warn!(error = %s, "heartbeat failed"),
+                Err(_) => tracing::warn!("heartbeat timed out"),
+            }
+        }
+    }
+
+    /// The heartbeat with every distribution's counters.
+    fn heartbeat(&self) -> pb::RelayHeartbeatRequest {
+        let running = self.running.lock();
+        let mut total_served = 0;
+        let tasks = running
+            .iter()
+            .map(|(dist, r)| {
+                let served = r.task.counters.http_bytes.load(Ordering::Relaxed) + r.task.bt_stats().0;
+                total_served += served;
+                pb::RelayTaskStatus {
+                    dist_id: dist.clone(),
+                    origin_bytes: r.task.counters.origin_bytes.load(Ordering::Relaxed),
+                    bytes_served: served,
+                    size: r.task.layout.total_length(),
+                    complete: r.task.is_complete(),
+                }
+            })
+            .collect();
+        pb::RelayHeartbeatRequest {
+            id: self.id.clone(),
+            bytes_served: total_served,
+            tasks,
+            ..Default::default()
+        }
+    }
+
+    /// Watches the task stream forever, reconnecting with backoff.
+    async fn watch_loop(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let req = pb::WatchRelayTasksRequest { relay_id: self.id.clone() };
+            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().watch_relay_tasks(req)).await {
+                Ok(Ok(resp)) => {
+                    let mut stream = resp.into_inner();
+                    loop {
+                        match stream.message().await {
+                            Ok(Some(ev)) => {
+                                backoff = Duration::from_millis(250);
+                                self.apply(ev).await;
+                            }
+                            Ok(None) => {
+                                tracing::warn!("ctl closed the task stream; reconnecting");
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "task stream failed; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(Err(s)) if s.code() == tonic::Code::NotFound => {
+                    self.register_until_ok().await;
+                }
+                Ok(Err(s)) => tracing::warn!(error = %s, "cannot watch tasks"),
+                Err(_) => tracing::warn!("watching tasks timed out"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Applies one event idempotently.
+    async fn apply(self: &Arc<Self>, ev: pb::RelayTaskEvent) {
+        match ev.event {
+            Some(pb::relay_task_event::Event::Assign(t)) => {
+                if self.running.lock().contains_key(&t.dist_id) {
+                    return;
+                }
+                let dist = t.dist_id.clone();
+                if let Err(e) = self.start(t).await {
+                    tracing::error!(dist = %dist, error = format!("{e:#}"), "cannot start the distribution");
+                }
+            }
+            Some(pb::relay_task_event::Event::CancelDistId(dist)) => self.cancel(&dist),
+            None => {}
+        }
+    }
+
+    /// Starts one distribution: a hash-known task when ctl has its .torrent, else URL-only.
+    async fn start(self: &Arc<Self>, t: pb::RelayTask) -> anyhow::Result<()> {
+        if t.dist_id.is_empty() || !t.dist_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        {
+            anyhow::bail!("bad dist id {:?}", t.dist_id);
+        }
+        let url = origin::OriginUrl::parse(&t.origin_url)?;
+        let tls = if url.https { Some(origin::client_config(self.cli.origin_ca.as_deref())?) } else { None };
+        let config = PullConfig {
+            conns: usize::from(self.cli.origin_conns),
+            rate: self.cli.origin_rate,
+            io_timeout: Duration::from_secs(self.cli.origin_timeout.max(1)),
+            tls,
+            ..PullConfig::default()
+        };
+        let task = if t.has_torrent {
+            let req = pb::DistributionMetaRequest { dist_id: t.dist_id.clone() };
+            let meta = tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req))
+                .await
+                .context("GetDistributionMeta timed out")??
+                .into_inner();
+            let path = self.cli.data_dir.join(format!("{}.torrent", t.dist_id));
+            std::fs::write(&path, &meta.torrent)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Arc::new(crate::known_task(&self.cli, &self.swarm, t.origin_url.clone(), &path)?)
+        } else {
+            let len = origin::origin_length(&url, &config)
+                .await
+                .context("cannot learn the origin file's length")?;
+            Arc::new(crate::url_only_task(&self.cli, t.origin_url.clone(), &url, len)?)
+        };
+        let info_hash = task.torrent().map(|h| h.info_hash());
+        self.server.add_task(task.clone());
+        self.running.lock().insert(t.dist_id.clone(), Running { task: task.clone(), info_hash });
+        tracing::info!(dist = %t.dist_id, task = %task.id, pieces = task.layout.piece_count(), "distribution started");
+        let (relay, dist) = (self.clone(), t.dist_id);
+        tokio::spawn(async move {
+            origin::pull(task.clone(), config).await;
+            task.sync();
+            let web_seed = format!("http://{}/tasks/{}/data", relay.cli.listen_http, task.id);
+            let out = relay.cli.data_dir.join(format!("{}.torrent", task.id));
+            let still_ours = relay.running.lock().contains_key(&dist);
+            if still_ours && task.growing().is_some() && task.is_complete() {
+                match crate::seed_url_only(&task, &relay.swarm, &web_seed, &out) {
+                    Ok(()) => {
+                        if let Some(r) = relay.running.lock().get_mut(&dist) {
+                            r.info_hash = task.torrent().map(|h| h.info_hash());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(task = %task.id, error = %e, "cannot seed the finished URL-only task")
+                    }
+                }
+            }
+            tracing::info!(dist = %dist, state = task.state().name(), "pull ended");
+            // Report the final origin bytes now rather than at the next tick.
+            relay.beat_now.notify_one();
+        });
+        Ok(())
+    }
+
+    /// Stops a distribution and drops its data.
+    fn cancel(&self, dist: &str) {
+        let Some(r) = self.running.lock().remove(dist) else { return };
+        r.task.fail("cancelled by ctl".into());
+        let shared = self.running.lock().values().any(|o| o.task.id == r.task.id);
+        if shared {
+            return;
+        }
+        self.server.remove_task(&r.task.id);
+        if let Some(h) = r.info_hash {
+            self.swarm.remove_torrent(&h);
+        }
+        let dir = self.cli.data_dir.join(&r.task.id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot remove the cancelled task's data");
+        }
+        tracing::info!(dist = %dist, task = %r.task.id, "distribution cancelled");
+    }
+}

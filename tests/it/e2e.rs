@@ -1,0 +1,122 @@
+//! The main job end to end, driven by ctl: a throttled `fg-origin`, `floodgate-ctl` on SQLite,
+//! one `floodgate-relay --ctl`, two `floodgate agent`s, and a distribution created with
+//! `floodgate-ctl dist create`. Both agents must end with the origin's bytes, and ctl must show
+//! the distribution done with about one file pulled from the origin.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
+
+use crate::ctl::{sqlite_db, Ctl, ADMIN, CLIENT, RELAY};
+use crate::relay::{path, Fixture, Origin};
+
+/// File size of the distribution.
+const SIZE: usize = 6 * 1024 * 1024;
+
+/// Runs `floodgate-ctl ARGS --ctl URL --token ADMIN --json` and parses its stdout.
+fn ctl_json(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
+    let out = Command::new(bin("floodgate-ctl"))
+        .args(args)
+        .args(["--ctl", &ctl.url(), "--token", ADMIN, "--json"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Whether `file` holds exactly `want`.
+fn same(file: &Path, want: &[u8]) -> bool {
+    std::fs::read(file).is_ok_and(|got| got == want)
+}
+
+#[test]
+fn origin_ctl_relay_agents() {
+    let fx = Fixture::new(SIZE);
+    // ~2 s for the whole file from the origin: the agents start while the relay still pulls.
+    let origin = Origin::start(&fx.file, &["--rate", "3000000"]);
+    let (_db_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+
+    let (bt, http) = (free_addr(), free_addr());
+    let relay_dir = fx.dir.path().join("relay");
+    let _relay = ChildGuard::spawn(
+        Command::new(bin("floodgate-relay"))
+            .args(["--ctl", &ctl.url(), "--token", RELAY, "--id", "relay-1", "--zone", "z1"])
+            .args(["--data-dir", path(&relay_dir)])
+            .args(["--listen-bt", &bt.to_string(), "--listen-http", &http.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
+    .expect("spawn floodgate-relay --ctl");
+    assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+
+    let mut agents = Vec::new();
+    let mut outs = Vec::new();
+    for i in 1..=2 {
+        let out = fx.dir.path().join(format!("agent{i}"));
+        agents.push(
+            ChildGuard::spawn(
+                Command::new(bin("floodgate"))
+                    .args(["agent", "--ctl", &ctl.url(), "--token", CLIENT, "--id", &format!("agent-{i}")])
+                    .args([
+                        "--labels",
+                        "e2e,web",
+                        "--zone",
+                        "z1",
+                        "-o",
+                        path(&out),
+                        "--listen",
+                        "127.0.0.1:0",
+                    ])
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null()),
+            )
+            .expect("spawn floodgate agent"),
+        );
+        outs.push(out);
+    }
+
+    // Everyone registered before the distribution is created (targets are resolved then).
+    let registered = wait_for(Duration::from_secs(30), || {
+        let clients = ctl_json(&ctl, &["clients"])?.to_string();
+        let relays = ctl_json(&ctl, &["relays"])?.to_string();
+        (clients.contains("agent-1") && clients.contains("agent-2") && relays.contains("relay-1"))
+            .then_some(())
+    });
+    assert!(registered.is_some(), "relay and agents did not register with ctl within 30 s");
+
+    let created = ctl_json(
+        &ctl,
+        &["dist", "create", &origin.url(), "--torrent", path(&fx.torrent), "--targets", "all"],
+    )
+    .expect("dist create");
+    let id = created["id"].as_str().expect("dist id").to_string();
+    assert_eq!(created["target_count"].as_u64(), Some(2), "{created}");
+
+    let files: Vec<_> = outs.iter().map(|o| o.join("blob.bin")).collect();
+    let done = wait_for(Duration::from_secs(60), || files.iter().all(|f| same(f, &fx.data)).then_some(()));
+    assert!(done.is_some(), "both agents did not get byte-identical files within 60 s");
+
+    let dist = wait_for(Duration::from_secs(30), || {
+        let d = ctl_json(&ctl, &["dist", "get", &id])?;
+        let origin_bytes = d["stats"]["origin_bytes"].as_u64().unwrap_or(0);
+        (d["state"] == "done" && origin_bytes >= SIZE as u64).then_some(d)
+    });
+    let dist = dist.unwrap_or_else(|| {
+        panic!(
+            "ctl did not show the distribution done within 30 s: {:?}",
+            ctl_json(&ctl, &["dist", "get", &id])
+        )
+    });
+    assert_eq!(dist["stats"]["done"].as_u64(), Some(2), "{dist}");
+    let origin_bytes = dist["stats"]["origin_bytes"].as_u64().unwrap_or(0);
+    assert!(origin_bytes <= SIZE as u64 * 11 / 10, "ctl origin bytes {origin_bytes} for a {SIZE}-byte file");
+    let (_, served) = origin.stats();
+    assert!(served <= SIZE as u64 * 3 / 2, "the origin served {served} bytes for a {SIZE}-byte file");
+    drop(agents);
+}
