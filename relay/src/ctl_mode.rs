@@ -196,22 +196,8 @@ impl Relay {
             let req = pb::WatchRelayTasksRequest { relay_id: self.id.clone() };
             match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().watch_relay_tasks(req)).await {
                 Ok(Ok(resp)) => {
-                    let mut stream = resp.into_inner();
-                    loop {
-                        match stream.message().await {
-                            Ok(Some(ev)) => {
-                                backoff = Duration::from_millis(250);
-                                self.apply(ev).await;
-                            }
-                            Ok(None) => {
-                                tracing::warn!("ctl closed the task stream; reconnecting");
-                                break;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "task stream failed; reconnecting");
-                                break;
-                            }
-                        }
+                    if floodgate_proto::follow_stream(resp.into_inner(), |ev| self.apply(ev)).await > 0 {
+                        backoff = Duration::from_millis(250);
                     }
                 }
                 Ok(Err(s)) if s.code() == tonic::Code::NotFound => {

@@ -154,22 +154,8 @@ impl Agent {
             let req = pb::WatchTasksRequest { client_id: self.args.id.clone() };
             match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().watch_tasks(req)).await {
                 Ok(Ok(resp)) => {
-                    let mut stream = resp.into_inner();
-                    loop {
-                        match stream.message().await {
-                            Ok(Some(ev)) => {
-                                backoff = Duration::from_millis(250);
-                                self.apply(ev).await;
-                            }
-                            Ok(None) => {
-                                tracing::warn!("ctl closed the task stream; reconnecting");
-                                break;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "task stream failed; reconnecting");
-                                break;
-                            }
-                        }
+                    if floodgate_proto::follow_stream(resp.into_inner(), |ev| self.apply(ev)).await > 0 {
+                        backoff = Duration::from_millis(250);
                     }
                 }
                 Ok(Err(s)) if s.code() == tonic::Code::NotFound => self.register_until_ok().await,

@@ -31,3 +31,30 @@ pub fn bearer(
         Ok(req)
     })
 }
+
+/// Reads a server stream (task pushes) until it ends or fails, handing each message to
+/// `on_event`. Returns how many messages arrived, so a reconnect loop can reset its backoff.
+/// Ends are logged; the caller reconnects (streams replay open state on connect).
+pub async fn follow_stream<T, F, Fut>(mut stream: tonic::Streaming<T>, mut on_event: F) -> u64
+where
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut received = 0;
+    loop {
+        match stream.message().await {
+            Ok(Some(event)) => {
+                received += 1;
+                on_event(event).await;
+            }
+            Ok(None) => {
+                tracing::warn!("ctl closed the task stream; reconnecting");
+                return received;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "task stream failed; reconnecting");
+                return received;
+            }
+        }
+    }
+}
