@@ -3,6 +3,7 @@
 # that already has everything it only checks.
 #  - PostgreSQL on 127.0.0.1:5432 (ctl tests)
 #  - real BitTorrent clients for the interop tests: python3-libtorrent and aria2 (Debian)
+#  - curl (relay tests) and openssl (test certificates for the TLS tests)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -12,6 +13,7 @@ missing=()
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing+=(python3-libtorrent)
 command -v aria2c > /dev/null || missing+=(aria2)
 command -v curl > /dev/null || missing+=(curl)
+command -v openssl > /dev/null || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
