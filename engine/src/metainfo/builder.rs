@@ -141,41 +141,16 @@ impl MetainfoBuilder {
     /// Writes the `.torrent` and parses it back, so the result passed every check of
     /// [`Metainfo::from_bytes`].
     pub fn build(&self) -> Result<(Vec<u8>, Metainfo), MetainfoError> {
-        let info = self.info_bytes()?;
-        let mut out = Vec::with_capacity(info.len() + 256);
-        let mut enc = Encoder::new(&mut out);
+        let mut meta = Metainfo::from_info_bytes(&self.info_bytes()?)?;
         let urls: Vec<&String> = self.tiers.iter().flatten().collect();
-        enc.dict(|d| {
-            if let Some(first) = urls.first() {
-                d.str(b"announce", first);
-            }
-            if urls.len() > 1 {
-                d.entry(b"announce-list", |e| {
-                    e.list(|l| {
-                        for tier in &self.tiers {
-                            l.list(|t| tier.iter().for_each(|u| t.str(u)));
-                        }
-                    })
-                });
-            }
-            if let Some(c) = &self.comment {
-                d.str(b"comment", c);
-            }
-            if let Some(c) = &self.created_by {
-                d.str(b"created by", c);
-            }
-            if let Some(t) = self.creation_date {
-                d.int(b"creation date", t);
-            }
-            d.entry(b"info", |e| e.raw(&info));
-            match self.web_seeds.as_slice() {
-                [] => {}
-                [one] => d.str(b"url-list", one),
-                many => d.entry(b"url-list", |e| e.list(|l| many.iter().for_each(|u| l.str(u)))),
-            }
-        });
-        // Every key is written once, so the encoder has nothing to report.
-        let _ = enc.finish();
+        meta.announce = urls.first().map(|u| u.to_string());
+        // `announce-list` only when there is more than the one `announce` URL.
+        meta.announce_list = if urls.len() > 1 { self.tiers.clone() } else { Vec::new() };
+        meta.url_list = self.web_seeds.clone();
+        meta.comment = self.comment.clone();
+        meta.created_by = self.created_by.clone();
+        meta.creation_date = self.creation_date;
+        let out = meta.to_bytes();
         let meta = Metainfo::from_bytes(&out)?;
         Ok((out, meta))
     }
