@@ -117,3 +117,31 @@ fn get_fails_clearly_without_peers() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn download_limit_flag_slows_the_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let data = random_file(&src.join("f.bin"), 3 * 1024 * 1024);
+    let torrent = dir.path().join("f.torrent");
+    make_torrent(&src.join("f.bin"), &torrent);
+    let (_seeder, addr) = seed(&torrent, &src);
+    let out = dir.path().join("dl");
+    let rate: u64 = 1024 * 1024;
+    let started = std::time::Instant::now();
+    let status = Command::new(bin("floodgate"))
+        .args(["get", torrent.to_str().unwrap(), "-o", out.to_str().unwrap(), "--no-seed", "--timeout", "60"])
+        .args(["--peer", &addr.to_string(), "--listen", &free_addr().to_string()])
+        .args(["--download-limit", &rate.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert!(status.success());
+    assert_eq!(std::fs::read(out.join("f.bin")).unwrap(), data);
+    // 3 MiB at 1 MiB/s, less one 64 KiB+ burst: not much under 2.9 s.
+    let floor = (data.len() as f64 - (rate / 10).max(64 * 1024) as f64) / rate as f64;
+    assert!(took >= floor * 0.95, "took {took:.2} s with a {rate} B/s limit (floor {floor:.2} s)");
+}

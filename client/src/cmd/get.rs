@@ -24,6 +24,9 @@ pub struct Args {
     /// Address to accept peers on.
     #[arg(long, default_value = "0.0.0.0:0")]
     pub listen: SocketAddr,
+    /// Rate limits.
+    #[command(flatten)]
+    pub limits: super::swarm_util::Limits,
     /// Exit as soon as the download is complete.
     #[arg(long, conflicts_with = "seed_for")]
     pub no_seed: bool,
@@ -52,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let verified = super::swarm_util::check_existing(&meta, &args.output);
     let resumed = verified.count_ones();
-    let (swarm, torrent) = super::swarm_util::start(&meta, &args.output, args.listen, verified)?;
+    let (swarm, torrent) = super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits)?;
     let started = Instant::now();
     let announce_as = swarm.listen_addr().unwrap_or(args.listen);
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), announce_as);

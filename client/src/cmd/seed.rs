@@ -20,6 +20,9 @@ pub struct Args {
     /// Address to accept peers on.
     #[arg(long, default_value = "0.0.0.0:6881")]
     pub listen: SocketAddr,
+    /// Rate limits.
+    #[command(flatten)]
+    pub limits: super::swarm_util::Limits,
     /// Stop after this many seconds (default: until interrupted).
     #[arg(long)]
     pub seed_for: Option<u64>,
@@ -49,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (swarm, torrent) = super::swarm_util::start(&meta, &args.data, args.listen, verified)?;
+    let (swarm, torrent) = super::swarm_util::start(&meta, &args.data, args.listen, verified, args.limits)?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);
     eprintln!("seeding {} ({} bytes) on {addr}", meta.info_hash(), meta.total_length());
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), addr);

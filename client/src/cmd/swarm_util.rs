@@ -89,17 +89,34 @@ pub fn resolve_magnet(
     Ok((meta, magnet.peers))
 }
 
+/// Upload and download limits from the command line, bytes per second (0: unlimited).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Limits {
+    /// Upload limit, bytes per second (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub upload_limit: u64,
+    /// Download limit, bytes per second (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub download_limit: u64,
+}
+
 /// Starts a swarm listening on `listen` and adds the torrent with its store under `root`.
 pub fn start(
     meta: &Metainfo,
     root: &Path,
     listen: SocketAddr,
     verified: Bitfield,
+    limits: Limits,
 ) -> anyhow::Result<(Swarm, TorrentHandle)> {
     let store = Store::open(meta.layout(), root, StoreConfig::default())
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
-    let swarm = Swarm::start(SwarmConfig { listen: Some(listen), ..SwarmConfig::default() })
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let config = SwarmConfig {
+        listen: Some(listen),
+        upload_limit: limits.upload_limit,
+        download_limit: limits.download_limit,
+        ..SwarmConfig::default()
+    };
+    let swarm = Swarm::start(config).with_context(|| format!("cannot listen on {listen}"))?;
     let torrent = swarm.add_torrent(AddTorrent::new(meta, store).with_verified(verified))?;
     Ok((swarm, torrent))
 }

@@ -18,9 +18,11 @@ use tokio::sync::{broadcast, Notify};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
+use super::throttle;
 use super::torrent::{PeerShared, Torrent, TorrentEvent};
 use crate::peer::{PeerError, PeerEvent, PeerSession, OUR_UT_METADATA_ID};
 use crate::piece_map::Bitfield;
+use crate::ratelimit::RateChain;
 use crate::types::PeerId;
 use crate::wire::{metadata_piece_len, Message, MetadataMessage, METADATA_PIECE_LEN, UT_METADATA};
 
@@ -75,7 +77,12 @@ pub(crate) async fn run(
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
 
-    let writer = tokio_uring::spawn(write_loop(stream.clone(), shared.clone(), wake_writer.clone()));
+    let writer = tokio_uring::spawn(write_loop(
+        stream.clone(),
+        shared.clone(),
+        wake_writer.clone(),
+        torrent.up.clone(),
+    ));
     let control = tokio_uring::spawn(control_loop(
         torrent.clone(),
         peer.clone(),
@@ -112,7 +119,10 @@ async fn read_loop(
         drain_events(torrent, peer, &mut s);
     }
     wake_writer.notify_one();
+    let mut received = 0u64;
     loop {
+        // Pay for the last read before the next one: TCP flow control then slows the sender.
+        throttle::acquire(&torrent.down, std::mem::take(&mut received)).await;
         let mut buf = std::mem::take(shared.borrow_mut().session.recv_buffer());
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
@@ -129,7 +139,10 @@ async fn read_loop(
         }
         match res {
             Ok(0) => return Ok(()),
-            Ok(n) => tracing::trace!(addr = %peer.addr, n, "read"),
+            Ok(n) => {
+                received = n as u64;
+                tracing::trace!(addr = %peer.addr, n, "read");
+            }
             Err(e) => return Err(PeerError::Io(e)),
         }
         s.session.handle_input(&[], Instant::now())?;
@@ -209,7 +222,7 @@ fn upload_block(
     Some(piece.slice(start..end))
 }
 
-async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc<Notify>) {
+async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc<Notify>, limit: RateChain) {
     let mut bufs: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
     loop {
         let closed = collect_chunks(&shared, &mut bufs);
@@ -223,6 +236,7 @@ async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc
             continue;
         }
         tracing::trace!(chunks = bufs.len(), "write");
+        throttle::acquire(&limit, bufs.iter().map(|b| b.len() as u64).sum()).await;
         match write_all(&stream, std::mem::take(&mut bufs)).await {
             Ok(empty) => bufs = empty,
             Err(_) => {

@@ -22,6 +22,7 @@ pub mod magnet;
 mod runtime;
 #[cfg(test)]
 mod tests;
+mod throttle;
 mod torrent;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use crate::layout::Layout;
 use crate::metainfo::Metainfo;
 use crate::peer::{SessionConfig, OUR_UT_METADATA_ID};
 use crate::piece_map::{Bitfield, PieceMap, PieceMapError};
+use crate::ratelimit::RateChain;
 use crate::store::Store;
 use crate::types::{InfoHash, PeerId};
 use crate::wire::UT_METADATA;
@@ -81,6 +83,10 @@ pub struct SwarmConfig {
     pub choker: ChokerConfig,
     /// How often the choker re-ranks peers.
     pub choke_interval: Duration,
+    /// Upload limit over all torrents, bytes/s (0: unlimited).
+    pub upload_limit: u64,
+    /// Download limit over all torrents, bytes/s (0: unlimited).
+    pub download_limit: u64,
 }
 
 impl Default for SwarmConfig {
@@ -91,6 +97,8 @@ impl Default for SwarmConfig {
             peer_id: PeerId::generate(),
             choker: ChokerConfig::default(),
             choke_interval: Duration::from_secs(10),
+            upload_limit: 0,
+            download_limit: 0,
         }
     }
 }
@@ -118,6 +126,10 @@ pub struct AddTorrent {
     /// The raw info dictionary: when known, peers may fetch it with BEP 9 (`ut_metadata`),
     /// which magnet-link downloaders need.
     pub info_bytes: Option<Bytes>,
+    /// Upload limit for this torrent, bytes/s (0: unlimited), within the swarm's.
+    pub upload_limit: u64,
+    /// Download limit for this torrent, bytes/s (0: unlimited), within the swarm's.
+    pub download_limit: u64,
 }
 
 impl AddTorrent {
@@ -133,6 +145,8 @@ impl AddTorrent {
             max_peers: 200,
             upload_slots: ChokerConfig::default().slots,
             hash_threads: 0,
+            upload_limit: 0,
+            download_limit: 0,
             info_bytes: Some(Bytes::copy_from_slice(meta.info_bytes())),
         }
     }
@@ -175,6 +189,8 @@ pub(crate) struct SwarmInner {
     next_thread: AtomicUsize,
     pub(crate) peer_id: PeerId,
     stop: AtomicBool,
+    upload: Arc<crate::ratelimit::TokenBucket>,
+    download: Arc<crate::ratelimit::TokenBucket>,
 }
 
 impl SwarmInner {
@@ -229,6 +245,8 @@ impl Swarm {
             next_thread: AtomicUsize::new(0),
             peer_id: config.peer_id,
             stop: AtomicBool::new(false),
+            upload: throttle::bucket(config.upload_limit),
+            download: throttle::bucket(config.download_limit),
         });
         let mut handles = Vec::new();
         for (i, (listener, rx)) in listeners.into_iter().zip(receivers).enumerate() {
@@ -278,6 +296,8 @@ impl Swarm {
             upload_slots: spec.upload_slots,
             hash_threads: spec.hash_threads,
             info_bytes: spec.info_bytes,
+            up: RateChain::new(vec![self.inner.upload.clone(), throttle::bucket(spec.upload_limit)]),
+            down: RateChain::new(vec![self.inner.download.clone(), throttle::bucket(spec.download_limit)]),
         })?;
         let mut torrents = self.inner.torrents.write();
         if torrents.contains_key(&spec.info_hash) {

@@ -29,6 +29,8 @@ fn spec(layout: &Layout, hashes: &[[u8; 20]], verified: Option<Bitfield>) -> Add
         max_peers: 50,
         upload_slots: 8,
         hash_threads: 1,
+        upload_limit: 0,
+        download_limit: 0,
         info_bytes: None,
     }
 }
@@ -130,4 +132,27 @@ fn a_torrent_serves_its_metadata_and_a_magnet_fetch_gets_it() {
     let config = magnet::FetchConfig { timeout: Duration::from_secs(5), ..Default::default() };
     let err = magnet::fetch_metadata(meta.info_hash(), &[other_swarm.listen_addr().unwrap()], &config);
     assert!(err.is_err());
+}
+
+#[test]
+fn download_limit_holds_the_average_rate() {
+    let pl = 64 * 1024;
+    let (data, layout, hashes) = torrent(3 * 1024 * 1024, pl);
+    let seed_swarm = swarm();
+    let full = Bitfield::full(layout.piece_count());
+    let seed = seed_swarm.add_torrent(spec(&layout, &hashes, Some(full))).unwrap();
+    seed.torrent.store.write_at(0, &data).unwrap();
+    let client_swarm = swarm();
+    let rate = 2 * 1024 * 1024;
+    let client = client_swarm
+        .add_torrent(AddTorrent { download_limit: rate, ..spec(&layout, &hashes, None) })
+        .unwrap();
+    let started = Instant::now();
+    client.connect(seed_swarm.listen_addr().unwrap());
+    assert!(wait(|| client.is_complete(), Duration::from_secs(30)), "stuck at {:?}", client.stats());
+    // 3 MiB at 2 MiB/s with a 205 KiB burst cannot finish in much under 1.4 s.
+    let floor = (data.len() as f64 - (rate / 10) as f64) / rate as f64;
+    let took = started.elapsed().as_secs_f64();
+    assert!(took >= floor * 0.95, "took {took:.2} s, the limit allows no less than {floor:.2} s");
+    assert_eq!(client.read(0, data.len()).unwrap(), &data[..]);
 }

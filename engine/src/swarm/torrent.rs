@@ -110,6 +110,10 @@ pub(crate) struct Torrent {
     pub max_peers: usize,
     pub upload_slots: usize,
     pub counters: Counters,
+    /// Upload limits (swarm, then torrent) every connection waits on before writing.
+    pub up: crate::ratelimit::RateChain,
+    /// Download limits (swarm, then torrent) every connection waits on after reading.
+    pub down: crate::ratelimit::RateChain,
     pub store_error: Mutex<Option<String>>,
 }
 
@@ -144,6 +148,8 @@ pub(crate) struct TorrentParts {
     pub upload_slots: usize,
     pub hash_threads: usize,
     pub info_bytes: Option<Bytes>,
+    pub up: crate::ratelimit::RateChain,
+    pub down: crate::ratelimit::RateChain,
 }
 
 impl Torrent {
@@ -180,6 +186,8 @@ impl Torrent {
             max_peers: parts.max_peers.min(u16::MAX as usize),
             upload_slots: parts.upload_slots,
             counters: Counters::default(),
+            up: parts.up,
+            down: parts.down,
             store_error: Mutex::new(None),
         });
         let weak: Weak<Torrent> = Arc::downgrade(&torrent);
