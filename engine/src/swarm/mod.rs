@@ -48,7 +48,7 @@ use crate::types::{InfoHash, PeerId};
 use crate::wire::UT_METADATA;
 use runtime::Command;
 pub use torrent::ImportOutcome;
-use torrent::{Torrent, TorrentParts};
+use torrent::Torrent;
 
 /// Why the swarm or a torrent could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -285,26 +285,16 @@ impl Swarm {
             ext.m.insert(UT_METADATA.to_owned(), OUR_UT_METADATA_ID);
             ext.metadata_size = Some(info.len() as u64);
         }
-        let torrent = Torrent::new(TorrentParts {
-            info_hash: spec.info_hash,
-            layout: Arc::new(spec.layout),
-            hashes: spec.piece_hashes,
-            store: spec.store,
-            verified: spec.verified,
-            session: spec.session,
-            max_peers: spec.max_peers,
-            upload_slots: spec.upload_slots,
-            hash_threads: spec.hash_threads,
-            info_bytes: spec.info_bytes,
-            up: RateChain::new(vec![self.inner.upload.clone(), throttle::bucket(spec.upload_limit)]),
-            down: RateChain::new(vec![self.inner.download.clone(), throttle::bucket(spec.download_limit)]),
-        })?;
+        let info_hash = spec.info_hash;
+        let up = RateChain::new(vec![self.inner.upload.clone(), throttle::bucket(spec.upload_limit)]);
+        let down = RateChain::new(vec![self.inner.download.clone(), throttle::bucket(spec.download_limit)]);
+        let torrent = Torrent::new(spec, up, down)?;
         let mut torrents = self.inner.torrents.write();
-        if torrents.contains_key(&spec.info_hash) {
+        if torrents.contains_key(&info_hash) {
             torrent.shutdown();
-            return Err(SwarmError::Duplicate(spec.info_hash));
+            return Err(SwarmError::Duplicate(info_hash));
         }
-        torrents.insert(spec.info_hash, torrent.clone());
+        torrents.insert(info_hash, torrent.clone());
         Ok(TorrentHandle { torrent, swarm: self.inner.clone() })
     }
 

@@ -9,12 +9,13 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use super::SwarmError;
+use super::{AddTorrent, SwarmError};
 use crate::hash::{Verdict, Verifier, VerifierConfig};
 use crate::layout::Layout;
 use crate::peer::SessionConfig;
 use crate::picker::Picker;
-use crate::piece_map::{Bitfield, PeerSlot, PieceMap};
+use crate::piece_map::{PeerSlot, PieceMap};
+use crate::ratelimit::RateChain;
 use crate::store::Store;
 use crate::types::{BlockRef, InfoHash, PieceIndex};
 
@@ -111,9 +112,9 @@ pub(crate) struct Torrent {
     pub upload_slots: usize,
     pub counters: Counters,
     /// Upload limits (swarm, then torrent) every connection waits on before writing.
-    pub up: crate::ratelimit::RateChain,
+    pub up: RateChain,
     /// Download limits (swarm, then torrent) every connection waits on after reading.
-    pub down: crate::ratelimit::RateChain,
+    pub down: RateChain,
     pub store_error: Mutex<Option<String>>,
 }
 
@@ -136,27 +137,12 @@ pub enum ImportOutcome {
     Busy,
 }
 
-/// Parameters of [`Torrent::new`].
-pub(crate) struct TorrentParts {
-    pub info_hash: InfoHash,
-    pub layout: Arc<Layout>,
-    pub hashes: Vec<[u8; 20]>,
-    pub store: Store,
-    pub verified: Option<Bitfield>,
-    pub session: SessionConfig,
-    pub max_peers: usize,
-    pub upload_slots: usize,
-    pub hash_threads: usize,
-    pub info_bytes: Option<Bytes>,
-    pub up: crate::ratelimit::RateChain,
-    pub down: crate::ratelimit::RateChain,
-}
-
 impl Torrent {
-    /// Builds the shared state and starts the torrent's verifier threads.
-    pub fn new(parts: TorrentParts) -> Result<Arc<Torrent>, SwarmError> {
-        let layout = parts.layout;
-        if parts.hashes.len() != layout.piece_count() as usize {
+    /// Builds the shared state and starts the torrent's verifier threads. `up` and `down` are
+    /// the rate limits (swarm, then torrent) its connections wait on.
+    pub fn new(parts: AddTorrent, up: RateChain, down: RateChain) -> Result<Arc<Torrent>, SwarmError> {
+        let layout = Arc::new(parts.layout);
+        if parts.piece_hashes.len() != layout.piece_count() as usize {
             return Err(SwarmError::Invalid("piece hash count does not match the layout"));
         }
         let map = Arc::new(match &parts.verified {
@@ -169,7 +155,7 @@ impl Torrent {
             info_hash: parts.info_hash,
             partial: (0..layout.piece_count()).map(|_| Mutex::new(Vec::new())).collect(),
             layout,
-            hashes: parts.hashes,
+            hashes: parts.piece_hashes,
             map,
             picker,
             store: Arc::new(parts.store),
@@ -186,8 +172,8 @@ impl Torrent {
             max_peers: parts.max_peers.min(u16::MAX as usize),
             upload_slots: parts.upload_slots,
             counters: Counters::default(),
-            up: parts.up,
-            down: parts.down,
+            up,
+            down,
             store_error: Mutex::new(None),
         });
         let weak: Weak<Torrent> = Arc::downgrade(&torrent);
