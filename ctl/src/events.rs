@@ -40,6 +40,12 @@ pub enum Event {
         /// The new targets.
         clients: Vec<String>,
     },
+    /// Origin limits changed: these relays hold live leases under them and should renew now
+    /// (lowered limits already shrank their grants; raised ones may grow them).
+    LimitsChanged {
+        /// Holders of live leases under the changed limits.
+        relays: Vec<String>,
+    },
 }
 
 /// Publishes events to every replica's dispatcher.

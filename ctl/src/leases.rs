@@ -67,6 +67,32 @@ pub fn compute_grant(input: &GrantInput) -> [i64; 3] {
     out
 }
 
+/// Shrinks live grants of one dimension so their sum fits a (lowered) `limit`.
+///
+/// `current` holds each live lease's grant (-1 = unlimited) and weight. If the grants already
+/// fit, nothing changes. Otherwise every lease is cut to at most its weighted share
+/// `floor(limit × w / Σw)`, never raised, so the new sum is at most `limit`. Returns the new
+/// grants in the same order.
+pub fn shrink(limit: i64, current: &[(i64, f64)]) -> Vec<i64> {
+    let grants = || current.iter().map(|&(g, _)| g);
+    let fits = grants().all(|g| g >= 0) && grants().sum::<i64>() <= limit;
+    if limit < 0 || fits {
+        return grants().collect();
+    }
+    let total_weight: f64 = current.iter().map(|&(_, w)| w.max(1e-6)).sum();
+    current
+        .iter()
+        .map(|&(g, w)| {
+            let share = (limit as f64 * w.max(1e-6) / total_weight).floor() as i64;
+            if g < 0 {
+                share
+            } else {
+                g.min(share)
+            }
+        })
+        .collect()
+}
+
 /// Lease weight = base × bandwidth factor × priority factor × history factor.
 ///
 /// - bandwidth: relay capacity relative to 1 Gbit/s, clamped to 0.25..4 (1 if unknown);
@@ -134,6 +160,32 @@ mod tests {
             holds_other: false,
         };
         assert_eq!(compute_grant(&input)[0], 10);
+    }
+
+    #[test]
+    fn shrink_keeps_fitting_grants_and_cuts_to_weighted_shares() {
+        assert_eq!(shrink(10, &[(3, 1.0), (4, 1.0)]), vec![3, 4]);
+        assert_eq!(shrink(-1, &[(30, 1.0), (-1, 1.0)]), vec![30, -1]);
+        // 12 > 6: each gets at most floor(6 × w / 4).
+        assert_eq!(shrink(6, &[(8, 1.0), (2, 1.0), (2, 2.0)]), vec![1, 1, 2]);
+        // An unlimited grant becomes a share once a limit exists.
+        assert_eq!(shrink(100, &[(-1, 1.0), (10, 1.0)]), vec![50, 10]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shrink_never_exceeds_the_limit_nor_raises(
+            limit in 0i64..1_000_000,
+            current in proptest::collection::vec((-1i64..1_000_000, 0.0f64..10.0), 0..50),
+        ) {
+            let out = shrink(limit, &current);
+            proptest::prop_assert_eq!(out.len(), current.len());
+            proptest::prop_assert!(out.iter().all(|&g| g >= 0));
+            proptest::prop_assert!(out.iter().sum::<i64>() <= limit);
+            for (new, (old, _)) in out.iter().zip(&current) {
+                proptest::prop_assert!(*old < 0 || new <= old);
+            }
+        }
     }
 
     #[test]

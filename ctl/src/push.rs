@@ -5,7 +5,7 @@ use crate::convert;
 use crate::db::Db;
 use crate::error::CtlResult;
 use crate::events::{Event, EventBus};
-use floodgate_proto::v1::{relay_task_event, task_event, RelayTaskEvent, TaskEvent};
+use floodgate_proto::v1::{relay_task_event, task_event, RelayTaskEvent, RenewLeases, TaskEvent};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,6 +219,10 @@ async fn handle(db: &Db, hub: &Hub, ev: &Event) -> CtlResult<()> {
             let relays = db.relays_by_ids(&db.dist_relays(dist).await?).await?;
             let task = TaskEvent { event: Some(task_event::Event::Assign(convert::task(&d, &relays)?)) };
             hub.send_clients(clients, &task);
+        }
+        Event::LimitsChanged { relays } => {
+            let ev = RelayTaskEvent { event: Some(relay_task_event::Event::RenewLeases(RenewLeases {})) };
+            hub.send_relays(relays, &ev);
         }
     }
     Ok(())

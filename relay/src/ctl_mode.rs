@@ -16,12 +16,14 @@ use floodgate_engine::swarm::{Swarm, SwarmConfig};
 use floodgate_engine::types::InfoHash;
 use floodgate_proto::v1 as pb;
 use parking_lot::Mutex;
+use pb::lease_service_client::LeaseServiceClient;
 use pb::relay_service_client::RelayServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::origin::{self, PullConfig};
+use crate::lease::{Keeper, LeaseClient, Signals, Want};
+use crate::origin::{self, PullConfig, Quota};
 use crate::task::Task;
 use crate::{http, Cli};
 
@@ -47,6 +49,18 @@ type Client = RelayServiceClient<InterceptedService<Channel, Auth>>;
 struct Running {
     task: Arc<Task>,
     info_hash: Option<InfoHash>,
+    /// The lease keeper of its pull.
+    lease: Arc<Signals>,
+    /// The pull's origin budget (and its latency average).
+    quota: Arc<Quota>,
+}
+
+/// Origin totals at the last heartbeat, for rates and deltas.
+#[derive(Clone, Copy)]
+struct LastBeat {
+    at: std::time::Instant,
+    origin_bytes: u64,
+    origin_retries: u64,
 }
 
 /// What the loops share.
@@ -54,11 +68,14 @@ struct Relay {
     cli: Cli,
     id: String,
     client: Client,
+    leases: LeaseClient,
     swarm: Arc<Swarm>,
     server: Arc<http::Server>,
     running: Mutex<HashMap<String, Running>>,
     /// Wakes the heartbeat loop for an immediate heartbeat (a pull ended).
     beat_now: tokio::sync::Notify,
+    /// Totals at the previous heartbeat.
+    last_beat: Mutex<LastBeat>,
 }
 
 /// Runs the relay in ctl mode until interrupted.
@@ -83,7 +100,9 @@ pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
             .with_context(|| format!("bad ctl URL {ctl}"))?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
-        let client = RelayServiceClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20);
+        let client = RelayServiceClient::with_interceptor(channel.clone(), auth.clone())
+            .max_decoding_message_size(64 << 20);
+        let leases = LeaseServiceClient::with_interceptor(channel, auth);
         let listener = http::bind(cli.listen_http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", cli.listen_http))?;
@@ -95,10 +114,16 @@ pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
             cli,
             id,
             client,
+            leases,
             swarm,
             server,
             running: Mutex::new(HashMap::new()),
             beat_now: tokio::sync::Notify::new(),
+            last_beat: Mutex::new(LastBeat {
+                at: std::time::Instant::now(),
+                origin_bytes: 0,
+                origin_retries: 0,
+            }),
         });
         let interval = relay.register_until_ok().await;
         tracing::info!(id = %relay.id, %ctl, "registered with ctl");
@@ -163,9 +188,27 @@ impl Relay {
         }
     }
 
-    /// The heartbeat with every distribution's counters.
+    /// The heartbeat with every distribution's counters, the origin pull rate and errors
+    /// since the last one, the origin's response latency, and the load (peers / max peers).
     fn heartbeat(&self) -> pb::RelayHeartbeatRequest {
         let running = self.running.lock();
+        let (mut origin_bytes, mut origin_retries, mut peers) = (0, 0, 0);
+        let mut latency: Option<Duration> = None;
+        for r in running.values() {
+            origin_bytes += r.task.counters.origin_bytes.load(Ordering::Relaxed);
+            origin_retries += r.task.counters.origin_retries.load(Ordering::Relaxed);
+            peers += r.task.bt_stats().1;
+            if r.task.state() == crate::task::TaskState::Pulling {
+                latency = latency.max(r.quota.latency());
+            }
+        }
+        let now = std::time::Instant::now();
+        let last = std::mem::replace(
+            &mut *self.last_beat.lock(),
+            LastBeat { at: now, origin_bytes, origin_retries },
+        );
+        let secs = now.duration_since(last.at).as_secs_f64().max(0.001);
+        let origin_rate_bps = (origin_bytes.saturating_sub(last.origin_bytes) as f64 / secs) as u64;
         let mut total_served = 0;
         let tasks = running
             .iter()
@@ -183,9 +226,12 @@ impl Relay {
             .collect();
         pb::RelayHeartbeatRequest {
             id: self.id.clone(),
+            load: (peers as f64 / self.cli.max_peers.max(1) as f64).min(1.0),
+            origin_rate_bps,
+            origin_latency_ms: latency.map_or(0.0, |l| l.as_secs_f64() * 1000.0),
+            origin_errors: origin_retries.saturating_sub(last.origin_retries),
             bytes_served: total_served,
             tasks,
-            ..Default::default()
         }
     }
 
@@ -224,6 +270,12 @@ impl Relay {
                 }
             }
             Some(pb::relay_task_event::Event::CancelDistId(dist)) => self.cancel(&dist),
+            Some(pb::relay_task_event::Event::RenewLeases(_)) => {
+                tracing::info!("ctl lowered origin limits; renewing leases now");
+                for r in self.running.lock().values() {
+                    r.lease.renew.notify_one();
+                }
+            }
             None => {}
         }
     }
@@ -236,11 +288,14 @@ impl Relay {
         }
         let url = origin::OriginUrl::parse(&t.origin_url)?;
         let tls = if url.https { Some(origin::client_config(self.cli.origin_ca.as_deref())?) } else { None };
+        // Origin use is what ctl's lease grants: nothing until the first grant.
+        let quota = Arc::new(Quota::paused());
         let config = PullConfig {
             conns: usize::from(self.cli.origin_conns),
             rate: self.cli.origin_rate,
             io_timeout: Duration::from_secs(self.cli.origin_timeout.max(1)),
             tls,
+            quota: Some(quota.clone()),
             ..PullConfig::default()
         };
         let task = if t.has_torrent {
@@ -261,11 +316,29 @@ impl Relay {
         };
         let info_hash = task.torrent().map(|h| h.info_hash());
         self.server.add_task(task.clone());
-        self.running.lock().insert(t.dist_id.clone(), Running { task: task.clone(), info_hash });
+        let signals = Arc::new(Signals::default());
+        self.running.lock().insert(
+            t.dist_id.clone(),
+            Running { task: task.clone(), info_hash, lease: signals.clone(), quota: quota.clone() },
+        );
+        let keeper = Keeper {
+            client: self.leases.clone(),
+            relay_id: self.id.clone(),
+            origin: t.origin_url.clone(),
+            quota,
+            want: Want {
+                conns: i64::from(self.cli.origin_conns),
+                rate_bps: i64::try_from(self.cli.origin_rate).unwrap_or(i64::MAX),
+            },
+            task: task.clone(),
+            signals: signals.clone(),
+        };
+        tokio::spawn(keeper.run());
         tracing::info!(dist = %t.dist_id, task = %task.id, pieces = task.layout.piece_count(), "distribution started");
         let (relay, dist) = (self.clone(), t.dist_id);
         tokio::spawn(async move {
             origin::pull(task.clone(), config).await;
+            signals.done.notify_one();
             task.sync();
             let web_seed = format!("http://{}/tasks/{}/data", relay.cli.listen_http, task.id);
             let out = relay.cli.data_dir.join(format!("{}.torrent", task.id));

@@ -8,6 +8,7 @@
 
 mod ctl_mode;
 mod http;
+mod lease;
 mod origin;
 mod resume;
 mod task;

@@ -6,5 +6,6 @@ mod ctl;
 mod e2e;
 mod interop;
 mod magnet;
+mod origin_lease;
 mod relay;
 mod tracker;

@@ -5,7 +5,7 @@
 
 use super::{Db, WriteTx};
 use crate::error::{now_ms, CtlError, CtlResult};
-use crate::leases::{compute_grant, Dim, GrantInput};
+use crate::leases::{compute_grant, shrink, Dim, GrantInput};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -363,8 +363,11 @@ impl Db {
         Ok(n)
     }
 
-    /// Sets one limits row (creating a per-origin row if needed).
-    pub async fn set_limits(&self, l: &LimitsRow) -> CtlResult<()> {
+    /// Sets one limits row (creating a per-origin row if needed) and, in the same transaction,
+    /// shrinks the live leases the row covers so their sum fits the new limits at once (a
+    /// lowered limit never waits for leases to expire). Returns the relays holding live leases
+    /// under the row: they should renew now to learn their new grants.
+    pub async fn set_limits(&self, l: &LimitsRow) -> CtlResult<Vec<String>> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO origin_limits (origin, max_conns, max_rate_bps, max_bytes, window_secs, window_start_ms, \
@@ -378,7 +381,35 @@ impl Db {
         .bind(l.window_secs)
         .execute(&mut **tx)
         .await?;
-        tx.commit().await
+        // The upsert holds the row lock (PostgreSQL) or the write lock (SQLite): grants that
+        // read this row wait for the commit, so they see the new limits and the shrunk leases.
+        let now = now_ms();
+        let filter = if l.origin.is_empty() { "" } else { " AND origin = $2" };
+        let rows = sqlx::query(&format!("SELECT {LEASE_COLS} FROM leases WHERE expires_ms > $1{filter}"))
+            .bind(now)
+            .bind(&l.origin)
+            .fetch_all(&mut **tx)
+            .await?;
+        let live = rows.iter().map(lease_from).collect::<CtlResult<Vec<_>>>()?;
+        let conns = shrink(l.max_conns, &live.iter().map(|x| (x.conns, x.weight)).collect::<Vec<_>>());
+        let rates = shrink(l.max_rate_bps, &live.iter().map(|x| (x.rate_bps, x.weight)).collect::<Vec<_>>());
+        let mut relays = Vec::new();
+        for ((lease, c), r) in live.iter().zip(conns).zip(rates) {
+            if !relays.contains(&lease.relay_id) {
+                relays.push(lease.relay_id.clone());
+            }
+            if c == lease.conns && r == lease.rate_bps {
+                continue;
+            }
+            sqlx::query("UPDATE leases SET conns = $2, rate_bps = $3 WHERE id = $1")
+                .bind(&lease.id)
+                .bind(c)
+                .bind(r)
+                .execute(&mut **tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(relays)
     }
 
     /// All limits rows with their live usage (global first).

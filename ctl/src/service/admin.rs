@@ -236,8 +236,11 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::OriginLimits>, Status> {
         let l = req.into_inner().limits.ok_or_else(|| Status::invalid_argument("limits missing"))?;
         let row = limits_row(&l)?;
-        self.0.db.set_limits(&row).await?;
-        tracing::info!(origin = %row.origin, conns = row.max_conns, rate = row.max_rate_bps, bytes = row.max_bytes, "limits set");
+        let holders = self.0.db.set_limits(&row).await?;
+        tracing::info!(origin = %row.origin, conns = row.max_conns, rate = row.max_rate_bps, bytes = row.max_bytes, lease_holders = holders.len(), "limits set");
+        if !holders.is_empty() {
+            self.0.bus.publish(crate::events::Event::LimitsChanged { relays: holders }).await;
+        }
         let all = get_limits(&self.0).await?;
         let out = all
             .into_iter()

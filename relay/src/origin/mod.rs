@@ -4,20 +4,21 @@
 
 mod conn;
 mod error;
+mod quota;
 mod schedule;
 mod tls;
 mod url;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use floodgate_engine::ratelimit::TokenBucket;
 use floodgate_engine::swarm::ImportOutcome;
 use floodgate_engine::types::PieceIndex;
 
 pub use conn::OriginConn;
 pub use error::OriginError;
+pub use quota::Quota;
 use schedule::{Run, Schedule};
 pub use tls::client_config;
 pub use url::OriginUrl;
@@ -39,6 +40,9 @@ pub struct PullConfig {
     pub max_run_bytes: u64,
     /// TLS client settings for https origins.
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// The origin budget, when someone else sets it (ctl leases); `None`: fixed from `rate`
+    /// and `conns`. `conns` workers are started either way; the quota says how many run.
+    pub quota: Option<Arc<Quota>>,
 }
 
 impl Default for PullConfig {
@@ -50,6 +54,7 @@ impl Default for PullConfig {
             max_attempts: 8,
             max_run_bytes: 1 << 20,
             tls: None,
+            quota: None,
         }
     }
 }
@@ -66,7 +71,7 @@ struct Puller {
     url: OriginUrl,
     config: PullConfig,
     schedule: Schedule,
-    bucket: TokenBucket,
+    quota: Arc<Quota>,
     validators: Validators,
 }
 
@@ -90,15 +95,10 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
             task.layout.total_length()
         ));
     }
-    let burst = (config.rate / 4).max(64 * 1024);
-    let bucket = if config.rate == 0 {
-        TokenBucket::unlimited(Instant::now())
-    } else {
-        TokenBucket::new(config.rate, burst, Instant::now())
-    };
+    let quota = config.quota.clone().unwrap_or_else(|| Arc::new(Quota::fixed(config.rate, config.conns)));
     let pieces = task.layout.piece_count();
     let schedule = Schedule::new(pieces, config.max_run_bytes);
-    let puller = Arc::new(Puller { task: task.clone(), url, config, schedule, bucket, validators });
+    let puller = Arc::new(Puller { task: task.clone(), url, config, schedule, quota, validators });
     let workers: Vec<_> = (0..puller.config.conns).map(|i| tokio::spawn(puller.clone().worker(i))).collect();
     for w in workers {
         let _ = w.await;
@@ -168,6 +168,14 @@ impl Puller {
             if task.state() != crate::task::TaskState::Pulling {
                 return;
             }
+            if !self.quota.may_run(id) {
+                // The grant shrank below this worker: hand the connection back and wait.
+                conn = None;
+                tokio::select! {
+                    () = self.quota.wait_turn(id) => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
             let Some(run) = self.schedule.next(task) else {
                 if task.check_complete() || !self.schedule.any_claimed() {
                     return;
@@ -215,7 +223,9 @@ impl Puller {
         };
         task.counters.origin_requests.fetch_add(1, Ordering::Relaxed);
         let whole = start == 0 && end == self.validators.length;
+        let asked = std::time::Instant::now();
         let head = conn.request(&self.url, false, Some((start, end))).await?;
+        self.quota.record_latency(asked.elapsed());
         if let Err(e) = check_status(head.status) {
             conn.discard_body().await?;
             return Err(e);
@@ -227,13 +237,13 @@ impl Puller {
             let size = layout.piece_size(PieceIndex(piece)) as usize;
             while buf.len() < size {
                 let want = (size - buf.len()).min(64 * 1024);
-                let allowed = self.take_tokens(want as u64).await as usize;
+                let allowed = self.quota.take(want as u64).await as usize;
                 let got = conn.read_body(&mut buf, allowed).await.map_err(|e| match e {
                     OriginError::Io(_) => OriginError::Truncated { got: buf.len() as u64, want: size as u64 },
                     e => e,
                 })?;
                 if got < allowed {
-                    self.bucket.refund((allowed - got) as u64);
+                    self.quota.refund((allowed - got) as u64);
                 }
                 task.counters.origin_bytes.fetch_add(got as u64, Ordering::Relaxed);
             }
@@ -288,18 +298,6 @@ impl Puller {
             )));
         }
         Ok(())
-    }
-
-    /// Waits for up to `want` tokens of origin bandwidth; returns how many were granted (≥ 1).
-    async fn take_tokens(&self, want: u64) -> u64 {
-        loop {
-            let got = self.bucket.take_up_to(want, Instant::now());
-            if got > 0 {
-                return got;
-            }
-            let wait = self.bucket.time_until(want.min(self.bucket.burst()), Instant::now());
-            tokio::time::sleep(wait.unwrap_or(Duration::from_millis(10)).max(Duration::from_millis(1))).await;
-        }
     }
 
     fn import(&self, piece: u32, data: &[u8]) -> Result<(), OriginError> {

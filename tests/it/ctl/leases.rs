@@ -317,3 +317,74 @@ async fn lease_invariant_stress_sqlite() {
     let ctl = Ctl::start(&db, &[]);
     check_invariant(&[&ctl], 12).await;
 }
+
+/// Lowering the limits shrinks live leases at once (they are not revoked, and nothing waits
+/// for expiry), unlimited leases become shares, and every holder is told to renew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowered_limits_shrink_live_leases() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let mut admin = ctl.admin().await;
+    let set = |conns: Option<i64>, rate: Option<i64>| pb::SetOriginLimitsRequest {
+        limits: Some(pb::OriginLimits { max_conns: conns, max_rate_bps: rate, ..Default::default() }),
+    };
+    admin.set_origin_limits(set(Some(100), None)).await.expect("set limits");
+    let mut lease = ctl.lease().await;
+    let mut streams = Vec::new();
+    let mut held = Vec::new();
+    for i in 0..10 {
+        let id = format!("shrink-{i}");
+        let mut relay = ctl.relay().await;
+        relay
+            .register_relay(pb::RegisterRelayRequest { id: id.clone(), ..Default::default() })
+            .await
+            .expect("register");
+        let watch = relay.watch_relay_tasks(pb::WatchRelayTasksRequest { relay_id: id.clone() }).await;
+        streams.push(watch.expect("watch").into_inner());
+        let l = lease
+            .acquire_origin_lease(pb::AcquireLeaseRequest {
+                relay_id: id,
+                origin: "http://origin.test/f".into(),
+                want_conns: 8,
+                ttl_ms: 60_000,
+                ..Default::default()
+            })
+            .await
+            .expect("acquire")
+            .into_inner();
+        assert_eq!((l.conns, l.rate_bps), (8, -1), "{l:?}");
+        held.push((l.lease_id, format!("shrink-{i}")));
+    }
+    let global = |l: Vec<pb::OriginLimits>| l.into_iter().find(|x| x.origin.is_empty()).expect("global row");
+    let before = global(
+        admin.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("get").into_inner().limits,
+    );
+    assert_eq!((before.used_conns, before.live_leases), (80, 10), "{before:?}");
+
+    let lowered =
+        admin.set_origin_limits(set(Some(25), Some(1_000_000))).await.expect("lower limits").into_inner();
+    assert_eq!(lowered.live_leases, 10, "shrunk, not revoked: {lowered:?}");
+    assert!(lowered.used_conns <= 25, "{lowered:?}");
+    assert!(
+        lowered.used_rate_bps <= 1_000_000 && lowered.used_rate_bps > 0,
+        "unlimited rates became shares: {lowered:?}"
+    );
+    for s in &mut streams {
+        let ev = next(s, 5, "renew request").await;
+        assert!(matches!(ev.event, Some(pb::relay_task_event::Event::RenewLeases(_))), "{ev:?}");
+    }
+    // Renewals recompute against the new limits and stay within them.
+    let (mut conns, mut rate) = (0, 0);
+    for (lease_id, relay_id) in held {
+        let req =
+            pb::RenewLeaseRequest { lease_id, relay_id, want_conns: 8, ttl_ms: 60_000, ..Default::default() };
+        let l = lease.renew_origin_lease(req).await.expect("renew").into_inner();
+        assert!(l.conns > 0 && l.rate_bps > 0, "{l:?}");
+        (conns, rate) = (conns + l.conns, rate + l.rate_bps);
+    }
+    assert!(conns <= 25 && rate <= 1_000_000, "renewed grants sum to {conns} conns, {rate} B/s");
+    let after = global(
+        admin.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("get").into_inner().limits,
+    );
+    assert!(after.used_conns <= 25 && after.used_rate_bps <= 1_000_000, "{after:?}");
+}
