@@ -22,6 +22,10 @@ pub struct SessionConfig {
     pub max_queue: usize,
     /// The in-flight target is the measured rate times this (a bandwidth-delay product with room).
     pub queue_time: Duration,
+    /// In endgame (every missing block requested by someone) keep at most this many in flight:
+    /// new requests are then duplicates of other peers' blocks, and a full-size pipeline of
+    /// them would fetch most of the tail twice.
+    pub endgame_queue: usize,
     /// Most requests from the peer we hold unanswered; more closes the connection.
     pub max_peer_requests: usize,
     /// Largest block the peer may request.
@@ -42,6 +46,7 @@ impl Default for SessionConfig {
             initial_queue: 64,
             max_queue: 2048,
             queue_time: Duration::from_secs(2),
+            endgame_queue: 16,
             max_peer_requests: 4096,
             max_request_len: 128 * 1024,
             keepalive_interval: Duration::from_secs(90),
@@ -124,8 +129,9 @@ pub struct PeerSession {
     am_interested: bool,
     peer_choking: bool,
     peer_interested: bool,
-    /// Our requests in flight to the peer.
-    outstanding: Vec<BlockRef>,
+    /// Our requests in flight to the peer, oldest first (peers answer in order, so an arriving
+    /// block is nearly always at the front).
+    outstanding: VecDeque<BlockRef>,
     /// The peer's requests we have handed to the driver as `Upload` and not yet answered.
     uploads_pending: usize,
     peer_reqq: Option<usize>,
@@ -179,7 +185,7 @@ impl PeerSession {
             am_interested: false,
             peer_choking: true,
             peer_interested: false,
-            outstanding: Vec::new(),
+            outstanding: VecDeque::new(),
             uploads_pending: 0,
             peer_reqq: None,
             snubbed: false,
@@ -361,8 +367,7 @@ impl PeerSession {
                 if !self.fast {
                     return Err(PeerError::Protocol("REJECT without the fast extension"));
                 }
-                if let Some(i) = self.outstanding.iter().position(|b| *b == block) {
-                    self.outstanding.swap_remove(i);
+                if self.take_outstanding(block) {
                     self.map.release_block(block, self.slot)?;
                 }
             }
@@ -416,11 +421,10 @@ impl PeerSession {
 
     fn on_block(&mut self, block: BlockRef, data: Bytes, now: Instant) -> Result<(), PeerError> {
         self.down.add(data.len() as u64, now);
-        let Some(i) = self.outstanding.iter().position(|b| *b == block) else {
+        if !self.take_outstanding(block) {
             // Unrequested or already cancelled: not an error (requests race with cancels).
             return Ok(());
-        };
-        self.outstanding.swap_remove(i);
+        }
         self.last_block = now;
         self.snubbed = false;
         let mut cancels = Vec::new();
@@ -455,7 +459,10 @@ impl PeerSession {
         }
         let by_rate =
             (self.down.rate(now) * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64) as usize;
-        let target = by_rate.max(self.config.initial_queue).min(self.config.max_queue);
+        let mut target = by_rate.max(self.config.initial_queue).min(self.config.max_queue);
+        if self.map.in_endgame() {
+            target = target.min(self.config.endgame_queue);
+        }
         self.peer_reqq.map_or(target, |q| target.min(q))
     }
 
@@ -482,7 +489,7 @@ impl PeerSession {
             self.last_block = now;
         }
         for block in picked.drain(..) {
-            self.outstanding.push(block);
+            self.outstanding.push_back(block);
             self.push(&Message::Request(block));
         }
         self.pick_buf = picked;
@@ -536,11 +543,8 @@ impl PeerSession {
 
     /// Endgame: another session received `block`; withdraw our request for it.
     pub fn cancel_request(&mut self, block: BlockRef) {
-        if let Some(i) = self.outstanding.iter().position(|b| *b == block) {
-            self.outstanding.swap_remove(i);
-            if self.phase == Phase::Open {
-                self.push(&Message::Cancel(block));
-            }
+        if self.take_outstanding(block) && self.phase == Phase::Open {
+            self.push(&Message::Cancel(block));
         }
     }
 
@@ -620,6 +624,19 @@ impl PeerSession {
         self.release_outstanding();
         let _ = self.map.remove_peer(self.peer_has.view());
         self.peer_has = Bitfield::new(self.map.piece_count());
+    }
+
+    /// Removes `block` from our requests in flight; whether it was there. Checks the oldest
+    /// first: peers answer in request order.
+    fn take_outstanding(&mut self, block: BlockRef) -> bool {
+        if self.outstanding.front() == Some(&block) {
+            self.outstanding.pop_front();
+            return true;
+        }
+        match self.outstanding.iter().position(|b| *b == block) {
+            Some(i) => self.outstanding.remove(i).is_some(),
+            None => false,
+        }
     }
 
     fn release_outstanding(&mut self) {

@@ -370,3 +370,20 @@ fn bitfield_after_the_extension_handshake_is_accepted() {
     assert_eq!(node.map.availability(PieceIndex(0)), 1);
     assert!(s.am_interested());
 }
+
+#[test]
+fn request_pipeline_fills_within_milliseconds_of_the_first_blocks() {
+    // A fast peer: the first blocks come back within a millisecond. The pipeline must grow to
+    // its full depth right away (sized from the measured rate), not creep up over seconds.
+    let (layout, data, hashes) = torrent(9, 256 * 1024, &[48 << 20]);
+    let mut swarm =
+        Swarm::new(vec![Node::seeder(&layout, &data, hashes.clone()), Node::leecher(&layout, hashes)], 5);
+    swarm.connect(1, 0);
+    let mut deepest = 0;
+    for _ in 0..30 {
+        swarm.step();
+        deepest = deepest.max(swarm.links[0].ends[0].1.outstanding());
+    }
+    let max = SessionConfig::default().max_queue;
+    assert!(deepest >= max / 2, "only {deepest} requests in flight after 30 ms (max {max})");
+}

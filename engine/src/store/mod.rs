@@ -53,7 +53,8 @@ pub enum FsyncPolicy {
     None,
     /// `fdatasync` the files of each piece when it is verified, and all files at close.
     OnPieceVerified,
-    /// `fdatasync` all files at close.
+    /// `fdatasync` all files at close (each verified piece's writeback starts right away, so
+    /// that sync is short).
     #[default]
     OnClose,
 }
@@ -155,7 +156,8 @@ impl Store {
         self.read_at(off, len as usize)
     }
 
-    /// Tells the store a piece was verified (syncs it under [`FsyncPolicy::OnPieceVerified`]).
+    /// Tells the store a piece was verified (syncs it under [`FsyncPolicy::OnPieceVerified`],
+    /// starts its writeback under [`FsyncPolicy::OnClose`]).
     pub fn piece_verified(&self, piece: PieceIndex) -> Result<(), StoreError> {
         both!(self, s => s.piece_verified(piece))
     }

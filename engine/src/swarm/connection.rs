@@ -53,7 +53,7 @@ pub(crate) async fn run(
     initial: Bytes,
 ) -> Result<(), PeerError> {
     let Some(peer) = torrent.register_peer(addr) else {
-        tracing::debug!(%addr, "refused: torrent full or peer banned");
+        tracing::debug!(%addr, "refused: torrent full, peer banned or already connected");
         return Ok(());
     };
     let _ = stream.set_nodelay(true);

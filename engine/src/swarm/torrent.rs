@@ -188,14 +188,15 @@ impl Torrent {
         Ok(torrent)
     }
 
-    /// Registers a new connection: a free slot, or `None` when the torrent is full or the
-    /// address is banned.
+    /// Registers a new connection: a free slot, or `None` when the torrent is full, the
+    /// address is banned, or a connection with this exact address exists (a second dial of the
+    /// same peer, e.g. given by the user and by a tracker).
     pub fn register_peer(&self, addr: SocketAddr) -> Option<Arc<PeerShared>> {
         if self.banned.lock().contains(&addr.ip()) {
             return None;
         }
         let mut peers = self.peers.lock();
-        if peers.len() >= self.max_peers {
+        if peers.len() >= self.max_peers || peers.iter().any(|p| p.addr == addr) {
             return None;
         }
         let slot = match self.free_slots.lock().pop() {

@@ -41,7 +41,9 @@ mod op;
 mod ring;
 
 pub use buf::IoBufMut;
-pub use op::{fallocate, read_exact_at, read_segments, submit, submit_via, write_all_at, Op, ReadSeg};
+pub use op::{
+    fallocate, read_exact_at, read_segments, start_writeback, submit, submit_via, write_all_at, Op, ReadSeg,
+};
 pub use ring::{backend, Backend};
 
 #[cfg(test)]

@@ -183,6 +183,27 @@ pub fn read_segments<'f, B: IoBufMut>(
     (Ok(()), buf)
 }
 
+/// Starts writing back the dirty pages of `len` bytes at `offset` of `file` and returns without
+/// waiting for them (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`). Not a durability
+/// guarantee by itself (no metadata, no disk cache flush): it moves the disk I/O of a later
+/// `fdatasync` forward, so that one finds little left to do.
+pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(off), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "writeback range overflows off_t"));
+    };
+    loop {
+        // SAFETY: plain syscall on a borrowed, open file descriptor; no memory is passed.
+        let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 /// Allocates `len` bytes at `offset` of `file` (`fallocate(2)`, mode 0: may grow the file,
 /// never shrinks it). `ENOSPC` comes back as `io::ErrorKind::StorageFull`.
 pub fn fallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
