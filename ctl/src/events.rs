@@ -40,6 +40,11 @@ pub enum Event {
         /// The new targets.
         clients: Vec<String>,
     },
+    /// A relay published the `.torrent` of a URL-only distribution: push the task again.
+    TorrentPublished {
+        /// Distribution id.
+        dist: String,
+    },
     /// Origin limits changed: these relays hold live leases under them and should renew now
     /// (lowered limits already shrank their grants; raised ones may grow them).
     LimitsChanged {

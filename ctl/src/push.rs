@@ -220,6 +220,17 @@ async fn handle(db: &Db, hub: &Hub, ev: &Event) -> CtlResult<()> {
             let task = TaskEvent { event: Some(task_event::Event::Assign(convert::task(&d, &relays)?)) };
             hub.send_clients(clients, &task);
         }
+        Event::TorrentPublished { dist } => {
+            let d = db.get_distribution(dist).await?;
+            if d.state != "active" {
+                return Ok(());
+            }
+            let clients: Vec<String> =
+                db.open_assignments(dist).await?.into_iter().map(|a| a.client_id).collect();
+            let relays = db.relays_by_ids(&db.dist_relays(dist).await?).await?;
+            let task = TaskEvent { event: Some(task_event::Event::Assign(convert::task(&d, &relays)?)) };
+            hub.send_clients(&clients, &task);
+        }
         Event::LimitsChanged { relays } => {
             let ev = RelayTaskEvent { event: Some(relay_task_event::Event::RenewLeases(RenewLeases {})) };
             hub.send_relays(relays, &ev);

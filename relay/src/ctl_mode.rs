@@ -307,6 +307,7 @@ impl Relay {
             let path = self.cli.data_dir.join(format!("{}.torrent", t.dist_id));
             std::fs::write(&path, &meta.torrent)
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            self.adopt_url_only_data(&t.origin_url, &meta.torrent);
             Arc::new(crate::known_task(&self.cli, &self.swarm, t.origin_url.clone(), &path)?)
         } else {
             let len = origin::origin_length(&url, &config)
@@ -349,6 +350,9 @@ impl Relay {
                         if let Some(r) = relay.running.lock().get_mut(&dist) {
                             r.info_hash = task.torrent().map(|h| h.info_hash());
                         }
+                        if let Some(file) = task.torrent_file() {
+                            relay.publish_torrent(&dist, file.to_vec()).await;
+                        }
                     }
                     Err(e) => {
                         tracing::error!(task = %task.id, error = %e, "cannot seed the finished URL-only task")
@@ -360,6 +364,62 @@ impl Relay {
             relay.beat_now.notify_one();
         });
         Ok(())
+    }
+
+    /// Sends a finished URL-only pull's `.torrent` to ctl, which pushes it to the clients.
+    /// Retried for about a minute; another relay of the distribution may publish it too.
+    async fn publish_torrent(&self, dist: &str, torrent: Vec<u8>) {
+        let mut backoff = Duration::from_millis(250);
+        for attempt in 1..=8 {
+            let req = pb::PublishTorrentRequest {
+                relay_id: self.id.clone(),
+                dist_id: dist.to_string(),
+                torrent: torrent.clone(),
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().publish_torrent(req)).await {
+                Ok(Ok(r)) => {
+                    tracing::info!(dist, stored = r.into_inner().stored, "torrent published to ctl");
+                    return;
+                }
+                Ok(Err(s))
+                    if matches!(
+                        s.code(),
+                        tonic::Code::InvalidArgument
+                            | tonic::Code::FailedPrecondition
+                            | tonic::Code::PermissionDenied
+                            | tonic::Code::NotFound
+                    ) =>
+                {
+                    tracing::error!(dist, error = %s, "ctl refused this relay's torrent");
+                    return;
+                }
+                Ok(Err(s)) => {
+                    tracing::warn!(dist, attempt, error = %s, "cannot publish the torrent; retrying")
+                }
+                Err(_) => tracing::warn!(dist, attempt, "publishing the torrent timed out; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// After a restart, a distribution whose torrent this relay made from a URL-only pull comes
+    /// back hash-known: move the pulled data from the URL-only directory (`<sha1(url)>/`) to
+    /// the info-hash directory so it resumes instead of pulling again.
+    fn adopt_url_only_data(&self, origin_url: &str, torrent: &[u8]) {
+        let Ok(meta) = floodgate_engine::metainfo::Metainfo::from_bytes(torrent) else { return };
+        let known = self.cli.data_dir.join(meta.info_hash().to_hex());
+        let url_id = floodgate_engine::types::hex(&floodgate_engine::hash::sha1(origin_url.as_bytes()));
+        let pulled = self.cli.data_dir.join(url_id);
+        if known.exists() || !pulled.is_dir() {
+            return;
+        }
+        match std::fs::rename(&pulled, &known) {
+            Ok(()) => {
+                tracing::info!(from = %pulled.display(), to = %known.display(), "resuming a URL-only pull's data under its info-hash")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot move the URL-only data; it will be pulled again"),
+        }
     }
 
     /// Stops a distribution and drops its data.

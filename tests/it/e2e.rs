@@ -36,6 +36,24 @@ fn same(file: &Path, want: &[u8]) -> bool {
 
 #[test]
 fn origin_ctl_relay_agents() {
+    run(Meta::Torrent);
+}
+
+/// A URL-only distribution (no .torrent given): the relay hashes while pulling, publishes the
+/// .torrent it made to ctl, ctl pushes the task again, and the agents download it.
+#[test]
+fn url_only_distribution_through_ctl() {
+    run(Meta::UrlOnly);
+}
+
+/// What the distribution is created with.
+#[derive(PartialEq)]
+enum Meta {
+    Torrent,
+    UrlOnly,
+}
+
+fn run(meta: Meta) {
     let fx = Fixture::new(SIZE);
     // ~2 s for the whole file from the origin: the agents start while the relay still pulls.
     let origin = Origin::start(&fx.file, &["--rate", "3000000"]);
@@ -90,11 +108,12 @@ fn origin_ctl_relay_agents() {
     });
     assert!(registered.is_some(), "relay and agents did not register with ctl within 30 s");
 
-    let created = ctl_json(
-        &ctl,
-        &["dist", "create", &origin.url(), "--torrent", path(&fx.torrent), "--targets", "all"],
-    )
-    .expect("dist create");
+    let url = origin.url();
+    let mut create = vec!["dist", "create", &url, "--targets", "all"];
+    if meta == Meta::Torrent {
+        create.extend(["--torrent", path(&fx.torrent)]);
+    }
+    let created = ctl_json(&ctl, &create).expect("dist create");
     let id = created["id"].as_str().expect("dist id").to_string();
     assert_eq!(created["target_count"].as_u64(), Some(2), "{created}");
 

@@ -202,7 +202,10 @@ impl Agent {
     /// progress reporter and the tracker announcer.
     async fn start(self: &Arc<Self>, task: pb::Task) -> anyhow::Result<()> {
         if !task.has_torrent {
-            anyhow::bail!("the distribution has no .torrent (URL-only distributions are not supported by the agent yet)");
+            // URL-only: the relay publishes the .torrent when its pull completes, and ctl
+            // pushes this task again with it.
+            tracing::info!(dist = %task.dist_id, "waiting for the relay to publish the distribution's .torrent");
+            return Ok(());
         }
         let req = pb::DistributionMetaRequest { dist_id: task.dist_id.clone() };
         let meta = tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req))

@@ -211,6 +211,33 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// Stores the `.torrent` of a URL-only distribution (and its size), bumping the revision.
+    /// `Ok(false)` when that same torrent is already stored; `Precondition` when a different
+    /// one (or piece hashes) is.
+    pub async fn publish_torrent(&self, id: &str, torrent_b64: &str, size: i64) -> CtlResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE distributions SET torrent = $2, size = $3, revision = revision + 1 \
+             WHERE id = $1 AND torrent = '' AND piece_hashes = ''",
+        )
+        .bind(id)
+        .bind(torrent_b64)
+        .bind(size)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n > 0 {
+            return Ok(true);
+        }
+        let d = self.get_distribution(id).await?;
+        if d.torrent == torrent_b64 {
+            Ok(false)
+        } else {
+            Err(CtlError::Precondition(format!("{id} already has other piece hashes")))
+        }
+    }
+
     /// Unfinished assignments of a distribution.
     pub async fn open_assignments(&self, dist_id: &str) -> CtlResult<Vec<AssignmentRow>> {
         let rows = sqlx::query(

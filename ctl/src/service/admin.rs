@@ -41,8 +41,13 @@ async fn create(st: &State, req: pb::CreateDistributionRequest) -> CtlResult<pb:
     if !req.piece_hashes.is_empty() && req.piece_length == 0 {
         return Err(CtlError::Invalid("piece_length is required with piece_hashes".into()));
     }
-    if !req.torrent.is_empty() && req.torrent.first() != Some(&b'd') {
-        return Err(CtlError::Invalid("torrent is not a bencoded dictionary".into()));
+    let mut size = req.size;
+    if !req.torrent.is_empty() {
+        let total = super::torrent_length(&req.torrent)?;
+        if size != 0 && size != total {
+            return Err(CtlError::Invalid(format!("size {size} does not match the torrent's {total} bytes")));
+        }
+        size = total;
     }
     let config = convert::normalize_config(req.config)?;
     let sel = req.targets.unwrap_or_default();
@@ -80,7 +85,7 @@ async fn create(st: &State, req: pb::CreateDistributionRequest) -> CtlResult<pb:
         priority: config.priority as i64,
         state: "active".into(),
         revision: 1,
-        size: req.size.min(i64::MAX as u64) as i64,
+        size: size.min(i64::MAX as u64) as i64,
         relay_count,
         created_ms: now_ms(),
         finished_ms: 0,

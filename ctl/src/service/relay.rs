@@ -4,6 +4,7 @@ use crate::convert::{self, check_id};
 use crate::error::CtlError;
 use crate::push::Watch;
 use crate::state::State;
+use data_encoding::BASE64;
 use floodgate_proto::v1 as pb;
 use floodgate_proto::v1::relay_service_server::RelayService;
 use floodgate_proto::v1::{relay_task_event, RelayTaskEvent};
@@ -92,6 +93,38 @@ impl RelayService for Relay {
             let _ = tx.send(Ok(ev));
         }
         Ok(Response::new(watch))
+    }
+
+    async fn publish_torrent(
+        &self,
+        req: Request<pb::PublishTorrentRequest>,
+    ) -> Result<Response<pb::PublishTorrentResponse>, Status> {
+        let r = req.into_inner();
+        check_id("relay", &r.relay_id)?;
+        if r.torrent.len() > super::admin::MAX_META_BYTES {
+            return Err(CtlError::Invalid("torrent too large".into()).into());
+        }
+        let d = self.0.db.get_distribution(&r.dist_id).await?;
+        if !self.0.db.dist_relays(&d.id).await?.contains(&r.relay_id) {
+            return Err(Status::permission_denied(format!(
+                "relay {:?} is not assigned to {}",
+                r.relay_id, d.id
+            )));
+        }
+        let size = super::torrent_length(&r.torrent)?;
+        if d.size > 0 && size != d.size as u64 {
+            return Err(CtlError::Invalid(format!(
+                "torrent describes {size} bytes, the distribution {}",
+                d.size
+            ))
+            .into());
+        }
+        let stored = self.0.db.publish_torrent(&d.id, &BASE64.encode(&r.torrent), size as i64).await?;
+        if stored {
+            tracing::info!(dist = %d.id, relay = %r.relay_id, size, "URL-only distribution: torrent published");
+            self.0.bus.publish(crate::events::Event::TorrentPublished { dist: d.id }).await;
+        }
+        Ok(Response::new(pb::PublishTorrentResponse { stored }))
     }
 
     async fn get_distribution_meta(

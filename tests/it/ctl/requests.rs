@@ -382,3 +382,60 @@ async fn server_reflection_lists_the_services() {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
 }
+
+/// `PublishTorrent` (a relay's .torrent for a URL-only distribution) and `.torrent` checks in
+/// `CreateDistribution`: invalid torrents and strangers are refused, the first valid torrent
+/// is kept, the same one again is a no-op, a different one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torrents_are_parsed_and_published_once() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let mut relay = ctl.relay().await;
+    for id in ["r1", "r2"] {
+        let req = pb::RegisterRelayRequest { id: id.into(), ..Default::default() };
+        relay.register_relay(req).await.expect("register");
+    }
+    let mut admin = ctl.admin().await;
+    let bad = pb::CreateDistributionRequest {
+        torrent: b"d4:infod4:name1:xee".to_vec(),
+        ..dist_req("http://o.test/f")
+    };
+    let e = admin.create_distribution(bad).await.expect_err("a torrent without pieces");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("torrent"), "{}", e.message());
+
+    let dist = admin.create_distribution(dist_req("http://o.test/f")).await.expect("create").into_inner();
+    let assigned = dist.relay_ids.first().expect("one relay").clone();
+    let stranger = if assigned == "r1" { "r2" } else { "r1" };
+    let torrent = |byte: u8| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, vec![byte; 100_000]).expect("write");
+        let out = dir.path().join("f.torrent");
+        let ok = std::process::Command::new(floodgate_tests::bin("floodgate"))
+            .args(["make-torrent", file.to_str().expect("utf-8"), "-o", out.to_str().expect("utf-8")])
+            .output()
+            .expect("make-torrent")
+            .status
+            .success();
+        assert!(ok, "make-torrent");
+        std::fs::read(out).expect("read torrent")
+    };
+    let (good, other) = (torrent(7), torrent(8));
+    let publish = |relay_id: &str, torrent: &[u8]| pb::PublishTorrentRequest {
+        relay_id: relay_id.into(),
+        dist_id: dist.id.clone(),
+        torrent: torrent.to_vec(),
+    };
+    let e = relay.publish_torrent(publish(stranger, &good)).await.expect_err("not its distribution");
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = relay.publish_torrent(publish(&assigned, b"not bencode")).await.expect_err("garbage");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(relay.publish_torrent(publish(&assigned, &good)).await.expect("publish").into_inner().stored);
+    assert!(!relay.publish_torrent(publish(&assigned, &good)).await.expect("again").into_inner().stored);
+    let e = relay.publish_torrent(publish(&assigned, &other)).await.expect_err("a different torrent");
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let d = admin.get_distribution(pb::GetDistributionRequest { id: dist.id.clone() }).await.expect("get");
+    let d = d.into_inner();
+    assert_eq!(d.size, 100_000, "{d:?}");
+}
