@@ -4,6 +4,7 @@
 #  - PostgreSQL on 127.0.0.1:5432 (ctl tests)
 #  - real BitTorrent clients for the interop tests: python3-libtorrent and aria2 (Debian)
 #  - curl (relay tests) and openssl (test certificates for the TLS tests)
+#  - nginx (a real HTTP origin for the relay tests)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -14,6 +15,7 @@ missing=()
 command -v aria2c > /dev/null || missing+=(aria2)
 command -v curl > /dev/null || missing+=(curl)
 command -v openssl > /dev/null || missing+=(openssl)
+command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -82,6 +82,9 @@ struct Cli {
     /// BitTorrent connections at once.
     #[arg(long, default_value_t = 1000)]
     max_peers: usize,
+    /// HTTP server limits.
+    #[command(flatten)]
+    http: http::HttpArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -133,7 +136,7 @@ fn main() -> anyhow::Result<()> {
         let listener = http::bind(cli.listen_http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", cli.listen_http))?;
-        let server = Arc::new(http::Server::new(vec![task.clone()], http::ServerConfig::default()));
+        let server = Arc::new(http::Server::new(vec![task.clone()], cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
         tokio::spawn(announce_self(server, swarm.peer_id(), swarm.listen_addr().unwrap_or(cli.listen_bt)));
         let (pull_task, pull_swarm) = (task.clone(), swarm.clone());

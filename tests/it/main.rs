@@ -8,4 +8,5 @@ mod interop;
 mod magnet;
 mod origin_lease;
 mod relay;
+mod relay_http;
 mod tracker;

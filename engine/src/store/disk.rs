@@ -129,6 +129,12 @@ impl UringStore {
         }
     }
 
+    /// The open file of layout file `index` (`None` for a zero-length file), for zero-copy
+    /// serving (`sendfile`) of verified ranges.
+    pub fn open_file(&self, index: usize) -> Option<&File> {
+        self.files.get(index).and_then(Option::as_ref)
+    }
+
     fn file(&self, index: usize) -> Result<&File, StoreError> {
         self.files.get(index).and_then(Option::as_ref).ok_or_else(|| StoreError::Io {
             op: "lookup",

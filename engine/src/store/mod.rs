@@ -124,6 +124,15 @@ impl Store {
         both!(self, s => s.layout())
     }
 
+    /// The open file of layout file `index`, for zero-copy serving (`sendfile`); `None` in
+    /// memory or for a zero-length file.
+    pub fn file(&self, index: usize) -> Option<&std::fs::File> {
+        match self {
+            Store::Uring(s) => s.open_file(index),
+            Store::Memory(_) => None,
+        }
+    }
+
     /// Writes `data` at stream offset `offset`.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), StoreError> {
         both!(self, s => s.write_at(offset, data))

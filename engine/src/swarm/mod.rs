@@ -372,6 +372,11 @@ impl TorrentHandle {
         self.torrent.import_piece(piece, data)
     }
 
+    /// The torrent's piece store (the relay sends verified ranges from its files).
+    pub fn store(&self) -> &crate::store::Store {
+        &self.torrent.store
+    }
+
     /// Reads bytes of verified data back (HTTP Range serving); `None` if the store fails.
     pub fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, crate::store::StoreError> {
         self.torrent.store.read_at(offset, len)

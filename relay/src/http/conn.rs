@@ -23,6 +23,7 @@ pub(super) fn reason(status: u16) -> &'static str {
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",
+        408 => "Request Timeout",
         404 => "Not Found",
         405 => "Method Not Allowed",
         416 => "Range Not Satisfiable",
@@ -42,8 +43,9 @@ pub(super) async fn write_simple(
     keep_alive: bool,
 ) -> std::io::Result<()> {
     let conn = if keep_alive { "keep-alive" } else { "close" };
+    let date = httpdate::HttpDate::from(std::time::SystemTime::now());
     let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: {conn}\r\n{}\r\n",
+        "HTTP/1.1 {} {}\r\ndate: {date}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: {conn}\r\n{}\r\n",
         r.status,
         reason(r.status),
         r.content_type,
@@ -61,10 +63,36 @@ pub(super) async fn write_simple(
     tokio::time::timeout(t, write).await.map_err(|_| std::io::ErrorKind::TimedOut)?
 }
 
+/// Answers a request the server will not serve and closes the connection gracefully: write
+/// side first, then what the client still sends is read and dropped (at most 1 s and 64 KiB)
+/// so the kernel does not reset the connection before the client has read the answer.
+async fn refuse(sock: &mut TcpStream, server: &Server, r: Simple<'_>) -> std::io::Result<()> {
+    write_simple(sock, server, r, false, false).await?;
+    sock.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match sock.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+    Ok(())
+}
+
 /// Serves one connection until it closes, errs, or idles out.
+///
+/// Each request head must arrive whole within the head timeout, counted from when the server
+/// starts waiting for it (so a client trickling bytes is cut off like an idle one); a client
+/// cut off mid-head gets 408.
 pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Server) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(2048);
+    let mut out = String::with_capacity(512);
     loop {
+        let deadline = tokio::time::Instant::now() + server.config.head_timeout;
         let head = loop {
             let error = match parse_request(&buf) {
                 Ok(Some((head, used))) => {
@@ -80,23 +108,34 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
                 Err(_) => Some((400, "malformed request")),
             };
             if let Some((status, text)) = error {
+                tracing::debug!(%peer, status, "bad request head");
                 let extra = if status == 405 { "allow: GET, HEAD\r\n".into() } else { String::new() };
                 let r = Simple { status, content_type: "text/plain", body: text.as_bytes(), extra };
-                return write_simple(&mut sock, server, r, false, false).await;
+                return refuse(&mut sock, server, r).await;
             }
-            let t = server.config.head_timeout;
-            match tokio::time::timeout(t, sock.read_buf(&mut buf)).await {
-                Ok(Ok(0)) | Err(_) => return Ok(()),
+            match tokio::time::timeout_at(deadline, sock.read_buf(&mut buf)).await {
+                Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(e),
+                Err(_) if buf.is_empty() => return Ok(()),
+                Err(_) => {
+                    tracing::debug!(%peer, "request head timeout");
+                    let r = Simple {
+                        status: 408,
+                        content_type: "text/plain",
+                        body: b"request head too slow",
+                        extra: String::new(),
+                    };
+                    return refuse(&mut sock, server, r).await;
+                }
             }
         };
         if !server.allow_request(peer.ip()) {
             let r =
                 Simple { status: 429, content_type: "text/plain", body: b"slow down", extra: String::new() };
-            return write_simple(&mut sock, server, r, false, false).await;
+            return refuse(&mut sock, server, r).await;
         }
-        let keep = route(&mut sock, server, &head, peer).await?;
+        let keep = route(&mut sock, server, &head, peer, &mut out).await?;
         if !keep || !head.keep_alive {
             let _ = sock.shutdown().await;
             return Ok(());
@@ -110,6 +149,7 @@ async fn route(
     server: &Server,
     head: &RequestHead,
     peer: SocketAddr,
+    out: &mut String,
 ) -> std::io::Result<bool> {
     let path = head.target.split('?').next().unwrap_or("");
     let head_only = head.method == Method::Head;
@@ -155,8 +195,8 @@ async fn route(
                 return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
             }
         } else if let Some(id) = rest.strip_suffix("/data") {
-            if let Some(task) = server.task(id) {
-                return data::respond(sock, server, &task, head).await;
+            if let Some(served) = server.served(id) {
+                return data::respond(sock, server, &served, head, out).await;
             }
         }
     }

@@ -1,51 +1,51 @@
 //! `GET|HEAD /tasks/<id>/data`: single byte ranges of a task's file, served from verified
 //! pieces only. Bytes not pulled yet are asked for first (the task's demand queue) and waited
 //! for, bounded; if the task fails or the wait times out, nothing unverified is ever sent.
+//! Answers 200, 206, 304 (`If-None-Match`, `If-Modified-Since`), 416 and, when the bytes do not
+//! come in time, 503.
 
-use std::sync::atomic::Ordering;
+use std::fmt::Write;
 
 use floodgate_engine::http::{ByteRange, ContentRange, Method, RequestHead};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::conn::{reason, write_simple, Simple};
-use super::Server;
-use crate::task::Task;
+use super::{body, Served, Server};
 
-/// Largest body chunk read from the store and written at once.
-const CHUNK: u64 = 256 * 1024;
-
-/// Whether an `If-None-Match` / `If-Range` value names `etag` (weak comparison for the former).
-fn matches(list: &str, etag: &str) -> bool {
-    list.split(',').map(str::trim).any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
-}
-
-/// Answers a data request; returns whether the connection may carry another.
+/// Answers a data request; returns whether the connection may carry another. `out` is the
+/// connection's scratch buffer for the response head (kept to avoid an allocation per request).
 pub(super) async fn respond(
     sock: &mut TcpStream,
     server: &Server,
-    task: &Task,
+    served: &Served,
     head: &RequestHead,
+    out: &mut String,
 ) -> std::io::Result<bool> {
+    let (task, v) = (&served.task, &served.validators);
     let keep = head.keep_alive;
     let head_only = head.method == Method::Head;
     let total = task.layout.total_length();
-    let etag = task.etag();
-    let common = format!("etag: {etag}\r\naccept-ranges: bytes\r\n");
-    if head.if_none_match.as_deref().is_some_and(|v| matches(v, &etag)) {
-        let r = Simple { status: 304, content_type: "application/octet-stream", body: b"", extra: common };
-        return write_simple(sock, server, r, true, keep).await.map(|_| keep);
+    let deadline = tokio::time::Instant::now() + server.config.write_timeout;
+    out.clear();
+    if v.not_modified(head) {
+        start_head(out, 304, keep);
+        write_validators(out, served);
+        out.push_str("\r\n");
+        body::write_head(sock, out.as_bytes(), false, deadline).await?;
+        return Ok(keep);
     }
-    // If-Range with another validator (or a date, which we cannot vouch for): the whole file.
-    let range = head.range.filter(|_| head.if_range.as_deref().is_none_or(|v| v.trim() == etag));
+    // If-Range naming another version (or a date we cannot vouch for): the whole file.
+    let range = head.range.filter(|_| v.range_allowed(head.if_range.as_deref()));
     let (status, r) = match range {
         None => (200, ByteRange { start: 0, end: total }),
         Some(spec) => match spec.resolve(total) {
             Some(r) => (206, r),
             None => {
-                let extra = format!("{common}content-range: bytes */{total}\r\n");
-                let r = Simple { status: 416, content_type: "text/plain", body: b"", extra };
-                return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
+                start_head(out, 416, keep);
+                write_validators(out, served);
+                let _ = write!(out, "content-length: 0\r\ncontent-range: bytes */{total}\r\n\r\n");
+                body::write_head(sock, out.as_bytes(), false, deadline).await?;
+                return Ok(keep);
             }
         },
     };
@@ -67,52 +67,35 @@ pub(super) async fn respond(
             return write_simple(sock, server, r, false, keep).await.map(|_| keep);
         }
     }
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n{common}connection: {}\r\n",
-        reason(status),
-        r.len(),
-        if keep { "keep-alive" } else { "close" }
-    );
+    start_head(out, status, keep);
+    write_validators(out, served);
+    let _ = write!(out, "content-type: application/octet-stream\r\ncontent-length: {}\r\n", r.len());
     if status == 206 {
         let cr = ContentRange { range: Some(r), complete_length: Some(total) };
-        out.push_str(&format!("content-range: {cr}\r\n"));
+        let _ = write!(out, "content-range: {cr}\r\n");
     }
     out.push_str("\r\n");
-    let t = server.config.write_timeout;
-    tokio::time::timeout(t, sock.write_all(out.as_bytes()))
-        .await
-        .map_err(|_| std::io::ErrorKind::TimedOut)??;
-    if head_only {
-        return Ok(keep);
-    }
-    let mut pos = r.start;
-    while pos < r.end {
-        let piece = task.piece_of(pos);
-        if let Err(e) = task.wait_piece(piece, server.config.data_wait).await {
-            // Mid-body: the only honest signal left is closing the connection short.
-            tracing::warn!(task = %task.id, error = %e, "closing a response short");
-            return Err(std::io::Error::other(e));
-        }
-        let piece_end = (u64::from(piece) + 1) * u64::from(task.layout.piece_length());
-        let n = (r.end - pos).min(CHUNK).min(piece_end - pos);
-        let bytes =
-            tokio::task::block_in_place(|| task.read(pos, n as usize)).map_err(std::io::Error::other)?;
-        tokio::time::timeout(t, sock.write_all(&bytes)).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
-        task.counters.http_bytes.fetch_add(n, Ordering::Relaxed);
-        pos += n;
+    let with_body = !head_only && !r.is_empty();
+    body::write_head(sock, out.as_bytes(), with_body, deadline).await?;
+    if with_body {
+        body::send_range(sock, task, r, &server.config).await?;
     }
     Ok(keep)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::matches;
+/// Status line, `date` and `connection`.
+fn start_head(out: &mut String, status: u16, keep: bool) {
+    let date = httpdate::HttpDate::from(std::time::SystemTime::now());
+    let conn = if keep { "keep-alive" } else { "close" };
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\ndate: {date}\r\nconnection: {conn}\r\n", reason(status));
+}
 
-    #[test]
-    fn etag_lists() {
-        assert!(matches("\"a\"", "\"a\""));
-        assert!(matches("\"x\", W/\"a\"", "\"a\""));
-        assert!(matches("*", "\"a\""));
-        assert!(!matches("\"b\"", "\"a\""));
-    }
+/// `etag`, `last-modified` and `accept-ranges`.
+fn write_validators(out: &mut String, served: &Served) {
+    let v = &served.validators;
+    let _ = write!(
+        out,
+        "etag: {}\r\nlast-modified: {}\r\naccept-ranges: bytes\r\n",
+        v.etag, v.last_modified_text
+    );
 }

@@ -1,63 +1,61 @@
 //! The relay's HTTP server: Range-served task data, `.torrent` files, `/tasks`, `/metrics`.
 //!
 //! Hand-written HTTP/1.1 over the `engine::http` sans-IO parser, on tokio: a relay serves
-//! thousands of slow readers, each bounded in memory (one head buffer of at most 16 KiB, one
-//! body chunk at a time) and in time (head, idle and write timeouts). Per-IP connection and
+//! thousands of slow readers, each bounded in memory (one head buffer of at most 16 KiB; bodies
+//! go from the page cache to the socket with `sendfile`) and in time (a deadline for each whole
+//! request head, keep-alive idle time, and a minimum pace for bodies). Per-IP connection and
 //! request-rate limits keep one client from taking the server.
 
+mod body;
+mod config;
 mod conn;
 mod data;
 mod pages;
 mod tracker;
+mod validators;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use floodgate_engine::ratelimit::TokenBucket;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 
 use crate::task::Task;
+pub use config::{HttpArgs, ServerConfig};
 pub use tracker::{Tracker, SELF_ANNOUNCE_EVERY};
+use validators::Validators;
 
-/// Limits of the HTTP server.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    /// Connections one IP address may hold.
-    pub per_ip_conns: usize,
-    /// Requests per second one IP address may make (burst the same).
-    pub per_ip_rate: u64,
-    /// Time for a client to send a request head (and keep-alive idle time).
-    pub head_timeout: Duration,
-    /// Time for one body chunk to be written (slow-client timeout).
-    pub write_timeout: Duration,
-    /// How long a request waits for bytes not pulled yet.
-    pub data_wait: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            per_ip_conns: 64,
-            per_ip_rate: 200,
-            head_timeout: Duration::from_secs(15),
-            write_timeout: Duration::from_secs(30),
-            data_wait: Duration::from_secs(60),
-        }
-    }
-}
+/// The answer to a connection over its IP's limit, written without waiting before closing.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+    content-length: 21\r\nconnection: close\r\nretry-after: 1\r\n\r\ntoo many connections\n";
 
 struct PerIp {
     conns: usize,
     requests: TokenBucket,
 }
 
+/// A task as the server serves it: with its validators, fixed when the task was added.
+pub(super) struct Served {
+    task: Arc<Task>,
+    validators: Validators,
+}
+
+impl Served {
+    fn new(task: Arc<Task>) -> Self {
+        // Last-Modified: when the task started (its bytes are fixed by the task id from then on).
+        let started = SystemTime::now().checked_sub(task.started.elapsed()).unwrap_or_else(SystemTime::now);
+        let validators = Validators::new(task.etag(), started);
+        Served { task, validators }
+    }
+}
+
 /// What every connection shares.
 pub struct Server {
     /// The relay's tasks (added and removed at run time in ctl mode).
-    tasks: RwLock<Vec<Arc<Task>>>,
+    tasks: RwLock<Vec<Arc<Served>>>,
     /// Limits.
     pub config: ServerConfig,
     /// The built-in tracker (`/announce`, `/scrape`).
@@ -69,7 +67,7 @@ impl Server {
     /// A server over `tasks`.
     pub fn new(tasks: Vec<Arc<Task>>, config: ServerConfig) -> Self {
         Server {
-            tasks: RwLock::new(tasks),
+            tasks: RwLock::new(tasks.into_iter().map(|t| Arc::new(Served::new(t))).collect()),
             config,
             tracker: Tracker::default(),
             ips: Mutex::new(HashMap::new()),
@@ -78,24 +76,29 @@ impl Server {
 
     /// A snapshot of the current tasks.
     pub fn tasks(&self) -> Vec<Arc<Task>> {
-        self.tasks.read().clone()
+        self.tasks.read().iter().map(|s| s.task.clone()).collect()
     }
 
     /// Adds `task` (replacing a task with the same id).
     pub fn add_task(&self, task: Arc<Task>) {
+        let served = Arc::new(Served::new(task));
         let mut tasks = self.tasks.write();
-        tasks.retain(|t| !t.id.eq_ignore_ascii_case(&task.id));
-        tasks.push(task);
+        tasks.retain(|s| !s.task.id.eq_ignore_ascii_case(&served.task.id));
+        tasks.push(served);
     }
 
     /// Removes the task with id `id`, if any.
     pub fn remove_task(&self, id: &str) {
-        self.tasks.write().retain(|t| !t.id.eq_ignore_ascii_case(id));
+        self.tasks.write().retain(|s| !s.task.id.eq_ignore_ascii_case(id));
     }
 
     /// The task with id `id`.
     pub fn task(&self, id: &str) -> Option<Arc<Task>> {
-        self.tasks.read().iter().find(|t| t.id.eq_ignore_ascii_case(id)).cloned()
+        self.served(id).map(|s| s.task.clone())
+    }
+
+    fn served(&self, id: &str) -> Option<Arc<Served>> {
+        self.tasks.read().iter().find(|s| s.task.id.eq_ignore_ascii_case(id)).cloned()
     }
 
     fn admit(&self, ip: IpAddr) -> bool {
@@ -123,6 +126,9 @@ impl Server {
 
     /// Whether `ip` may make one more request now.
     fn allow_request(&self, ip: IpAddr) -> bool {
+        if self.config.per_ip_rate == 0 {
+            return true;
+        }
         self.ips.lock().get(&ip).is_none_or(|e| e.requests.try_take(1, Instant::now()))
     }
 }
@@ -141,7 +147,8 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) {
         let ip = peer.ip();
         if !server.admit(ip) {
             tracing::debug!(%peer, "per-IP connection limit; closing");
-            drop(sock);
+            // A fresh socket's send buffer is empty: this small write never waits.
+            let _ = sock.try_write(TOO_MANY_CONNECTIONS);
             continue;
         }
         let server = server.clone();

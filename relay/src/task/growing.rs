@@ -69,6 +69,11 @@ impl Growing {
         self.store.read_at(offset, len)
     }
 
+    /// The store the pieces land in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The hash list so far (`None` for pieces not landed).
     pub fn hashes(&self) -> Vec<Option<[u8; 20]>> {
         self.state.lock().hashes.clone()

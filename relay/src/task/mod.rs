@@ -231,6 +231,15 @@ impl Task {
         }
     }
 
+    /// The store holding the task's bytes (read verified ranges only).
+    pub fn store(&self) -> Option<&Store> {
+        match (&self.growing, self.torrent.get()) {
+            (Some(g), _) => Some(g.store()),
+            (None, Some(t)) => Some(t.store()),
+            (None, None) => None,
+        }
+    }
+
     /// Flushes written data.
     pub fn sync(&self) {
         let r = match (&self.growing, self.torrent.get()) {

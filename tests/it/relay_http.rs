@@ -1,0 +1,278 @@
+//! The relay's HTTP server as a client sees it: per-IP connection limit, oversized and slow
+//! request heads, Last-Modified with If-Modified-Since / If-Range, the bounded wait for bytes not
+//! pulled yet, and nginx as the relay's origin.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use floodgate_tests::{free_addr, wait_for, wait_for_listen, ChildGuard};
+
+use crate::relay::{curl, path, Fixture, Origin, Relay};
+
+/// Sends `raw` on a fresh connection and reads until the server closes it (bounded).
+fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to the relay");
+    s.write_all(raw).expect("send the request");
+    read_to_close(&mut s)
+}
+
+/// Everything the server sends until it closes the connection (10 s at most).
+fn read_to_close(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One keep-alive `GET /tasks` on an open connection; returns the status line.
+fn get_tasks(s: &mut TcpStream) -> String {
+    s.write_all(b"GET /tasks HTTP/1.1\r\nHost: relay\r\n\r\n").expect("send a request");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()
+}
+
+/// A header's value in a `curl -D -` dump.
+fn header(dump: &[u8], name: &str) -> Option<String> {
+    String::from_utf8_lossy(dump).lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// A relay that has pulled all of a small fixture.
+fn complete_relay(extra: &[&str]) -> (Fixture, Origin, Relay) {
+    let fx = Fixture::new(1024 * 1024 + 333);
+    let origin = Origin::start(&fx.file, &[]);
+    let relay = Relay::start(&fx, &origin.url(), &fx.dir.path().join("relay"), extra);
+    relay.wait_state("complete", Duration::from_secs(30));
+    (fx, origin, relay)
+}
+
+#[test]
+fn per_ip_connection_limit_is_enforced() {
+    let (_fx, _origin, relay) = complete_relay(&["--http-conns-per-ip", "3"]);
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(relay.http).expect("connect");
+            assert_eq!(get_tasks(&mut s), "HTTP/1.1 200 OK", "connections under the limit are served");
+            s
+        })
+        .collect();
+    // The fourth connection from 127.0.0.1 is refused with 503 and closed.
+    let mut fourth = TcpStream::connect(relay.http).expect("connect");
+    let answer = read_to_close(&mut fourth);
+    assert!(answer.starts_with("HTTP/1.1 503"), "over the limit: {answer:?}");
+    assert!(answer.contains("too many connections"), "{answer:?}");
+    // The held ones still work; once one closes, a new connection is admitted.
+    assert_eq!(get_tasks(&mut held[0]), "HTTP/1.1 200 OK");
+    drop(held.pop());
+    let admitted = wait_for(Duration::from_secs(10), || {
+        let mut s = TcpStream::connect(relay.http).ok()?;
+        (get_tasks(&mut s) == "HTTP/1.1 200 OK").then_some(s)
+    });
+    assert!(admitted.is_some(), "a slot freed by a closed connection is given to a new one");
+}
+
+#[test]
+fn oversized_request_head_gets_431() {
+    let (_fx, _origin, relay) = complete_relay(&[]);
+    let mut raw = format!("GET /tasks/{}/data HTTP/1.1\r\nHost: relay\r\n", relay.id).into_bytes();
+    raw.extend_from_slice(format!("X-Filler: {}\r\n\r\n", "a".repeat(20 * 1024)).as_bytes());
+    let answer = exchange(relay.http, &raw);
+    assert!(answer.starts_with("HTTP/1.1 431"), "a 20 KiB head: {answer:?}");
+    // Just under the limit is still served.
+    let mut raw = format!("GET /tasks/{}/data HTTP/1.1\r\nHost: relay\r\n", relay.id).into_bytes();
+    raw.extend_from_slice(
+        format!("Range: bytes=0-9\r\nConnection: close\r\nX-Filler: {}\r\n\r\n", "a".repeat(15 * 1024))
+            .as_bytes(),
+    );
+    let answer = exchange(relay.http, &raw);
+    assert!(answer.starts_with("HTTP/1.1 206"), "a 15 KiB head: {:?}", &answer[..answer.len().min(200)]);
+}
+
+#[test]
+fn a_client_trickling_its_request_head_is_cut_off() {
+    let (_fx, _origin, relay) = complete_relay(&["--http-head-timeout", "2"]);
+    let mut s = TcpStream::connect(relay.http).expect("connect");
+    let mut writer = s.try_clone().expect("clone the socket");
+    let started = Instant::now();
+    // One byte every 100 ms: each read gets something long before the head timeout, but the
+    // whole head (about 80 bytes) would take 8 s.
+    let trickle = std::thread::spawn(move || {
+        let head = format!("GET /tasks HTTP/1.1\r\nHost: relay\r\nX-Slow: {}\r\n\r\n", "z".repeat(40));
+        for b in head.bytes() {
+            if writer.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let answer = read_to_close(&mut s);
+    let secs = started.elapsed().as_secs_f64();
+    assert!(answer.starts_with("HTTP/1.1 408"), "the slow client was answered {answer:?} after {secs:.1} s");
+    assert!((1.5..5.0).contains(&secs), "cut off after {secs:.1} s with a 2 s head timeout");
+    let _ = trickle.join();
+}
+
+#[test]
+fn last_modified_if_modified_since_and_if_range() {
+    let before = std::time::SystemTime::now();
+    let (fx, _origin, relay) = complete_relay(&[]);
+    let url = relay.data_url();
+    let len = fx.data.len();
+    let (code, dump) = curl(&url, &["-I"]);
+    assert_eq!(code, 200);
+    let lm = header(&dump, "last-modified").expect("a Last-Modified header");
+    let etag = header(&dump, "etag").expect("an ETag header");
+    assert!(header(&dump, "date").is_some(), "a Date header");
+    assert!(lm.ends_with(" GMT") && lm.len() == 29, "an IMF-fixdate: {lm:?}");
+
+    // Not modified since then (or since later): 304 without a body, for GET and HEAD.
+    let (code, body) = curl(&url, &["-H", &format!("If-Modified-Since: {lm}")]);
+    assert_eq!((code, body.len()), (304, 0));
+    let (code, dump) = curl(&url, &["-I", "-H", "If-Modified-Since: Fri, 31 Dec 2100 23:59:59 GMT"]);
+    assert_eq!(code, 304);
+    assert_eq!(header(&dump, "etag").as_deref(), Some(etag.as_str()), "304 repeats the validators");
+    // Modified since an older date, or an invalid date: the data.
+    let (code, body) = curl(&url, &["-H", "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT"]);
+    assert_eq!((code, body.len()), (200, len));
+    let (code, _) = curl(&url, &["-r", "0-9", "-H", "If-Modified-Since: not a date"]);
+    assert_eq!(code, 206);
+    // If-None-Match wins over If-Modified-Since.
+    let both = ["-H", "If-None-Match: \"other\"", "-H", &format!("If-Modified-Since: {lm}")];
+    let (code, body) = curl(&url, &both);
+    assert_eq!((code, body.len()), (200, len));
+
+    // If-Range with the exact date: the range; with another date: the whole file.
+    let (code, body) = curl(&url, &["-r", "100-199", "-H", &format!("If-Range: {lm}")]);
+    assert_eq!(code, 206);
+    assert!(body == fx.data[100..200], "range bytes differ");
+    let (code, body) = curl(&url, &["-r", "100-199", "-H", "If-Range: Sat, 01 Jan 2000 00:00:00 GMT"]);
+    assert_eq!((code, body.len()), (200, len));
+    // Past the end: 416 with the length, unless If-Range sends the whole file instead.
+    let (code, dump) = curl(&url, &["-r", &format!("{len}-"), "-D", "-", "-o", "/dev/null"]);
+    assert_eq!(code, 416);
+    assert_eq!(header(&dump, "content-range"), Some(format!("bytes */{len}")));
+    let (code, body) = curl(&url, &["-r", &format!("{len}-"), "-H", "If-Range: \"other\""]);
+    assert_eq!((code, body.len()), (200, len));
+
+    // Last-Modified is the task's start, give or take the second it was cut to.
+    let lm = httpdate_parse(&lm);
+    let slack = Duration::from_secs(1);
+    assert!(
+        lm + slack >= before && lm <= std::time::SystemTime::now(),
+        "Last-Modified {lm:?} is not the start"
+    );
+}
+
+#[test]
+fn a_range_not_pulled_in_time_gets_503_not_bytes() {
+    let fx = Fixture::new(4 * 1024 * 1024);
+    // 20 kB/s: the last piece cannot arrive within the 1 s wait.
+    let origin = Origin::start(&fx.file, &["--rate", "20000"]);
+    let relay = Relay::start(&fx, &origin.url(), &fx.dir.path().join("relay"), &["--http-data-wait", "1"]);
+    let t0 = Instant::now();
+    let (code, dump) = curl(&relay.data_url(), &["-r", "-100", "-D", "-"]);
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(code, 503, "{}", String::from_utf8_lossy(&dump));
+    assert_eq!(header(&dump, "retry-after").as_deref(), Some("5"));
+    assert!((0.9..10.0).contains(&secs), "the wait was bounded by --http-data-wait: {secs:.1} s");
+}
+
+#[test]
+fn nginx_as_the_origin() {
+    let Some(nginx) = nginx_binary() else {
+        eprintln!("SKIPPED nginx_as_the_origin: nginx is not installed (tools/ci-setup.sh installs it)");
+        return;
+    };
+    let fx = Fixture::new(3 * 1024 * 1024 + 17);
+    let server = Nginx::start(&nginx, fx.dir.path());
+    let url = format!("http://{}/blob.bin", server.addr);
+    assert_eq!(curl(&url, &["-r", "0-9", "-o", "/dev/null"]).0, 206, "nginx serves ranges of the file");
+    let relay = Relay::start(&fx, &url, &fx.dir.path().join("relay"), &[]);
+    let task = relay.wait_state("complete", Duration::from_secs(60));
+    assert_eq!(task["origin_bytes"].as_u64(), Some(fx.data.len() as u64), "pulled once from nginx: {task}");
+    let (code, body) = curl(&relay.data_url(), &[]);
+    assert_eq!(code, 200);
+    assert!(body == fx.data, "the relay's copy of nginx's file differs");
+    let (code, body) = curl(&relay.data_url(), &["-r", "1000000-2999999"]);
+    assert_eq!(code, 206);
+    assert!(body == fx.data[1_000_000..3_000_000], "range differs");
+}
+
+/// nginx, if installed (`/usr/sbin` is often not on a non-root PATH).
+fn nginx_binary() -> Option<PathBuf> {
+    let on_path = Command::new("nginx").arg("-v").stderr(Stdio::null()).status().is_ok();
+    if on_path {
+        return Some(PathBuf::from("nginx"));
+    }
+    let sbin = PathBuf::from("/usr/sbin/nginx");
+    sbin.exists().then_some(sbin)
+}
+
+/// A single-process nginx (no daemon, no workers: killing it leaves nothing behind) serving
+/// `root` on 127.0.0.1.
+struct Nginx {
+    addr: SocketAddr,
+    _child: ChildGuard,
+}
+
+impl Nginx {
+    fn start(nginx: &Path, root: &Path) -> Self {
+        let addr = free_addr();
+        let conf_dir = root.join("nginx");
+        std::fs::create_dir_all(&conf_dir).expect("nginx dir");
+        let p = |name: &str| conf_dir.join(name).display().to_string();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {pid};\nerror_log {log} warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n access_log off;\n sendfile on;\n client_body_temp_path {t}/body;\n \
+             proxy_temp_path {t}/proxy;\n fastcgi_temp_path {t}/fastcgi;\n uwsgi_temp_path {t}/uwsgi;\n \
+             scgi_temp_path {t}/scgi;\n server {{ listen {addr}; root {root}; }}\n}}\n",
+            pid = p("nginx.pid"),
+            log = p("error.log"),
+            t = conf_dir.display(),
+            root = root.display(),
+        );
+        std::fs::write(conf_dir.join("nginx.conf"), conf).expect("write nginx.conf");
+        let child = ChildGuard::spawn(
+            Command::new(nginx)
+                .args(["-e", &p("error.log"), "-p", path(&conf_dir), "-c", &p("nginx.conf")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("spawn nginx");
+        let up = wait_for_listen(addr, Duration::from_secs(10));
+        let log = std::fs::read_to_string(conf_dir.join("error.log")).unwrap_or_default();
+        assert!(up, "nginx did not listen on {addr}: {log}");
+        Nginx { addr, _child: child }
+    }
+}
+
+/// Parses an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT` (the tests need only that).
+fn httpdate_parse(text: &str) -> std::time::SystemTime {
+    let parts: Vec<&str> = text.split([' ', ':']).collect();
+    let num = |i: usize| parts.get(i).and_then(|v| v.parse::<u64>().ok()).expect("a date field");
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| parts.get(2) == Some(m))
+        .expect("a month") as u64;
+    let (year, day) = (num(3), num(1));
+    // Days from 1970-01-01 to the first of the month (civil calendar).
+    let (y, m) = if month < 2 { (year - 1, month + 10) } else { (year, month - 2) };
+    let era_days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5;
+    let days = era_days + day - 1 - 719_468;
+    let secs = days * 86_400 + num(4) * 3600 + num(5) * 60 + num(6);
+    std::time::UNIX_EPOCH + Duration::from_secs(secs)
+}

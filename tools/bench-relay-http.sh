@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# HTTP Range serving of a cached file: floodgate-relay vs nginx (sendfile on), same file, same run.
+#
+#   tools/bench-relay-http.sh [SIZE_MIB] [SECONDS] [ROUNDS]        (defaults: 1024, 10, 2)
+#
+# Makes a random file, serves it with nginx on 127.0.0.1, starts a standalone (URL-only) relay
+# whose origin is that nginx, waits until the relay has pulled and verified the whole file, then
+# runs wrk (2 threads, 64 connections, random aligned 1 MiB ranges: tools/bench/range.lua)
+# against nginx and against the relay's /tasks/<id>/data, alternating, ROUNDS times each.
+# Prints both throughputs and relay / nginx. Installs nginx and wrk with apt if missing.
+# The relay runs with its per-IP limits lifted (all 64 connections come from 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib="${1:-1024}"
+secs="${2:-10}"
+rounds="${3:-2}"
+conns=64
+chunk=$((1024 * 1024))
+
+missing=()
+command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v wrk > /dev/null || missing+=(wrk)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" > /dev/null
+fi
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+
+cargo build --release -q -p floodgate-relay
+relay_bin="$PWD/target/release/floodgate-relay"
+
+work="$(mktemp -d /var/tmp/fg-relay-http.XXXXXX)"
+chmod 755 "$work" # nginx workers run as nobody
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.05; done; return 1; }
+
+mkdir -p "$work/www" "$work/nginx" "$work/relay"
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/www/bench.bin"
+chmod 644 "$work/www/bench.bin"
+size=$(stat -c %s "$work/www/bench.bin")
+
+nginx_port=$(port)
+cat > "$work/nginx/nginx.conf" << CONF
+worker_processes auto;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    types { application/octet-stream bin; }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        root $work/www;
+    }
+}
+CONF
+"$nginx_bin" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+wait_port "$nginx_port" || { echo "nginx did not start"; cat "$work/nginx/error.log"; exit 1; }
+
+http_port=$(port)
+bt_port=$(port)
+"$relay_bin" --origin "http://127.0.0.1:$nginx_port/bench.bin" --data-dir "$work/relay" \
+    --listen-http "127.0.0.1:$http_port" --listen-bt "127.0.0.1:$bt_port" \
+    --http-conns-per-ip 1024 --http-rate-per-ip 0 > "$work/relay.id" 2> "$work/relay.log" &
+relay_pid=$!
+pids+=("$relay_pid")
+wait_port "$http_port" || { echo "relay did not start"; cat "$work/relay.log"; exit 1; }
+id="$(head -n1 "$work/relay.id")"
+for _ in $(seq 1 600); do
+    curl -s "http://127.0.0.1:$http_port/tasks" | grep -q '"state":"complete"' && break
+    sleep 0.2
+done
+curl -s "http://127.0.0.1:$http_port/tasks" | grep -q '"state":"complete"' || { echo "the relay's pull did not finish"; exit 1; }
+
+nginx_url="http://127.0.0.1:$nginx_port/bench.bin"
+relay_url="http://127.0.0.1:$http_port/tasks/$id/data"
+# Both answer a range with 206 and the file's bytes.
+last=$((size - chunk))
+for url in "$nginx_url" "$relay_url"; do
+    code=$(curl -s -o "$work/check.bin" -w '%{http_code}' -r "$last-$((size - 1))" "$url")
+    [ "$code" = 206 ] || { echo "$url answered $code to a range"; exit 1; }
+    cmp -s "$work/check.bin" <(tail -c "$chunk" "$work/www/bench.bin") || { echo "$url sent other bytes"; exit 1; }
+done
+
+# Runs wrk; prints MiB/s of range bodies (206 responses x 1 MiB per second), and wrk's own
+# Transfer/sec (bodies and heads) on stderr.
+run_wrk() {
+    local out
+    out="$(wrk -t2 -c"$conns" -d"${secs}s" -s tools/bench/range.lua "$1" -- "$size" "$chunk")"
+    if grep -q "Non-2xx" <<< "$out" || grep -q "Socket errors" <<< "$out"; then
+        echo "wrk saw errors against $1:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    awk -v c="$chunk" '/^Requests\/sec:/ { printf "%.0f\n", $2 * c / 1048576 }' <<< "$out"
+    grep '^Transfer/sec' <<< "$out" | sed "s|^|  $1: wrk |" >&2
+}
+
+echo "HTTP Range, ${size_mib} MiB file in the page cache, wrk -t2 -c$conns -d${secs}s, random 1 MiB ranges, $(nproc) cores, $(date -u +%F)"
+nginx_total=0
+relay_total=0
+for r in $(seq 1 "$rounds"); do
+    n=$(run_wrk "$nginx_url")
+    rl=$(run_wrk "$relay_url")
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$relay_pid/status")
+    echo "round $r: nginx $n MiB/s, relay $rl MiB/s (relay RSS $((rss / 1024)) MiB)"
+    nginx_total=$((nginx_total + n))
+    relay_total=$((relay_total + rl))
+done
+awk -v n="$nginx_total" -v r="$relay_total" -v k="$rounds" \
+    'BEGIN { printf "mean: nginx %.0f MiB/s, relay %.0f MiB/s, relay / nginx = %.2fx\n", n / k, r / k, r / n }'
