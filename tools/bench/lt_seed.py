@@ -1,27 +1,21 @@
 #!/usr/bin/python3
-"""Seed a torrent with libtorrent on 127.0.0.1:PORT until killed (interop tests, benchmarks).
+"""Seed a torrent with libtorrent on HOST:PORT until killed (interop tests, benchmarks).
 
-Usage: lt_seed.py TORRENT DATA_DIR PORT
-Prints "ready" once the data is checked and the torrent is seeding.
+Usage: lt_seed.py TORRENT DATA_DIR PORT [HOST]      (HOST defaults to 127.0.0.1)
+Prints "ready" once the data is checked and the torrent is seeding. Settings: lt_common.py.
 """
 import sys
 import time
 
 import libtorrent as lt
 
+from lt_common import settings
+
 
 def main() -> int:
     torrent, data, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    settings = {
-        "listen_interfaces": f"127.0.0.1:{port}",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "allow_multiple_connections_per_ip": True,
-        "alert_mask": 0,
-    }
-    ses = lt.session(settings)
+    host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+    ses = lt.session(settings(f"{host}:{port}"))
     handle = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": data})
     deadline = time.monotonic() + 300
     while not handle.status().is_seeding:

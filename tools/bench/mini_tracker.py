@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """A minimal HTTP tracker for benchmarks: every announce gets the same fixed peer list.
 
-Usage: mini_tracker.py PORT PEER_HOST:PORT [...]
+Usage: mini_tracker.py PORT PEER_HOST:PORT [...] [--alt PEER_HOST:PORT ...]
 Clients that cannot be given peers directly (aria2, Transmission, rqbit) find the seed this way.
+Announces whose path starts with /alt/ get the peers after --alt instead (Transmission, which
+refuses 127.x peers from a tracker, is given the seed at a non-loopback address of this host).
 """
 import http.server
 import socket
@@ -10,11 +12,21 @@ import struct
 import sys
 
 PEERS = b""
+ALT = b""
+
+
+def compact(peers) -> bytes:
+    out = b""
+    for peer in peers:
+        host, p = peer.rsplit(":", 1)
+        out += socket.inet_aton(host) + struct.pack(">H", int(p))
+    return out
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"d8:intervali30e5:peers%d:%se" % (len(PEERS), PEERS)
+        peers = ALT if self.path.startswith("/alt/") else PEERS
+        body = b"d8:intervali30e5:peers%d:%se" % (len(peers), peers)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -25,11 +37,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main() -> int:
-    global PEERS
-    port = int(sys.argv[1])
-    for peer in sys.argv[2:]:
-        host, p = peer.rsplit(":", 1)
-        PEERS += socket.inet_aton(host) + struct.pack(">H", int(p))
+    global PEERS, ALT
+    port, args = int(sys.argv[1]), sys.argv[2:]
+    split = args.index("--alt") if "--alt" in args else len(args)
+    PEERS, ALT = compact(args[:split]), compact(args[split + 1 :])
     http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
     return 0
 
