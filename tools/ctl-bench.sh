@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctl benchmark: 10,000 client streams on one ctl (SQLite), time from CreateDistribution to
-# every client holding its task, ctl memory, and lease requests per second.
-# Usage: tools/ctl-bench.sh [CLIENTS] [PROFILE] [CONNS]
+# every client holding its task, ctl memory, lease requests and progress reports per second.
+# Usage: [PROGRESS_BATCH=N] tools/ctl-bench.sh [CLIENTS] [PROFILE] [CONNS]
+#   PROGRESS_BATCH: ctl's --progress-batch (default 512; 1 = one transaction per report).
 #   PROFILE: release (default) or debug; CONNS: HTTP/2 connections the streams share (default 100).
 set -euo pipefail
 CLIENTS="${1:-10000}"
@@ -18,7 +19,8 @@ BIN="target/$PROFILE"
 DIR="$(mktemp -d)"
 export FLOODGATE_ADMIN_TOKEN=bench-admin-token FLOODGATE_RELAY_TOKEN=bench-relay-token FLOODGATE_CLIENT_TOKEN=bench-client-token
 PORT=17400
-RUST_LOG=warn "$BIN/floodgate-ctl" serve --listen "127.0.0.1:$PORT" --db "sqlite://$DIR/bench.db" &
+RUST_LOG=warn "$BIN/floodgate-ctl" serve --listen "127.0.0.1:$PORT" --db "sqlite://$DIR/bench.db" \
+    --progress-batch "${PROGRESS_BATCH:-512}" &
 CTL=$!
 trap 'kill $CTL 2>/dev/null || true; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done

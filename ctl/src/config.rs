@@ -11,6 +11,7 @@
 //! http_listen = "127.0.0.1:7401"       # optional: /metrics and the dashboard
 //! relay_timeout_secs = 15
 //! lease_ttl_secs = 30
+//! progress_batch = 512                 # progress reports per write transaction
 //! max_message_bytes = 16777216
 //! ```
 
@@ -44,6 +45,8 @@ pub struct FileConfig {
     pub relay_timeout_secs: Option<f64>,
     /// Default lease TTL.
     pub lease_ttl_secs: Option<f64>,
+    /// Most progress reports per write transaction.
+    pub progress_batch: Option<usize>,
     /// Largest accepted gRPC message.
     pub max_message_bytes: Option<usize>,
 }

@@ -11,6 +11,7 @@ mod ids;
 mod leases;
 mod metrics;
 mod monitor;
+mod progress;
 mod push;
 mod selection;
 mod server;

@@ -68,6 +68,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         hub: hub.clone(),
         bus: bus.clone(),
         rt: opts.runtime.clone(),
+        progress: crate::progress::ProgressWriter::start(db.clone(), opts.runtime.progress_batch),
         reconcile: Arc::new(tokio::sync::Notify::new()),
     });
     tokio::spawn(push::dispatch(db.clone(), hub.clone(), bus.clone()));

@@ -2,6 +2,7 @@
 
 use crate::db::Db;
 use crate::events::EventBus;
+use crate::progress::ProgressWriter;
 use crate::push::Hub;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -15,6 +16,8 @@ pub struct Runtime {
     pub lease_ttl_ms: i64,
     /// Largest lease TTL a relay may ask for.
     pub lease_ttl_max_ms: i64,
+    /// Most progress reports written in one transaction.
+    pub progress_batch: usize,
 }
 
 /// Everything the services share.
@@ -27,6 +30,8 @@ pub struct State {
     pub bus: EventBus,
     /// Tunables.
     pub rt: Runtime,
+    /// Group commit of progress reports.
+    pub progress: ProgressWriter,
     /// Wakes the reconcile loop (relay registered, distribution created).
     pub reconcile: Arc<Notify>,
 }

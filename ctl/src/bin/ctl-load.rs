@@ -2,7 +2,8 @@
 //!
 //! Registers N clients, opens N `WatchTasks` streams over M HTTP/2 connections, creates one
 //! distribution targeting all N, and measures the time until every stream has its task.
-//! Then measures origin lease acquire+release pairs per second. Prints one JSON line.
+//! Then measures origin lease acquire+release pairs per second, and `ReportProgress` calls per
+//! second from many clients at once. Prints one JSON line.
 
 use anyhow::Context;
 use clap::Parser;
@@ -40,6 +41,12 @@ struct Args {
     /// Concurrent lease requests.
     #[arg(long, default_value_t = 32)]
     lease_concurrency: usize,
+    /// Seconds of progress-report load.
+    #[arg(long, default_value_t = 5)]
+    progress_secs: u64,
+    /// Concurrent progress reports (each from another client).
+    #[arg(long, default_value_t = 256)]
+    progress_concurrency: usize,
     /// ctl process id, to report its memory.
     #[arg(long)]
     pid: Option<u32>,
@@ -161,6 +168,42 @@ async fn main() -> anyhow::Result<()> {
         w.await?;
     }
     let lease_rps = ops.load(Ordering::Relaxed) as f64 / a.lease_secs.max(1) as f64;
+
+    // Progress: clients report RUNNING with growing byte counts, as agents do.
+    let reports = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + Duration::from_secs(a.progress_secs);
+    let mut workers = Vec::new();
+    for i in 0..a.progress_concurrency.min(a.clients) {
+        let mut c = ClientServiceClient::with_interceptor(chans[i % chans.len()].clone(), auth.clone());
+        let (reports, errors, dist) = (reports.clone(), errors.clone(), created.id.clone());
+        let per_worker = a.clients / a.progress_concurrency.min(a.clients).max(1);
+        workers.push(tokio::spawn(async move {
+            let mut n: u64 = 0;
+            while Instant::now() < end {
+                let client = i * per_worker + (n as usize % per_worker.max(1));
+                let r = c
+                    .report_progress(pb::ProgressReport {
+                        client_id: format!("bench-{client:06}"),
+                        dist_id: dist.clone(),
+                        bytes_bt: n * 1_000_000,
+                        speed_bps: 1_000_000,
+                        state: pb::TaskState::Running as i32,
+                        ..Default::default()
+                    })
+                    .await;
+                match r {
+                    Ok(_) => reports.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+                n += 1;
+            }
+        }));
+    }
+    for w in workers {
+        w.await?;
+    }
+    let progress_rps = reports.load(Ordering::Relaxed) as f64 / a.progress_secs.max(1) as f64;
     println!(
         "{}",
         serde_json::json!({
@@ -170,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
             "create_to_all_received_secs": push_secs,
             "ctl_mem_streams_open": mem_idle, "ctl_mem_after_push": mem_after,
             "lease_requests_per_sec": lease_rps,
+            "progress_reports_per_sec": progress_rps, "progress_errors": errors.load(Ordering::Relaxed),
         })
     );
     Ok(())

@@ -76,6 +76,9 @@ struct ServeArgs {
     /// Default origin lease TTL in seconds [default: 30].
     #[arg(long)]
     lease_ttl_secs: Option<f64>,
+    /// Most progress reports written in one transaction (1 = one transaction each) [default: 512].
+    #[arg(long)]
+    progress_batch: Option<usize>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -128,6 +131,7 @@ fn serve_options(a: ServeArgs) -> anyhow::Result<ServeOptions> {
             relay_timeout_ms: secs(a.relay_timeout_secs.or(file.relay_timeout_secs), 15.0, "relay timeout")?,
             lease_ttl_ms,
             lease_ttl_max_ms: (lease_ttl_ms * 10).max(300_000),
+            progress_batch: a.progress_batch.or(file.progress_batch).unwrap_or(512).clamp(1, 4096),
         },
         max_message_bytes: file.max_message_bytes.unwrap_or(16 << 20).max(1 << 20),
     })

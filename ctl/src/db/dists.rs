@@ -5,6 +5,27 @@ use crate::error::{now_ms, CtlError, CtlResult};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+/// One client's progress report, as stored.
+#[derive(Debug, Clone)]
+pub struct ProgressRow {
+    /// Distribution.
+    pub dist_id: String,
+    /// Client.
+    pub client_id: String,
+    /// Bytes by source: BitTorrent, HTTP from relays, HTTP from the origin.
+    pub bytes: [i64; 3],
+    /// Download speed, bytes/s.
+    pub speed_bps: i64,
+    /// Upload link rate, bytes/s.
+    pub upload_bps: i64,
+    /// Download link rate, bytes/s.
+    pub download_bps: i64,
+    /// `running`, `done` or `failed`.
+    pub state: &'static str,
+    /// Why it failed.
+    pub reason: String,
+}
+
 /// A stored distribution. `selector` and `config` are base64 prost encodings.
 #[derive(Debug, Clone)]
 pub struct DistRow {
@@ -296,28 +317,33 @@ impl Db {
         Ok(added)
     }
 
-    /// Records a client's progress. Returns the assignment state after the update
-    /// (`cancelled` if the distribution was cancelled). NOT_FOUND if not assigned.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn report_progress(
-        &self,
-        dist_id: &str,
-        client_id: &str,
-        bytes: [i64; 3],
-        speed_bps: i64,
-        upload_bps: i64,
-        download_bps: i64,
-        state: &str,
-        reason: &str,
-    ) -> CtlResult<String> {
+    /// Records many clients' progress in one write transaction (group commit): one result
+    /// per report, in order. A report for an unknown assignment fails alone (NOT_FOUND); a
+    /// database error fails the whole batch.
+    pub async fn report_progress_batch(&self, reports: &[ProgressRow]) -> CtlResult<Vec<CtlResult<String>>> {
         let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(reports.len());
+        for r in reports {
+            out.push(match self.report_in(&mut tx, r).await {
+                Err(CtlError::Db(e)) => return Err(CtlError::Db(e)),
+                other => other,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One report inside a write transaction. Returns the assignment state after the update
+    /// (`cancelled` if the distribution was cancelled). NOT_FOUND if not assigned.
+    async fn report_in(&self, tx: &mut super::WriteTx, p: &ProgressRow) -> CtlResult<String> {
+        let (dist_id, client_id, state) = (p.dist_id.as_str(), p.client_id.as_str(), p.state);
         let cur: Option<String> = sqlx::query_scalar(&format!(
             "SELECT state FROM client_assignments WHERE dist_id = $1 AND client_id = $2{}",
             self.for_update()
         ))
         .bind(dist_id)
         .bind(client_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut ***tx)
         .await?;
         let Some(cur) = cur else {
             return Err(CtlError::NotFound(format!(
@@ -335,30 +361,30 @@ impl Db {
         )
         .bind(dist_id)
         .bind(client_id)
-        .bind(bytes[0])
-        .bind(bytes[1])
-        .bind(bytes[2])
-        .bind(speed_bps)
-        .bind(upload_bps)
-        .bind(download_bps)
+        .bind(p.bytes[0])
+        .bind(p.bytes[1])
+        .bind(p.bytes[2])
+        .bind(p.speed_bps)
+        .bind(p.upload_bps)
+        .bind(p.download_bps)
         .bind(state)
-        .bind(reason)
+        .bind(&p.reason)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut ***tx)
         .await?;
         if state == "done" || state == "failed" {
             let open: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM client_assignments WHERE dist_id = $1 AND state IN ('pending', 'running')",
             )
             .bind(dist_id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut ***tx)
             .await?;
             if open == 0 {
                 let done: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM client_assignments WHERE dist_id = $1 AND state = 'done'",
                 )
                 .bind(dist_id)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut ***tx)
                 .await?;
                 let final_state = if done > 0 { "done" } else { "failed" };
                 sqlx::query(
@@ -367,11 +393,10 @@ impl Db {
                 .bind(dist_id)
                 .bind(final_state)
                 .bind(now)
-                .execute(&mut **tx)
+                .execute(&mut ***tx)
                 .await?;
             }
         }
-        tx.commit().await?;
         Ok(state.to_string())
     }
 

@@ -8,7 +8,7 @@ mod nodes;
 pub mod postgres;
 pub mod sqlite;
 
-pub use dists::{DistRow, StatsRow};
+pub use dists::{DistRow, ProgressRow, StatsRow};
 pub use leases::{LeaseGrant, LeaseRow, LimitsRow};
 pub use nodes::{ClientRow, RelayRow};
 

@@ -1,6 +1,7 @@
 //! `ClientService`: registration, task stream, progress reports.
 
 use crate::convert::{self, check_id};
+use crate::db::ProgressRow;
 use crate::error::CtlError;
 use crate::events::Event;
 use crate::push::Watch;
@@ -84,20 +85,17 @@ impl ClientService for Client {
         if p.reason.len() > 4096 {
             return Err(Status::invalid_argument("reason is over 4096 bytes"));
         }
-        let now = self
-            .0
-            .db
-            .report_progress(
-                &p.dist_id,
-                &p.client_id,
-                [clamp_u64(p.bytes_bt), clamp_u64(p.bytes_http_relay), clamp_u64(p.bytes_http_origin)],
-                clamp_u64(p.speed_bps),
-                clamp_u64(p.upload_capacity_bps),
-                clamp_u64(p.download_capacity_bps),
-                state,
-                &p.reason,
-            )
-            .await?;
+        let row = ProgressRow {
+            bytes: [clamp_u64(p.bytes_bt), clamp_u64(p.bytes_http_relay), clamp_u64(p.bytes_http_origin)],
+            speed_bps: clamp_u64(p.speed_bps),
+            upload_bps: clamp_u64(p.upload_capacity_bps),
+            download_bps: clamp_u64(p.download_capacity_bps),
+            state,
+            dist_id: p.dist_id,
+            client_id: p.client_id,
+            reason: p.reason,
+        };
+        let now = self.0.progress.report(row).await?;
         Ok(Response::new(pb::ReportProgressResponse { cancelled: now == "cancelled" }))
     }
 
