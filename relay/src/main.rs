@@ -221,7 +221,9 @@ fn url_only_task(cli: &Cli, origin: String, url: &origin::OriginUrl, len: u64) -
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let store = Store::open(layout, &root, StoreConfig::default())
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
-    Ok(Task::url_only(id, origin, name, store, cli.serve_threshold))
+    let journal = cli.data_dir.join(format!("{id}.pieces"));
+    Task::url_only(id, origin, name, store, cli.serve_threshold, &journal)
+        .with_context(|| format!("cannot open the piece journal {}", journal.display()))
 }
 
 /// Builds the finished URL-only task's torrent (url-list: this relay), saves it, and seeds it.

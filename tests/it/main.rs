@@ -9,4 +9,5 @@ mod magnet;
 mod origin_lease;
 mod relay;
 mod relay_http;
+mod relay_pull;
 mod tracker;

@@ -76,10 +76,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar
     });
     let deadline = args.timeout.map(|s| started + Duration::from_secs(s));
+    // Wall-clock time of the first piece verified in this run (for fast-start benchmarks).
+    let mut first_piece: Option<f64> = None;
     let mut redial = Instant::now() + Duration::from_secs(5);
     while !torrent.is_complete() {
         std::thread::sleep(Duration::from_millis(20));
         let s = torrent.stats();
+        if first_piece.is_none() && s.pieces_verified > resumed {
+            first_piece = Some(unix_seconds());
+        }
         if let Some(e) = s.store_error {
             bail!("cannot write the download: {e}");
         }
@@ -115,6 +120,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "resumed_pieces": resumed,
             "hash_failures": s.hash_failures,
             "mb_per_s": meta.total_length() as f64 / seconds.max(1e-9) / 1e6,
+            "started_unix": unix_seconds() - seconds,
+            "first_piece_unix": first_piece,
         });
         println!("{v}");
     } else {
@@ -134,4 +141,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
+}
+
+/// Seconds since the Unix epoch, as a float.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

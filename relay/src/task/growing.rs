@@ -1,7 +1,16 @@
 //! A URL-only task's content: no piece hashes are known up front, so the relay hashes each
 //! piece as it lands, publishes the growing hash list, and when every piece is in builds a
 //! standard `.torrent` (BEP 19 `url-list` pointing at the relay) and starts seeding it.
+//!
+//! Resume: each landed piece's hash is appended to a journal file beside the data. After a
+//! restart (even `kill -9`) the pieces in the journal whose bytes on disk still hash the same
+//! count as landed; the rest is pulled again. The journal is keyed on the file's length and
+//! piece length; the task id already fixes the URL. It does not detect an origin file that
+//! changed between runs with the same length (the pull checks ETags only within one run).
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use floodgate_engine::hash::sha1;
@@ -12,10 +21,19 @@ use floodgate_engine::store::{Store, StoreError};
 use floodgate_engine::types::PieceIndex;
 use parking_lot::Mutex;
 
+/// The journal's first bytes; the file length (u64 LE) and piece length (u32 LE) follow.
+const MAGIC: &[u8; 8] = b"FGPIECE1";
+/// Header bytes: magic, length, piece length.
+const HEADER: usize = 8 + 8 + 4;
+/// One record: piece index (u32 LE) and SHA-1.
+const RECORD: usize = 4 + 20;
+
 struct State {
     hashes: Vec<Option<[u8; 20]>>,
     landed: Bitfield,
     bytes: u64,
+    /// Where landed pieces are recorded (append-only), if the content is resumable.
+    journal: Option<File>,
 }
 
 /// Pieces of a URL-only task, hashed as they land.
@@ -27,11 +45,80 @@ pub struct Growing {
 }
 
 impl Growing {
-    /// Empty content over `store`.
+    /// Empty content over `store`, not recorded anywhere (nothing survives a restart).
     pub fn new(layout: Arc<Layout>, store: Store) -> Self {
         let n = layout.piece_count();
-        let state = State { hashes: vec![None; n as usize], landed: Bitfield::new(n), bytes: 0 };
+        let state =
+            State { hashes: vec![None; n as usize], landed: Bitfield::new(n), bytes: 0, journal: None };
         Growing { layout, store, state: Mutex::new(state) }
+    }
+
+    /// Content over `store` recorded in `journal`: the pieces a previous run recorded there
+    /// whose bytes in `store` still match their hash count as landed.
+    pub fn open(layout: Arc<Layout>, store: Store, journal: &Path) -> std::io::Result<Self> {
+        let growing = Growing::new(layout, store);
+        let old = match std::fs::read(journal) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let header = growing.header();
+        if old.len() >= HEADER && old[..HEADER] == header[..] {
+            for rec in old[HEADER..].chunks_exact(RECORD) {
+                let piece = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+                let mut hash = [0u8; 20];
+                hash.copy_from_slice(&rec[4..]);
+                growing.resume_piece(piece, hash);
+            }
+        } else if !old.is_empty() {
+            tracing::warn!(journal = %journal.display(), "piece journal is for another file layout; starting over");
+        }
+        // Rewrite it with just the pieces that checked out, so it stays one record per piece.
+        let mut fresh = header.to_vec();
+        {
+            let s = growing.state.lock();
+            for (i, h) in s.hashes.iter().enumerate() {
+                if let Some(h) = h {
+                    fresh.extend_from_slice(&(i as u32).to_le_bytes());
+                    fresh.extend_from_slice(h);
+                }
+            }
+        }
+        let mut tmp = journal.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, &fresh)?;
+        std::fs::rename(&tmp, journal)?;
+        let file = OpenOptions::new().append(true).open(journal)?;
+        growing.state.lock().journal = Some(file);
+        Ok(growing)
+    }
+
+    fn header(&self) -> [u8; HEADER] {
+        let mut h = [0u8; HEADER];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..16].copy_from_slice(&self.layout.total_length().to_le_bytes());
+        h[16..].copy_from_slice(&self.layout.piece_length().to_le_bytes());
+        h
+    }
+
+    /// Takes a journal record as landed if the piece's bytes on disk hash to it.
+    fn resume_piece(&self, piece: u32, hash: [u8; 20]) {
+        if piece >= self.layout.piece_count() || self.has(piece) {
+            return;
+        }
+        let p = PieceIndex(piece);
+        let size = self.layout.piece_size(p);
+        let Ok(data) = self.store.read_at(self.layout.piece_offset(p), size as usize) else {
+            return;
+        };
+        if sha1(&data) != hash {
+            return;
+        }
+        let mut s = self.state.lock();
+        if s.landed.set(p) {
+            s.hashes[piece as usize] = Some(hash);
+            s.bytes += u64::from(size);
+        }
     }
 
     /// Whether `piece` has landed.
@@ -60,6 +147,15 @@ impl Growing {
         if s.landed.set(PieceIndex(piece)) {
             s.hashes[piece as usize] = Some(hash);
             s.bytes += data.len() as u64;
+            if let Some(j) = s.journal.as_mut() {
+                let mut rec = [0u8; RECORD];
+                rec[..4].copy_from_slice(&piece.to_le_bytes());
+                rec[4..].copy_from_slice(&hash);
+                // One write per record: a crash leaves at most a torn last record, ignored on resume.
+                if let Err(e) = j.write_all(&rec) {
+                    tracing::warn!(error = %e, piece, "cannot record the piece in the journal; it will be pulled again after a restart");
+                }
+            }
         }
         Ok(true)
     }

@@ -4,7 +4,8 @@
 mod growing;
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU64;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,8 @@ pub struct Task {
     torrent_file: OnceLock<Vec<u8>>,
     state: Mutex<TaskState>,
     changed: watch::Sender<u64>,
+    /// Whether a piece landed in this run yet.
+    first_landed: AtomicBool,
 }
 
 impl Task {
@@ -135,6 +138,7 @@ impl Task {
             torrent_file: OnceLock::new(),
             state: Mutex::new(TaskState::Pulling),
             changed: watch::channel(0).0,
+            first_landed: AtomicBool::new(false),
         }
     }
 
@@ -149,12 +153,23 @@ impl Task {
         task
     }
 
-    /// A URL-only task writing into `store`: pieces are hashed as they land.
-    pub fn url_only(id: String, origin: String, name: String, store: Store, threshold_percent: u8) -> Self {
+    /// A URL-only task writing into `store`: pieces are hashed as they land and recorded in
+    /// `journal`; pieces a previous run recorded there and still correct on disk are kept.
+    pub fn url_only(
+        id: String,
+        origin: String,
+        name: String,
+        store: Store,
+        threshold_percent: u8,
+        journal: &Path,
+    ) -> std::io::Result<Self> {
         let layout = Arc::new(store.layout().clone());
         let mut task = Task::base(id, origin, name, layout.clone(), threshold_percent);
-        task.growing = Some(Growing::new(layout, store));
-        task
+        let growing = Growing::open(layout, store, journal)?;
+        task.counters.resumed_pieces.store(u64::from(growing.count()), Ordering::Relaxed);
+        task.growing = Some(growing);
+        task.check_complete();
+        Ok(task)
     }
 
     /// The URL-only content, if this is a URL-only task.
@@ -282,14 +297,18 @@ impl Task {
         }
         let mut s = self.state.lock();
         if *s == TaskState::Pulling {
-            tracing::info!(task = %self.id, "pull complete");
+            tracing::info!(task = %self.id, after_ms = self.started.elapsed().as_millis() as u64, "pull complete");
             *s = TaskState::Complete;
         }
         true
     }
 
-    /// Wakes readers after a piece was verified.
+    /// Wakes readers after a piece was verified (and logs the first one of this run, the
+    /// moment serving can start: a fast-start benchmark reads its timestamp).
     pub fn piece_landed(&self) {
+        if !self.first_landed.swap(true, Ordering::Relaxed) {
+            tracing::info!(task = %self.id, after_ms = self.started.elapsed().as_millis() as u64, "first piece verified");
+        }
         self.changed.send_modify(|n| *n += 1);
     }
 
@@ -301,6 +320,16 @@ impl Task {
                 piece < self.layout.piece_count() && t.piece_map().verified().has(PieceIndex(piece))
             }
             (None, None) => false,
+        }
+    }
+
+    /// How many connected BitTorrent peers have `piece` (0 while a URL-only task has no torrent).
+    pub fn peers_with(&self, piece: u32) -> u32 {
+        match (&self.growing, self.torrent.get()) {
+            (None, Some(t)) if piece < self.layout.piece_count() => {
+                t.piece_map().availability(PieceIndex(piece))
+            }
+            _ => 0,
         }
     }
 

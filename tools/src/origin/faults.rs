@@ -23,6 +23,7 @@ pub struct Faults {
     fail_first: u64,
     fail_every: u64,
     stall_after: Option<u64>,
+    stall_every: u64,
     truncate_after: Option<u64>,
     change_after: Option<u64>,
 }
@@ -35,6 +36,7 @@ impl Faults {
             fail_first: args.fail_first,
             fail_every: args.fail_every,
             stall_after: args.stall_after,
+            stall_every: args.stall_every,
             truncate_after: args.truncate_after,
             change_after: args.change_after,
         }
@@ -43,9 +45,16 @@ impl Faults {
     /// Counts a data request and decides its fate.
     pub fn next(&self) -> Plan {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        // With --stall-every only those requests stall (after --stall-after bytes, default 0:
+        // right after the head); without it --stall-after applies to every response.
+        let stall_after = match self.stall_every {
+            0 => self.stall_after,
+            every if n.is_multiple_of(every) => Some(self.stall_after.unwrap_or(0)),
+            _ => None,
+        };
         Plan {
             fail: n <= self.fail_first || (self.fail_every > 0 && n.is_multiple_of(self.fail_every)),
-            stall_after: self.stall_after,
+            stall_after,
             truncate_after: self.truncate_after,
             changed: self.change_after.is_some_and(|c| n > c),
         }

@@ -34,11 +34,31 @@ pub struct Origin {
     pub stats: Stats,
 }
 
+/// Data requests remembered for `/__log`.
+const MAX_LOG: usize = 100_000;
+
 /// Counters of what was served.
 #[derive(Default)]
 pub struct Stats {
     requests: AtomicU64,
     body_bytes: AtomicU64,
+    /// Byte ranges (`start..end`) of data requests in arrival order, the first [`MAX_LOG`].
+    log: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl Stats {
+    fn record(&self, start: u64, end: u64) {
+        let mut log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() < MAX_LOG {
+            log.push((start, end));
+        }
+    }
+
+    fn log_json(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let items: Vec<String> = log.iter().map(|(s, e)| format!("[{s},{e}]")).collect();
+        format!("[{}]", items.join(","))
+    }
 }
 
 /// A parsed request head: just what the origin looks at.
@@ -159,12 +179,16 @@ fn etag(origin: &Origin, changed: bool) -> String {
 
 /// Writes one response. Returns whether the connection may be reused.
 async fn respond(sock: &mut TcpStream, origin: &Origin, req: &Request) -> std::io::Result<bool> {
-    if req.path == "/__stats" {
-        let body = format!(
-            "{{\"requests\":{},\"body_bytes\":{}}}",
-            origin.stats.requests.load(Ordering::Relaxed),
-            origin.stats.body_bytes.load(Ordering::Relaxed)
-        );
+    if req.path == "/__stats" || req.path == "/__log" {
+        let body = if req.path == "/__log" {
+            origin.stats.log_json()
+        } else {
+            format!(
+                "{{\"requests\":{},\"body_bytes\":{}}}",
+                origin.stats.requests.load(Ordering::Relaxed),
+                origin.stats.body_bytes.load(Ordering::Relaxed)
+            )
+        };
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             body.len()
@@ -208,6 +232,7 @@ async fn respond(sock: &mut TcpStream, origin: &Origin, req: &Request) -> std::i
     if req.head_only {
         return Ok(true);
     }
+    origin.stats.record(start, end);
     send_body(sock, origin, start, end, plan).await
 }
 
@@ -226,7 +251,7 @@ async fn send_body(
             return Ok(false);
         }
         if plan.stall_after.is_some_and(|t| sent >= t) {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            stall(sock).await;
             return Ok(false);
         }
         let limit = [plan.truncate_after, plan.stall_after].into_iter().flatten().map(|t| t - sent).min();
@@ -241,6 +266,15 @@ async fn send_body(
         pos += n as u64;
     }
     Ok(true)
+}
+
+/// Sends nothing more and holds the connection until the client closes it (at most an hour).
+async fn stall(sock: &mut TcpStream) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(3600), async {
+        while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 #[cfg(test)]

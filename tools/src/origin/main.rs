@@ -3,7 +3,8 @@
 //! Serves one file at every path with GET/HEAD, single byte ranges, ETag and Last-Modified,
 //! keep-alive, a global bandwidth limit, and fault injection (500s, stalls, truncated bodies, a
 //! file that changes mid-pull). `GET /__stats` returns `{"requests":N,"body_bytes":N}` so a
-//! benchmark can count what the origin really served.
+//! benchmark can count what the origin really served; `GET /__log` lists the byte ranges of the
+//! data requests in arrival order (`[[start, end], ...]`, end exclusive, first 100 000).
 
 mod faults;
 mod http;
@@ -40,9 +41,14 @@ pub struct Args {
     /// Answer every Nth data request with 500 (0 = never).
     #[arg(long, default_value_t = 0)]
     pub fail_every: u64,
-    /// Stop sending (but keep the connection open) after this many body bytes of a response.
+    /// Stop sending (but keep the connection open) after this many body bytes of a response
+    /// (of every response, or with --stall-every only of those).
     #[arg(long)]
     pub stall_after: Option<u64>,
+    /// Every Nth data request stalls: its head is sent, then (after --stall-after body bytes,
+    /// default none) nothing more until the client gives up and closes (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub stall_every: u64,
     /// Close the connection after this many body bytes of a response.
     #[arg(long)]
     pub truncate_after: Option<u64>,
