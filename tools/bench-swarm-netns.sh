@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A rate-limited swarm in network namespaces, against the Kumar–Ross bound.
+#
+# One seed and N clients, each in its own network namespace on a bridge (10.77.0.0/24), each
+# link shaped with tc tbf: upload on the namespace side of its veth, download on the host side.
+# The seed hosts the tracker. The clients start together; each group (floodgate, then
+# libtorrent via tools/bench/lt_get.py if installed) runs against the same seed in the same run.
+# Prints every group's first / median / last completion and the Kumar–Ross minimum time
+#   T_min = max(F / u_s, F / d_min, N·F / (u_s + Σ u_i))
+# for these rates (the fastest any scheme can give every client the file).
+#
+#   sudo tools/bench-swarm-netns.sh [SIZE_MIB] [CLIENTS]     (defaults: 256, 8)
+#   SEED_UP=200 UP=80 DOWN=400 (Mbit/s), KINDS="floodgate libtorrent"
+#
+# Needs root (ip netns, tc). Everything it creates (namespaces fgs*, bridge fgsbr0) is removed
+# on exit; traffic never leaves the bridge.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib="${1:-256}"
+n="${2:-8}"
+seed_up="${SEED_UP:-200}"
+up="${UP:-80}"
+down="${DOWN:-400}"
+kinds="${KINDS:-floodgate libtorrent}"
+here="$PWD/tools/bench"
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces and tc)" >&2; exit 1; }
+if [ -z "${FG_BIN:-}" ]; then cargo build --release -p floodgate -q; fi
+fg="${FG_BIN:-$PWD/target/release/floodgate}"
+work="$(mktemp -d /var/tmp/fg-netns.XXXXXX)"
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for i in $(seq 0 "$n"); do ip netns del "fgs$i" 2>/dev/null || true; done
+    ip link del fgsbr0 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+
+# shape DEV MBIT: a token bucket filter on DEV's egress.
+shape() { tc qdisc replace dev "$1" root tbf rate "${2}mbit" burst 256kb latency 100ms; }
+
+ip link add fgsbr0 type bridge
+ip link set fgsbr0 up
+for i in $(seq 0 "$n"); do
+    ns="fgs$i"
+    ip netns add "$ns"
+    ip link add "fgsh$i" type veth peer name "fgsn$i"
+    ip link set "fgsn$i" netns "$ns"
+    ip link set "fgsh$i" master fgsbr0 up
+    ip -n "$ns" addr add "10.77.0.$((i + 1))/24" dev "fgsn$i"
+    ip -n "$ns" link set "fgsn$i" up
+    ip -n "$ns" link set lo up
+    rate_up=$up; [ "$i" = 0 ] && rate_up=$seed_up
+    ip netns exec "$ns" bash -c "$(declare -f shape); shape fgsn$i $rate_up"
+    shape "fgsh$i" "$down"
+done
+
+seed_ip=10.77.0.1
+mkdir -p "$work/seed"
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/seed/payload.bin"
+"$fg" make-torrent "$work/seed/payload.bin" -o "$work/p.torrent" --tracker "http://$seed_ip:6969/announce" > /dev/null 2>&1
+ip netns exec fgs0 "$fg" seed "$work/p.torrent" --data "$work/seed" --listen "$seed_ip:6881" \
+    --tracker-listen "$seed_ip:6969" > /dev/null 2> "$work/seed.log" &
+pids+=($!)
+for _ in $(seq 1 200); do ip netns exec fgs1 bash -c "exec 3<>/dev/tcp/$seed_ip/6881" 2>/dev/null && break; sleep 0.05; done
+
+bound=$(awk -v f="$((size_mib * 1024 * 1024))" -v n="$n" -v us="$seed_up" -v u="$up" -v d="$down" 'BEGIN {
+    us = us * 1e6 / 8; u = u * 1e6 / 8; d = d * 1e6 / 8;
+    a = f / us; b = f / d; c = n * f / (us + n * u);
+    t = a; if (b > t) t = b; if (c > t) t = c; printf "%.2f", t }')
+echo "1 seed (up ${seed_up} Mbit/s) -> $n clients (up ${up}, down ${down} Mbit/s) in network namespaces, ${size_mib} MiB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Kumar–Ross minimum time: ${bound} s"
+
+group() {
+    local name="$1" cpids=() i
+    rm -rf "${work:?}/$name"; mkdir -p "$work/$name"
+    local start; start=$(now)
+    for i in $(seq 1 "$n"); do
+        local out="$work/$name/c$i"; mkdir -p "$out"
+        case "$name" in
+            floodgate)
+                ip netns exec "fgs$i" "$fg" get "$work/p.torrent" -o "$out" --listen "10.77.0.$((i + 1)):6881" \
+                    --seed-for 10 --json --timeout 600 > "$out.json" 2> "$out.log" &
+                ;;
+            libtorrent)
+                ip netns exec "fgs$i" env LT_SEED_FOR=10 LT_LISTEN="10.77.0.$((i + 1)):6881" timeout 600 /usr/bin/python3 "$here/lt_get.py" \
+                    "$work/p.torrent" "$out" > "$out.t" 2> "$out.log" &
+                ;;
+        esac
+        cpids+=($!)
+    done
+    for p in "${cpids[@]}"; do wait "$p" || true; done
+    for i in $(seq 1 "$n"); do
+        local out="$work/$name/c$i"
+        if ! cmp -s "$out/payload.bin" "$work/seed/payload.bin"; then echo "$name client $i: incomplete or wrong"; return; fi
+        if [ "$name" = floodgate ]; then sed 's/.*"seconds":\([0-9.]*\).*/\1/' "$out.json" > "$out.t"; fi
+    done
+    cat "$work/$name"/c*.t | sort -n | awk -v g="$name" -v b="$bound" \
+        '{ t[NR] = $1 } END { printf "%-11s first %6.2f s  median %6.2f s  last %6.2f s  last / Kumar-Ross bound %.2f\n", g, t[1], t[int((NR+1)/2)], t[NR], t[NR] / b }'
+    rm -rf "${work:?}/$name"
+}
+
+for g in $kinds; do
+    case "$g" in
+        libtorrent) /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || { echo "libtorrent: not installed, skipped"; continue; } ;;
+    esac
+    group "$g"
+done
