@@ -1,6 +1,7 @@
 //! [`PeerSession`]: the protocol state of one peer connection, driven by its caller.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,11 @@ pub struct SessionConfig {
     pub endgame_queue: usize,
     /// Most requests from the peer we hold unanswered; more closes the connection.
     pub max_peer_requests: usize,
+    /// Most bytes queued for sending before the peer's next request is handed to the driver.
+    /// Requests beyond it wait in the session and are served rarest piece first (lowest
+    /// availability in the piece map), so a seed whose upload is the bottleneck spreads the
+    /// pieces few peers have first; it also bounds the read-ahead per peer.
+    pub upload_window: usize,
     /// Largest block the peer may request.
     pub max_request_len: u32,
     /// Send a keep-alive after this long without sending anything.
@@ -48,6 +54,7 @@ impl Default for SessionConfig {
             queue_time: Duration::from_secs(2),
             endgame_queue: 16,
             max_peer_requests: 4096,
+            upload_window: 4 << 20,
             max_request_len: 128 * 1024,
             keepalive_interval: Duration::from_secs(90),
             idle_timeout: Duration::from_secs(240),
@@ -97,6 +104,41 @@ pub enum PeerEvent {
     Unhandled(Message),
 }
 
+/// A request from the peer waiting in the session, ordered by the availability of its piece
+/// when it arrived, then by arrival.
+#[derive(Clone, Copy, Debug)]
+struct QueuedRequest {
+    availability: u32,
+    seq: u64,
+    block: BlockRef,
+}
+
+impl QueuedRequest {
+    fn key(&self) -> (u32, u64) {
+        (self.availability, self.seq)
+    }
+}
+
+impl PartialEq for QueuedRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for QueuedRequest {}
+
+impl PartialOrd for QueuedRequest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for QueuedRequest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
     Handshake,
@@ -134,6 +176,15 @@ pub struct PeerSession {
     outstanding: VecDeque<BlockRef>,
     /// The peer's requests we have handed to the driver as `Upload` and not yet answered.
     uploads_pending: usize,
+    /// The peer's requests not yet handed to the driver, rarest piece first (availability when
+    /// the request arrived), then in arrival order.
+    upload_queue: BinaryHeap<Reverse<QueuedRequest>>,
+    /// Arrival counter for `upload_queue`'s tie-break.
+    upload_seq: u64,
+    /// Bytes in `queue` not yet handed out by `poll_transmit`.
+    queued_bytes: usize,
+    /// Bytes of the `Upload` events handed out and not yet answered.
+    upload_bytes_out: usize,
     peer_reqq: Option<usize>,
     snubbed: bool,
     last_recv: Instant,
@@ -187,6 +238,10 @@ impl PeerSession {
             peer_interested: false,
             outstanding: VecDeque::new(),
             uploads_pending: 0,
+            upload_queue: BinaryHeap::new(),
+            upload_seq: 0,
+            queued_bytes: 0,
+            upload_bytes_out: 0,
             peer_reqq: None,
             snubbed: false,
             last_recv: now,
@@ -356,8 +411,14 @@ impl PeerSession {
             Message::HaveNone => self.replace_peer_has(Bitfield::new(self.map.piece_count()))?,
             Message::Request(block) => self.on_request(block)?,
             Message::Cancel(block) => {
-                // The driver may already be reading it; a late PIECE is harmless.
-                let _ = block;
+                // Still queued here: drop it (with the fast extension a cancelled request is
+                // answered with a reject). Otherwise the driver may be reading it already; a
+                // late PIECE is harmless.
+                let before = self.upload_queue.len();
+                self.upload_queue.retain(|Reverse(q)| q.block != block);
+                if self.upload_queue.len() < before && self.fast {
+                    self.push(&Message::RejectRequest(block));
+                }
             }
             Message::Piece { piece, offset, data } => {
                 let len = u32::try_from(data.len()).map_err(|_| PeerError::Protocol("oversized block"))?;
@@ -411,11 +472,12 @@ impl PeerSession {
             }
             return Ok(());
         }
-        if self.uploads_pending >= self.config.max_peer_requests {
+        if self.uploads_pending + self.upload_queue.len() >= self.config.max_peer_requests {
             return Err(PeerError::TooManyRequests { limit: self.config.max_peer_requests });
         }
-        self.uploads_pending += 1;
-        self.events.push_back(PeerEvent::Upload(block));
+        let availability = self.map.availability(piece);
+        self.upload_queue.push(Reverse(QueuedRequest { availability, seq: self.upload_seq, block }));
+        self.upload_seq += 1;
         Ok(())
     }
 
@@ -504,6 +566,7 @@ impl PeerSession {
     /// as is, after a 13-byte header.
     pub fn send_block(&mut self, block: BlockRef, data: Bytes, now: Instant) {
         self.uploads_pending = self.uploads_pending.saturating_sub(1);
+        self.upload_bytes_out = self.upload_bytes_out.saturating_sub(block.length as usize);
         if self.phase != Phase::Open || self.am_choking {
             return;
         }
@@ -515,6 +578,7 @@ impl PeerSession {
     /// forget it.
     pub fn upload_failed(&mut self, block: BlockRef) {
         self.uploads_pending = self.uploads_pending.saturating_sub(1);
+        self.upload_bytes_out = self.upload_bytes_out.saturating_sub(block.length as usize);
         if self.fast && self.phase == Phase::Open {
             self.push(&Message::RejectRequest(block));
         }
@@ -565,6 +629,15 @@ impl PeerSession {
         }
         self.am_choking = choke;
         self.push(if choke { &Message::Choke } else { &Message::Unchoke });
+        if choke {
+            // A choke drops the peer's queued requests; with the fast extension each one is
+            // rejected explicitly.
+            for Reverse(QueuedRequest { block, .. }) in std::mem::take(&mut self.upload_queue).into_vec() {
+                if self.fast {
+                    self.push(&Message::RejectRequest(block));
+                }
+            }
+        }
     }
 
     /// Keep-alives, idle and snub detection, and request top-up. Call at least every few seconds.
@@ -595,17 +668,38 @@ impl PeerSession {
         Ok(())
     }
 
-    /// The next event for the driver.
+    /// The next event for the driver. The peer's requests come out as [`PeerEvent::Upload`]
+    /// while less than [`SessionConfig::upload_window`] bytes wait to be sent (poll again after
+    /// [`poll_transmit`](Self::poll_transmit) drained some), rarest piece first.
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        if self.events.is_empty() && self.window_has_room() {
+            if let Some(Reverse(QueuedRequest { block, .. })) = self.upload_queue.pop() {
+                self.uploads_pending += 1;
+                self.upload_bytes_out += block.length as usize;
+                return Some(PeerEvent::Upload(block));
+            }
+        }
         self.events.pop_front()
+    }
+
+    /// Whether bytes queued to send plus uploads handed out and not yet answered leave room in
+    /// the upload window.
+    fn window_has_room(&self) -> bool {
+        self.queued_bytes + self.upload_bytes_out < self.config.upload_window
+    }
+
+    /// Whether [`poll_event`](Self::poll_event) has something now.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty() || (!self.upload_queue.is_empty() && self.window_has_room())
     }
 
     /// The next chunk of bytes to write, in order. Call until `None` after every input.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         self.flush_pending();
         let chunk = self.queue.pop_front();
-        if chunk.is_some() {
+        if let Some(c) = &chunk {
             self.last_send = now;
+            self.queued_bytes = self.queued_bytes.saturating_sub(c.len());
         }
         chunk
     }
@@ -621,6 +715,7 @@ impl PeerSession {
             return;
         }
         self.phase = Phase::Closed;
+        self.upload_queue.clear();
         self.release_outstanding();
         let _ = self.map.remove_peer(self.peer_has.view());
         self.peer_has = Bitfield::new(self.map.piece_count());
@@ -650,6 +745,7 @@ impl PeerSession {
         if let Some(payload) = msg.encode_head(&mut self.pending) {
             let payload = payload.clone();
             self.flush_pending();
+            self.queued_bytes += payload.len();
             self.queue.push_back(payload);
         }
     }
@@ -657,6 +753,7 @@ impl PeerSession {
     fn flush_pending(&mut self) {
         if !self.pending.is_empty() {
             let chunk = self.pending.split().freeze();
+            self.queued_bytes += chunk.len();
             self.queue.push_back(chunk);
         }
     }

@@ -387,3 +387,40 @@ fn request_pipeline_fills_within_milliseconds_of_the_first_blocks() {
     let max = SessionConfig::default().max_queue;
     assert!(deepest >= max / 2, "only {deepest} requests in flight after 30 ms (max {max})");
 }
+
+#[test]
+fn queued_uploads_are_served_rarest_piece_first() {
+    // A seed of 4 pieces; other peers hold pieces 0 and 2 (twice) and 3 (once): piece 1 is the
+    // rarest, then 3, then 2 and 0.
+    let (layout, data, hashes) = torrent(10, 16 * 1024, &[4 * 16 * 1024]);
+    let node = Node::seeder(&layout, &data, hashes);
+    for piece in [0, 2, 0, 2, 3] {
+        node.map.peer_has(piece).unwrap();
+    }
+    let now = Instant::now();
+    // A one-byte window: one upload at a time, the next only once the last was sent.
+    let config = SessionConfig { upload_window: 1, ..SessionConfig::default() };
+    let mut s = PeerSession::new(config, node.picker.clone(), PeerSlot(0), InfoHash([1; 20]), node.id, now);
+    let hs = crate::wire::Handshake::new(InfoHash([1; 20]), PeerId::generate());
+    s.handle_input(&hs.to_bytes(), now).unwrap();
+    s.handle_input(&[0, 0, 0, 1, 2], now).unwrap(); // INTERESTED
+    while s.poll_event().is_some() {}
+    s.set_choking(false);
+    while s.poll_transmit(now).is_some() {}
+    let mut requests = bytes::BytesMut::new();
+    for piece in [0, 1, 2, 3] {
+        let block = crate::types::BlockRef { piece: PieceIndex(piece), offset: 0, length: 16 * 1024 };
+        Message::Request(block).encode_head(&mut requests);
+    }
+    s.handle_input(&requests, now).unwrap();
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let Some(PeerEvent::Upload(block)) = s.poll_event() else { panic!("expected an upload") };
+        assert!(s.poll_event().is_none(), "the window holds one upload at a time");
+        let start = block.piece.get() * 16 * 1024;
+        s.send_block(block, Bytes::copy_from_slice(&data[start..start + 16 * 1024]), now);
+        while s.poll_transmit(now).is_some() {}
+        served.push(block.piece.0);
+    }
+    assert_eq!(served, vec![1, 3, 0, 2]);
+}

@@ -78,10 +78,11 @@ pub(crate) async fn run(
     let wake_writer = Rc::new(Notify::new());
 
     let writer = tokio_uring::spawn(write_loop(
+        torrent.clone(),
+        peer.clone(),
         stream.clone(),
         shared.clone(),
         wake_writer.clone(),
-        torrent.up.clone(),
     ));
     let control = tokio_uring::spawn(control_loop(
         torrent.clone(),
@@ -222,21 +223,38 @@ fn upload_block(
     Some(piece.slice(start..end))
 }
 
-async fn write_loop(stream: Rc<TcpStream>, shared: Rc<RefCell<Shared>>, wake: Rc<Notify>, limit: RateChain) {
+async fn write_loop(
+    torrent: Arc<Torrent>,
+    peer: Arc<PeerShared>,
+    stream: Rc<TcpStream>,
+    shared: Rc<RefCell<Shared>>,
+    wake: Rc<Notify>,
+) {
+    let limit: &RateChain = &torrent.up;
     let mut bufs: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
     loop {
         let closed = collect_chunks(&shared, &mut bufs);
+        {
+            // Taking chunks made room in the upload window: serve the peer's next requests
+            // (rarest first) while these chunks are written.
+            let mut s = shared.borrow_mut();
+            if !closed && s.session.has_events() {
+                drain_events(&torrent, &peer, &mut s);
+            }
+        }
         if bufs.is_empty() {
             if closed {
                 // Wakes the reader, which may be blocked in a read.
                 let _ = stream.shutdown(std::net::Shutdown::Both);
                 return;
             }
-            wake.notified().await;
+            if !shared.borrow().session.wants_transmit() {
+                wake.notified().await;
+            }
             continue;
         }
         tracing::trace!(chunks = bufs.len(), "write");
-        throttle::acquire(&limit, bufs.iter().map(|b| b.len() as u64).sum()).await;
+        throttle::acquire(limit, bufs.iter().map(|b| b.len() as u64).sum()).await;
         match write_all(&stream, std::mem::take(&mut bufs)).await {
             Ok(empty) => bufs = empty,
             Err(_) => {
