@@ -104,7 +104,10 @@ pub struct Task {
     pub demand: Demand,
     /// Counters.
     pub counters: Counters,
-    /// Bytes verified before plain (non-range) requests are served.
+    /// Bytes verified before plain (non-range) requests are served. BitTorrent is not held
+    /// back: a peer requests only pieces the relay announced, each a specific range that is
+    /// verified already, so it can never overtake the pull; waiting would only delay its first
+    /// byte (the fast-start goal is a client's first piece within 1 s of the relay's).
     pub threshold_bytes: u64,
     /// When the task started.
     pub started: Instant,
