@@ -180,3 +180,42 @@ fn bittorrent_is_served_before_the_whole_file_threshold() {
     assert!(body == fx.data[..100]);
     assert!(num(&relay.task(), "bytes_verified") < threshold, "still under the threshold");
 }
+
+/// A URL-only pull killed mid-way, then the origin file changes (same length, new ETag) before
+/// the restart: the resumed pieces belong to the old file and must be dropped, never mixed
+/// with the new bytes.
+#[test]
+fn url_only_resume_starts_over_when_the_origin_file_changed() {
+    let len = 8 * 1024 * 1024 + 5;
+    let fx = Fixture::new(len);
+    let addr = free_addr();
+    let url = format!("http://{addr}/blob.bin");
+    let data_dir = fx.dir.path().join("relay");
+    let origin = origin_at(&fx.file, addr, &["--rate", "2500000"]);
+    let mut relay = Relay::start_url_only(&url, &data_dir);
+    let pieces = num(&relay.task(), "pieces");
+    wait_for(Duration::from_secs(30), || {
+        Some(()).filter(|_| num(&relay.task(), "pieces_verified") >= pieces / 3)
+    })
+    .expect("the pull makes progress");
+    relay.child.kill();
+    drop(origin);
+
+    // New content, same length, a different modification time (so a different ETag).
+    let new: Vec<u8> = fx.data.iter().map(|b| b ^ 0x5a).collect();
+    std::fs::write(&fx.file, &new).expect("rewrite the origin file");
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&fx.file)
+        .and_then(|f| f.set_modified(later))
+        .expect("set mtime");
+    let _origin = origin_at(&fx.file, addr, &[]);
+
+    let relay = Relay::start_url_only(&url, &data_dir);
+    let task = relay.wait_state("complete", Duration::from_secs(60));
+    assert_eq!(num(&task, "resumed_pieces"), 0, "old pieces were dropped: {task}");
+    let (code, body) = curl(&relay.data_url(), &[]);
+    assert_eq!(code, 200);
+    assert!(body == new, "the relay serves a mix of the old and the new file");
+}

@@ -88,6 +88,12 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
         Ok(v) => v,
         Err(e) => return task.fail(format!("origin probe: {e}")),
     };
+    if let Some(growing) = task.growing() {
+        if !growing.check_origin(validators.etag.as_deref()) {
+            tracing::warn!(task = %task.id, etag = ?validators.etag, "the origin file changed since the partial pull; starting over");
+            task.counters.resumed_pieces.store(0, Ordering::Relaxed);
+        }
+    }
     if validators.length != task.layout.total_length() {
         return task.fail(format!(
             "origin file is {} bytes, the torrent describes {}",

@@ -5,8 +5,11 @@
 //! Resume: each landed piece's hash is appended to a journal file beside the data. After a
 //! restart (even `kill -9`) the pieces in the journal whose bytes on disk still hash the same
 //! count as landed; the rest is pulled again. The journal is keyed on the file's length and
-//! piece length; the task id already fixes the URL. It does not detect an origin file that
-//! changed between runs with the same length (the pull checks ETags only within one run).
+//! piece length; the task id already fixes the URL. The origin's ETag is kept beside it
+//! (`<journal>.etag`): when the pull's probe sees another ETag after a restart, the origin file
+//! changed between runs, and the resumed pieces are dropped ([`Growing::check_origin`]).
+
+use std::path::PathBuf;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -34,6 +37,8 @@ struct State {
     bytes: u64,
     /// Where landed pieces are recorded (append-only), if the content is resumable.
     journal: Option<File>,
+    /// The journal's path (to restart it) and the origin ETag file beside it.
+    journal_path: Option<PathBuf>,
 }
 
 /// Pieces of a URL-only task, hashed as they land.
@@ -48,8 +53,13 @@ impl Growing {
     /// Empty content over `store`, not recorded anywhere (nothing survives a restart).
     pub fn new(layout: Arc<Layout>, store: Store) -> Self {
         let n = layout.piece_count();
-        let state =
-            State { hashes: vec![None; n as usize], landed: Bitfield::new(n), bytes: 0, journal: None };
+        let state = State {
+            hashes: vec![None; n as usize],
+            landed: Bitfield::new(n),
+            bytes: 0,
+            journal: None,
+            journal_path: None,
+        };
         Growing { layout, store, state: Mutex::new(state) }
     }
 
@@ -89,8 +99,54 @@ impl Growing {
         std::fs::write(&tmp, &fresh)?;
         std::fs::rename(&tmp, journal)?;
         let file = OpenOptions::new().append(true).open(journal)?;
-        growing.state.lock().journal = Some(file);
+        let mut s = growing.state.lock();
+        s.journal = Some(file);
+        s.journal_path = Some(journal.to_path_buf());
+        drop(s);
         Ok(growing)
+    }
+
+    fn etag_path(journal: &Path) -> PathBuf {
+        let mut p = journal.as_os_str().to_owned();
+        p.push(".etag");
+        PathBuf::from(p)
+    }
+
+    /// Checks resumed content against the origin's current ETag (from the pull's probe) and
+    /// records it for the next run. If an earlier run recorded another ETag, the origin file
+    /// changed in between: every resumed piece is dropped (and the journal restarted), so old
+    /// and new bytes are never mixed. Returns whether the resumed pieces were kept.
+    pub fn check_origin(&self, etag: Option<&str>) -> bool {
+        let mut s = self.state.lock();
+        let Some(journal) = s.journal_path.clone() else { return true };
+        let tag_file = Self::etag_path(&journal);
+        let old = std::fs::read_to_string(&tag_file).ok();
+        let changed = matches!((old.as_deref(), etag), (Some(a), Some(b)) if a != b);
+        if changed {
+            let n = self.layout.piece_count();
+            s.hashes = vec![None; n as usize];
+            s.landed = Bitfield::new(n);
+            s.bytes = 0;
+            let header = self.header();
+            s.journal = std::fs::write(&journal, header)
+                .and_then(|()| OpenOptions::new().append(true).open(&journal))
+                .map_err(|e| tracing::warn!(error = %e, "cannot restart the piece journal"))
+                .ok();
+        }
+        let write = match etag {
+            Some(t) => std::fs::write(&tag_file, t),
+            None => std::fs::remove_file(&tag_file).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }),
+        };
+        if let Err(e) = write {
+            tracing::warn!(error = %e, file = %tag_file.display(), "cannot record the origin's ETag");
+        }
+        !changed
     }
 
     fn header(&self) -> [u8; HEADER] {
