@@ -7,7 +7,8 @@
 # whose origin is that nginx, waits until the relay has pulled and verified the whole file, then
 # runs wrk (2 threads, 64 connections, random aligned 1 MiB ranges: tools/bench/range.lua)
 # against nginx and against the relay's /tasks/<id>/data, alternating, ROUNDS times each.
-# Prints both throughputs and relay / nginx. Installs nginx and wrk with apt if missing.
+# Prints both throughputs, the servers' CPU time per GiB served (wrk's not counted), and
+# relay / nginx. Installs nginx and wrk with apt if missing.
 # The relay runs with its per-IP limits lifted (all 64 connections come from 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +74,8 @@ http {
 }
 CONF
 "$nginx_bin" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
+nginx_pid=$!
+pids+=("$nginx_pid")
 wait_port "$nginx_port" || { echo "nginx did not start"; cat "$work/nginx/error.log"; exit 1; }
 
 http_port=$(port)
@@ -85,11 +87,15 @@ relay_pid=$!
 pids+=("$relay_pid")
 wait_port "$http_port" || { echo "relay did not start"; cat "$work/relay.log"; exit 1; }
 id="$(head -n1 "$work/relay.id")"
-for _ in $(seq 1 600); do
+for _ in $(seq 1 3000); do
     curl -s "http://127.0.0.1:$http_port/tasks" | grep -q '"state":"complete"' && break
     sleep 0.2
 done
-curl -s "http://127.0.0.1:$http_port/tasks" | grep -q '"state":"complete"' || { echo "the relay's pull did not finish"; exit 1; }
+curl -s "http://127.0.0.1:$http_port/tasks" | grep -q '"state":"complete"' || {
+    echo "the relay's pull did not finish: $(curl -s "http://127.0.0.1:$http_port/tasks")"
+    tail -n 20 "$work/relay.log"
+    exit 1
+}
 
 nginx_url="http://127.0.0.1:$nginx_port/bench.bin"
 relay_url="http://127.0.0.1:$http_port/tasks/$id/data"
@@ -115,14 +121,34 @@ run_wrk() {
     grep '^Transfer/sec' <<< "$out" | sed "s|^|  $1: wrk |" >&2
 }
 
+# CPU time (user + system, clock ticks) of the given processes.
+cpu_ticks() {
+    local t=0 p f
+    for p in "$@"; do
+        read -r -a f < "/proc/$p/stat"
+        t=$((t + f[13] + f[14]))
+    done
+    echo "$t"
+}
+# Runs wrk against URL while counting the CPU of PIDS...; prints "MiB/s CPU-seconds-per-GiB".
+measure() {
+    local url="$1" mibs c0 c1
+    shift
+    c0=$(cpu_ticks "$@")
+    mibs=$(run_wrk "$url")
+    c1=$(cpu_ticks "$@")
+    awk -v m="$mibs" -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v s="$secs" \
+        'BEGIN { printf "%d %.2f\n", m, (c / hz) / (m * s / 1024) }'
+}
+
 echo "HTTP Range, ${size_mib} MiB file in the page cache, wrk -t2 -c$conns -d${secs}s, random 1 MiB ranges, $(nproc) cores, $(date -u +%F)"
 nginx_total=0
 relay_total=0
 for r in $(seq 1 "$rounds"); do
-    n=$(run_wrk "$nginx_url")
-    rl=$(run_wrk "$relay_url")
+    read -r n ncpu <<< "$(measure "$nginx_url" "$nginx_pid" $(pgrep -P "$nginx_pid"))"
+    read -r rl rcpu <<< "$(measure "$relay_url" "$relay_pid")"
     rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$relay_pid/status")
-    echo "round $r: nginx $n MiB/s, relay $rl MiB/s (relay RSS $((rss / 1024)) MiB)"
+    echo "round $r: nginx $n MiB/s ($ncpu CPU-s/GiB), relay $rl MiB/s ($rcpu CPU-s/GiB; RSS $((rss / 1024)) MiB)"
     nginx_total=$((nginx_total + n))
     relay_total=$((relay_total + rl))
 done
