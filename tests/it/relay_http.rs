@@ -276,3 +276,16 @@ fn httpdate_parse(text: &str) -> std::time::SystemTime {
     let secs = days * 86_400 + num(4) * 3600 + num(5) * 60 + num(6);
     std::time::UNIX_EPOCH + Duration::from_secs(secs)
 }
+
+#[test]
+fn request_rate_limit_holds_across_new_connections() {
+    let (_fx, _origin, relay) = complete_relay(&["--http-rate-per-ip", "3"]);
+    // Let the bucket refill after the polling above, then one connection per request.
+    std::thread::sleep(Duration::from_millis(1500));
+    let url = format!("http://{}/tasks", relay.http);
+    let codes: Vec<u16> = (0..8).map(|_| curl(&url, &[]).0).collect();
+    assert_eq!(codes[0], 200, "{codes:?}");
+    let refused = codes.iter().filter(|&&c| c == 429).count();
+    assert!(refused >= 3, "8 requests at once against 3/s: {codes:?}");
+    assert!(codes.iter().all(|&c| c == 200 || c == 429), "{codes:?}");
+}

@@ -10,32 +10,27 @@ mod body;
 mod config;
 mod conn;
 mod data;
+mod limits;
 mod pages;
 mod tracker;
 mod validators;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use floodgate_engine::ratelimit::TokenBucket;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
 use crate::task::Task;
 pub use config::{HttpArgs, ServerConfig};
+use limits::PerIpLimits;
 pub use tracker::{Tracker, SELF_ANNOUNCE_EVERY};
 use validators::Validators;
 
 /// The answer to a connection over its IP's limit, written without waiting before closing.
 const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
     content-length: 21\r\nconnection: close\r\nretry-after: 1\r\n\r\ntoo many connections\n";
-
-struct PerIp {
-    conns: usize,
-    requests: TokenBucket,
-}
 
 /// A task as the server serves it: with its validators, fixed when the task was added.
 pub(super) struct Served {
@@ -60,7 +55,7 @@ pub struct Server {
     pub config: ServerConfig,
     /// The built-in tracker (`/announce`, `/scrape`).
     pub tracker: Tracker,
-    ips: Mutex<HashMap<IpAddr, PerIp>>,
+    limits: PerIpLimits,
 }
 
 impl Server {
@@ -68,9 +63,9 @@ impl Server {
     pub fn new(tasks: Vec<Arc<Task>>, config: ServerConfig) -> Self {
         Server {
             tasks: RwLock::new(tasks.into_iter().map(|t| Arc::new(Served::new(t))).collect()),
+            limits: PerIpLimits::new(config.per_ip_conns, config.per_ip_rate),
             config,
             tracker: Tracker::default(),
-            ips: Mutex::new(HashMap::new()),
         }
     }
 
@@ -102,34 +97,16 @@ impl Server {
     }
 
     fn admit(&self, ip: IpAddr) -> bool {
-        let mut ips = self.ips.lock();
-        let rate = self.config.per_ip_rate;
-        let e = ips
-            .entry(ip)
-            .or_insert_with(|| PerIp { conns: 0, requests: TokenBucket::new(rate, rate, Instant::now()) });
-        if e.conns >= self.config.per_ip_conns {
-            return false;
-        }
-        e.conns += 1;
-        true
+        self.limits.admit(ip)
     }
 
     fn leave(&self, ip: IpAddr) {
-        let mut ips = self.ips.lock();
-        if let Some(e) = ips.get_mut(&ip) {
-            e.conns = e.conns.saturating_sub(1);
-            if e.conns == 0 {
-                ips.remove(&ip);
-            }
-        }
+        self.limits.leave(ip)
     }
 
     /// Whether `ip` may make one more request now.
     fn allow_request(&self, ip: IpAddr) -> bool {
-        if self.config.per_ip_rate == 0 {
-            return true;
-        }
-        self.ips.lock().get(&ip).is_none_or(|e| e.requests.try_take(1, Instant::now()))
+        self.limits.allow_request(ip)
     }
 }
 
