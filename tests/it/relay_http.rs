@@ -21,16 +21,21 @@ fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
 
 /// Everything the server sends until it closes the connection (10 s at most).
 fn read_to_close(s: &mut TcpStream) -> String {
+    String::from_utf8_lossy(&read_all(s)).into_owned()
+}
+
+/// The bytes the server sends until it closes the connection or 10 s pass without any.
+fn read_all(s: &mut TcpStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
     let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 64 * 1024];
     while let Ok(n) = s.read(&mut buf) {
         if n == 0 {
             break;
         }
         out.extend_from_slice(&buf[..n]);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// One keep-alive `GET /tasks` on an open connection; returns the status line.
@@ -288,4 +293,28 @@ fn request_rate_limit_holds_across_new_connections() {
     let refused = codes.iter().filter(|&&c| c == 429).count();
     assert!(refused >= 3, "8 requests at once against 3/s: {codes:?}");
     assert!(codes.iter().all(|&c| c == 200 || c == 429), "{codes:?}");
+}
+
+#[test]
+fn a_client_that_stops_reading_the_body_is_cut_off() {
+    let fx = Fixture::new(32 * 1024 * 1024);
+    let origin = Origin::start(&fx.file, &[]);
+    let relay =
+        Relay::start(&fx, &origin.url(), &fx.dir.path().join("relay"), &["--http-write-timeout", "1"]);
+    relay.wait_state("complete", Duration::from_secs(60));
+    let mut s = TcpStream::connect(relay.http).expect("connect");
+    s.write_all(format!("GET /tasks/{}/data HTTP/1.1\r\nHost: relay\r\n\r\n", relay.id).as_bytes())
+        .expect("send the request");
+    // Take nothing for 4 s: the socket buffers fill and the relay's 1 s budget runs out.
+    std::thread::sleep(Duration::from_secs(4));
+    let t0 = Instant::now();
+    let got = read_all(&mut s);
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(got.starts_with(b"HTTP/1.1 200"), "the response began");
+    assert!(
+        got.len() < fx.data.len(),
+        "the relay sent all {} bytes to a client that did not read",
+        got.len()
+    );
+    assert!(secs < 5.0, "the relay had closed the connection; reading what was buffered took {secs:.1} s");
 }
