@@ -106,7 +106,7 @@ pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
         let listener = http::bind(cli.listen_http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", cli.listen_http))?;
-        let server = Arc::new(http::Server::new(Vec::new(), http::ServerConfig::default()));
+        let server = Arc::new(http::Server::new(Vec::new(), cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
         let bt = swarm.listen_addr().unwrap_or(cli.listen_bt);
         tokio::spawn(crate::announce_self(server.clone(), swarm.peer_id(), bt));
@@ -345,7 +345,7 @@ impl Relay {
             let out = relay.cli.data_dir.join(format!("{}.torrent", task.id));
             let still_ours = relay.running.lock().contains_key(&dist);
             if still_ours && task.growing().is_some() && task.is_complete() {
-                match crate::seed_url_only(&task, &relay.swarm, &web_seed, &out) {
+                match crate::seed_url_only(&task, &relay.swarm, &web_seed, &out, relay.cli.max_peers) {
                     Ok(()) => {
                         if let Some(r) = relay.running.lock().get_mut(&dist) {
                             r.info_hash = task.torrent().map(|h| h.info_hash());

@@ -139,14 +139,14 @@ fn main() -> anyhow::Result<()> {
         let server = Arc::new(http::Server::new(vec![task.clone()], cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
         tokio::spawn(announce_self(server, swarm.peer_id(), swarm.listen_addr().unwrap_or(cli.listen_bt)));
-        let (pull_task, pull_swarm) = (task.clone(), swarm.clone());
+        let (pull_task, pull_swarm, max_peers) = (task.clone(), swarm.clone(), cli.max_peers);
         let web_seed = format!("http://{}/tasks/{}/data", cli.listen_http, task.id);
         let torrent_out = cli.data_dir.join(format!("{}.torrent", task.id));
         tokio::spawn(async move {
             origin::pull(pull_task.clone(), config).await;
             pull_task.sync();
             if pull_task.growing().is_some() && pull_task.is_complete() {
-                if let Err(e) = seed_url_only(&pull_task, &pull_swarm, &web_seed, &torrent_out) {
+                if let Err(e) = seed_url_only(&pull_task, &pull_swarm, &web_seed, &torrent_out, max_peers) {
                     tracing::error!(task = %pull_task.id, error = %e, "cannot seed the finished URL-only task");
                 }
             }
@@ -227,14 +227,21 @@ fn url_only_task(cli: &Cli, origin: String, url: &origin::OriginUrl, len: u64) -
 }
 
 /// Builds the finished URL-only task's torrent (url-list: this relay), saves it, and seeds it.
-fn seed_url_only(task: &Task, swarm: &Swarm, web_seed: &str, out: &Path) -> anyhow::Result<()> {
+fn seed_url_only(
+    task: &Task,
+    swarm: &Swarm,
+    web_seed: &str,
+    out: &Path,
+    max_peers: usize,
+) -> anyhow::Result<()> {
     let growing = task.growing().context("not a URL-only task")?;
     let (file, meta) = growing.build_torrent(&task.name, web_seed).context("hashes missing")?;
     std::fs::write(out, &file).with_context(|| format!("cannot write {}", out.display()))?;
     let root = swarm_root(out, &task.id);
     let store = Store::open(meta.layout(), &root, StoreConfig::default())?;
-    let torrent =
-        swarm.add_torrent(AddTorrent::new(&meta, store).with_verified(Bitfield::full(meta.piece_count())))?;
+    let mut add = AddTorrent::new(&meta, store).with_verified(Bitfield::full(meta.piece_count()));
+    add.max_peers = max_peers;
+    let torrent = swarm.add_torrent(add)?;
     torrent.disable_peer_downloads();
     tracing::info!(task = %task.id, info_hash = %meta.info_hash(), torrent = %out.display(), "URL-only task complete; seeding");
     task.set_seeding(file, torrent);
