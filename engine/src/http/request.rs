@@ -74,8 +74,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpErr
         let text = || std::str::from_utf8(h.value).map(|s| s.trim().to_string());
         let name = h.name;
         if name.eq_ignore_ascii_case("range") {
-            let v = text().map_err(|_| HttpError::InvalidHeader { name: "range" })?;
-            head.range = RangeSpec::parse(&v)?;
+            // RFC 9110 §14.2: a Range the server cannot use (another unit, bad syntax, not
+            // UTF-8) is ignored, and the whole representation is sent, as nginx does.
+            head.range = text().ok().and_then(|v| RangeSpec::parse(&v).ok().flatten());
         } else if name.eq_ignore_ascii_case("connection") {
             let v = text().map_err(|_| HttpError::InvalidHeader { name: "connection" })?;
             for token in v.split(',').map(str::trim) {
@@ -129,10 +130,11 @@ mod tests {
     #[test]
     fn rejects_bad_heads() {
         assert_eq!(parse_request(b"POST / HTTP/1.1\r\n\r\n"), Err(HttpError::UnsupportedMethod));
-        assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\nRange: lines=1-2\r\n\r\n"),
-            Err(HttpError::InvalidHeader { name: "range" })
-        );
+        for range in ["lines=1-2", "bytes=x-y", "bytes=5-1"] {
+            let raw = format!("GET / HTTP/1.1\r\nRange: {range}\r\n\r\n");
+            let parsed = parse_request(raw.as_bytes()).expect("a head with an unusable Range");
+            assert_eq!(parsed.map(|(head, _)| head.range), Some(None), "Range: {range} is ignored");
+        }
         assert_eq!(parse_request(b"\x00\x01 / HTTP/1.1\r\n\r\n"), Err(HttpError::Malformed("request head")));
         let long = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD_BYTES + 1));
         assert_eq!(parse_request(long.as_bytes()), Err(HttpError::HeadTooLarge { limit: MAX_HEAD_BYTES }));
