@@ -27,7 +27,7 @@ pub struct SessionConfig {
     /// new requests are then duplicates of other peers' blocks, and a full-size pipeline of
     /// them would fetch most of the tail twice.
     pub endgame_queue: usize,
-    /// Most requests from the peer we hold unanswered; more closes the connection.
+    /// Most requests from the peer we hold unanswered (advertised as `reqq`); more are rejected.
     pub max_peer_requests: usize,
     /// Most bytes queued for sending before the peer's next request is handed to the driver.
     /// Requests beyond it wait in the session and are served rarest piece first (lowest
@@ -356,7 +356,11 @@ impl PeerSession {
         self.events.push_back(PeerEvent::Handshake { peer_id: hs.peer_id, reserved: hs.reserved });
         self.send_our_pieces();
         if self.extended {
-            self.push(&self.config.extended.to_message());
+            // Tell the peer how many requests we queue (`reqq`); beyond that we reject.
+            let mut ext = self.config.extended.clone();
+            let reqq = u32::try_from(self.config.max_peer_requests).unwrap_or(u32::MAX);
+            ext.reqq.get_or_insert(reqq);
+            self.push(&ext.to_message());
         }
         Ok(())
     }
@@ -473,7 +477,13 @@ impl PeerSession {
             return Ok(());
         }
         if self.uploads_pending + self.upload_queue.len() >= self.config.max_peer_requests {
-            return Err(PeerError::TooManyRequests { limit: self.config.max_peer_requests });
+            // More than we queue (and told the peer in `reqq`): not kept, so memory stays
+            // bounded; rejected with the fast extension, else dropped (as libtorrent does; the
+            // peer times the request out). Transmission 3.00 queues far more than 4096 at speed.
+            if self.fast {
+                self.push(&Message::RejectRequest(block));
+            }
+            return Ok(());
         }
         let availability = self.map.availability(piece);
         self.upload_queue.push(Reverse(QueuedRequest { availability, seq: self.upload_seq, block }));

@@ -424,3 +424,33 @@ fn queued_uploads_are_served_rarest_piece_first() {
     }
     assert_eq!(served, vec![1, 3, 0, 2]);
 }
+
+#[test]
+fn requests_beyond_the_queue_limit_are_refused_not_fatal() {
+    let (layout, data, hashes) = torrent(11, 16 * 1024, &[4 * 16 * 1024]);
+    let node = Node::seeder(&layout, &data, hashes);
+    let now = Instant::now();
+    let config = SessionConfig { upload_window: 1, max_peer_requests: 2, ..SessionConfig::default() };
+    let mut s = PeerSession::new(config, node.picker.clone(), PeerSlot(0), InfoHash([1; 20]), node.id, now);
+    let hs = crate::wire::Handshake::new(InfoHash([1; 20]), PeerId::generate());
+    s.handle_input(&hs.to_bytes(), now).unwrap();
+    s.handle_input(&[0, 0, 0, 1, 2], now).unwrap(); // INTERESTED
+    while s.poll_event().is_some() {}
+    s.set_choking(false);
+    let mut requests = bytes::BytesMut::new();
+    for piece in [0, 1, 2, 3] {
+        let block = crate::types::BlockRef { piece: PieceIndex(piece), offset: 0, length: 16 * 1024 };
+        Message::Request(block).encode_head(&mut requests);
+    }
+    s.handle_input(&requests, now).expect("too many requests are refused, the connection stays");
+    let mut uploads = 0;
+    while s.poll_transmit(now).is_some() {}
+    while s.has_events() {
+        if let Some(PeerEvent::Upload(block)) = s.poll_event() {
+            uploads += 1;
+            s.upload_failed(block);
+        }
+        while s.poll_transmit(now).is_some() {}
+    }
+    assert_eq!(uploads, 2, "only the first two requests are queued");
+}
