@@ -265,6 +265,9 @@ impl Agent {
         let started = Instant::now();
         let mut last = (Instant::now(), torrent.stats().bytes_verified);
         let mut redial = Instant::now() + Duration::from_secs(5);
+        // Connected peers that give nothing (e.g. agents that dialed each other before the
+        // relay had the task) count as starving too.
+        let mut progress = (Instant::now(), torrent.stats().bytes_verified);
         loop {
             tokio::time::sleep(every.min(Duration::from_millis(250))).await;
             if stop.load(Ordering::Relaxed) {
@@ -288,7 +291,11 @@ impl Agent {
                 self.report(&dist, pb::TaskState::Done, s.downloaded, speed, String::new()).await;
                 return;
             }
-            if s.peers == 0 && Instant::now() >= redial {
+            if s.bytes_verified != progress.1 {
+                progress = (Instant::now(), s.bytes_verified);
+            }
+            let stalled = progress.0.elapsed() >= Duration::from_secs(3);
+            if (s.peers == 0 || stalled) && Instant::now() >= redial {
                 if let Some(job) = self.jobs.lock().get(&dist) {
                     for addr in bt_addrs(&job.relays.lock()) {
                         torrent.connect(addr);
@@ -373,17 +380,22 @@ struct AnnounceCtx {
 }
 
 /// Announces to every relay's tracker (`http://RELAY/announce`) and dials the peers it names:
-/// every 15 s, every 3 s while no peer is connected.
+/// every 15 s, every 3 s while no peer is connected or none gave anything for 3 s.
 fn announce_loop(ctx: AnnounceCtx) {
     let mut dialed: HashSet<SocketAddr> = HashSet::new();
     let mut started = false;
     let mut was_complete = ctx.torrent.is_complete();
     let mut next = Instant::now();
+    let mut progress = (Instant::now(), ctx.torrent.stats().bytes_verified);
     while !ctx.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         let complete = ctx.torrent.is_complete();
         let s = ctx.torrent.stats();
-        let starving = !complete && s.peers == 0;
+        if s.bytes_verified != progress.1 {
+            progress = (Instant::now(), s.bytes_verified);
+        }
+        // No peer, or peers that give nothing for 3 s: ask again soon and dial everyone anew.
+        let starving = !complete && (s.peers == 0 || progress.0.elapsed() >= Duration::from_secs(3));
         if Instant::now() < next && complete == was_complete {
             continue;
         }
