@@ -27,10 +27,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         peers = ALT if self.path.startswith("/alt/") else PEERS
         body = b"d8:intervali30e5:peers%d:%se" % (len(peers), peers)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. killed when its download completed)
 
     def log_message(self, *args):
         pass
