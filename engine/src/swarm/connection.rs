@@ -28,6 +28,10 @@ use crate::wire::{metadata_piece_len, Message, MetadataMessage, METADATA_PIECE_L
 
 /// Bytes read per receive call, at most.
 const READ_CHUNK: usize = 256 * 1024;
+/// Bytes read per receive call at first. The size doubles (up to `READ_CHUNK`) each time a
+/// read fills the space it was given, so a downloading peer soon reads in large chunks while an
+/// idle or upload-only peer (a relay's or seed's many leechers) holds 16 KiB, not 256 KiB.
+const READ_FIRST: usize = 16 * 1024;
 /// Chunks handed to one `writev` (under IOV_MAX).
 const MAX_IOVECS: usize = 512;
 
@@ -121,16 +125,18 @@ async fn read_loop(
     }
     wake_writer.notify_one();
     let mut received = 0u64;
+    let mut read_size = READ_FIRST;
     loop {
         // Pay for the last read before the next one: TCP flow control then slows the sender.
         throttle::acquire(&torrent.down, std::mem::take(&mut received)).await;
         let mut buf = std::mem::take(shared.borrow_mut().session.recv_buffer());
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < read_size / 4 {
+            buf.reserve(read_size);
         }
         // Read into the spare capacity after the unparsed bytes (a read writes at the start of
         // the buffer it is given).
         let filled = buf.len();
+        let spare = buf.capacity() - filled;
         let (res, slice) = stream.read(buf.slice(filled..)).await;
         let buf = slice.into_inner();
         let mut s = shared.borrow_mut();
@@ -142,6 +148,9 @@ async fn read_loop(
             Ok(0) => return Ok(()),
             Ok(n) => {
                 received = n as u64;
+                if n == spare {
+                    read_size = (read_size * 2).min(READ_CHUNK);
+                }
                 tracing::trace!(addr = %peer.addr, n, "read");
             }
             Err(e) => return Err(PeerError::Io(e)),
