@@ -25,12 +25,6 @@ pub enum PeerError {
     /// A piece index or block outside the torrent.
     #[error("bad piece reference: {0}")]
     Piece(#[from] PieceMapError),
-    /// The peer asked for more blocks than we queue for one connection.
-    #[error("peer exceeded {limit} queued requests")]
-    TooManyRequests {
-        /// The per-connection bound.
-        limit: usize,
-    },
     /// Nothing arrived for too long.
     #[error("peer idle for too long")]
     Idle,
