@@ -264,7 +264,7 @@ impl Agent {
     ) {
         let started = Instant::now();
         let mut last = (Instant::now(), torrent.stats().bytes_verified);
-        let mut redial = Instant::now() + Duration::from_secs(5);
+        let mut redial = Instant::now() + Duration::from_secs(1);
         // Connected peers that give nothing (e.g. agents that dialed each other before the
         // relay had the task) count as starving too.
         let mut progress = (Instant::now(), torrent.stats().bytes_verified);
@@ -294,14 +294,19 @@ impl Agent {
             if s.bytes_verified != progress.1 {
                 progress = (Instant::now(), s.bytes_verified);
             }
-            let stalled = progress.0.elapsed() >= Duration::from_secs(3);
+            // Before the first byte the relays may still be setting the task up (they hear of
+            // it at the same time as we do): look again every second, later every 5 s.
+            let patience =
+                if s.bytes_verified == 0 { Duration::from_secs(1) } else { Duration::from_secs(3) };
+            let stalled = progress.0.elapsed() >= patience;
             if (s.peers == 0 || stalled) && Instant::now() >= redial {
                 if let Some(job) = self.jobs.lock().get(&dist) {
                     for addr in bt_addrs(&job.relays.lock()) {
                         torrent.connect(addr);
                     }
                 }
-                redial = Instant::now() + Duration::from_secs(5);
+                redial =
+                    Instant::now() + if s.bytes_verified == 0 { patience } else { Duration::from_secs(5) };
             }
             if last.0.elapsed() >= every {
                 let speed =
