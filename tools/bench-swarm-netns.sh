@@ -11,6 +11,7 @@
 #
 #   sudo tools/bench-swarm-netns.sh [SIZE_MIB] [CLIENTS]     (defaults: 256, 8)
 #   SEED_UP=200 UP=80 DOWN=400 (Mbit/s), KINDS="floodgate libtorrent"
+#   SEED_ARGS="--super-seed"   (extra flags for the floodgate seed)
 #
 # Needs root (ip netns, tc). Everything it creates (namespaces fgs*, bridge fgsbr0) is removed
 # on exit; traffic never leaves the bridge.
@@ -62,7 +63,7 @@ mkdir -p "$work/seed"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/seed/payload.bin"
 "$fg" make-torrent "$work/seed/payload.bin" -o "$work/p.torrent" --tracker "http://$seed_ip:6969/announce" > /dev/null 2>&1
 ip netns exec fgs0 "$fg" seed "$work/p.torrent" --data "$work/seed" --listen "$seed_ip:6881" \
-    --tracker-listen "$seed_ip:6969" > /dev/null 2> "$work/seed.log" &
+    --tracker-listen "$seed_ip:6969" ${SEED_ARGS:-} > /dev/null 2> "$work/seed.log" &
 pids+=($!)
 for _ in $(seq 1 200); do ip netns exec fgs1 bash -c "exec 3<>/dev/tcp/$seed_ip/6881" 2>/dev/null && break; sleep 0.05; done
 
@@ -71,7 +72,7 @@ bound=$(awk -v f="$((size_mib * 1024 * 1024))" -v n="$n" -v us="$seed_up" -v u="
     a = f / us; b = f / d; c = n * f / (us + n * u);
     t = a; if (b > t) t = b; if (c > t) t = c; printf "%.2f", t }')
 echo "1 seed (up ${seed_up} Mbit/s) -> $n clients (up ${up}, down ${down} Mbit/s) in network namespaces, ${size_mib} MiB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "Kumar–Ross minimum time: ${bound} s"
+echo "Kumar–Ross minimum time: ${bound} s; seed flags: ${SEED_ARGS:-none}"
 
 group() {
     local name="$1" cpids=() i

@@ -345,7 +345,14 @@ impl Relay {
             let out = relay.cli.data_dir.join(format!("{}.torrent", task.id));
             let still_ours = relay.running.lock().contains_key(&dist);
             if still_ours && task.growing().is_some() && task.is_complete() {
-                match crate::seed_url_only(&task, &relay.swarm, &web_seed, &out, relay.cli.max_peers) {
+                match crate::seed_url_only(
+                    &task,
+                    &relay.swarm,
+                    &web_seed,
+                    &out,
+                    relay.cli.max_peers,
+                    relay.cli.super_seed,
+                ) {
                     Ok(()) => {
                         if let Some(r) = relay.running.lock().get_mut(&dist) {
                             r.info_hash = task.torrent().map(|h| h.info_hash());

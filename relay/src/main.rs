@@ -82,6 +82,10 @@ struct Cli {
     /// BitTorrent connections at once.
     #[arg(long, default_value_t = 1000)]
     max_peers: usize,
+    /// Super-seeding (BEP 16): reveal pieces to each peer one by one, the rarest first, so
+    /// clients get different pieces from the relay and trade them among themselves.
+    #[arg(long)]
+    super_seed: bool,
     /// HTTP server limits.
     #[command(flatten)]
     http: http::HttpArgs,
@@ -139,14 +143,14 @@ fn main() -> anyhow::Result<()> {
         let server = Arc::new(http::Server::new(vec![task.clone()], cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
         tokio::spawn(announce_self(server, swarm.peer_id(), swarm.listen_addr().unwrap_or(cli.listen_bt)));
-        let (pull_task, pull_swarm, max_peers) = (task.clone(), swarm.clone(), cli.max_peers);
+        let (pull_task, pull_swarm, max_peers, super_seed) = (task.clone(), swarm.clone(), cli.max_peers, cli.super_seed);
         let web_seed = format!("http://{}/tasks/{}/data", cli.listen_http, task.id);
         let torrent_out = cli.data_dir.join(format!("{}.torrent", task.id));
         tokio::spawn(async move {
             origin::pull(pull_task.clone(), config).await;
             pull_task.sync();
             if pull_task.growing().is_some() && pull_task.is_complete() {
-                if let Err(e) = seed_url_only(&pull_task, &pull_swarm, &web_seed, &torrent_out, max_peers) {
+                if let Err(e) = seed_url_only(&pull_task, &pull_swarm, &web_seed, &torrent_out, max_peers, super_seed) {
                     tracing::error!(task = %pull_task.id, error = %e, "cannot seed the finished URL-only task");
                 }
             }
@@ -193,6 +197,7 @@ fn known_task(cli: &Cli, swarm: &Swarm, origin: String, torrent_path: &Path) -> 
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
     let mut add = AddTorrent::new(&meta, store).with_verified(verified);
     add.max_peers = cli.max_peers;
+    add.session.super_seed = cli.super_seed;
     let torrent = swarm.add_torrent(add)?;
     torrent.disable_peer_downloads();
     let task = Task::known(origin, &meta, torrent, cli.serve_threshold);
@@ -233,6 +238,7 @@ fn seed_url_only(
     web_seed: &str,
     out: &Path,
     max_peers: usize,
+    super_seed: bool,
 ) -> anyhow::Result<()> {
     let growing = task.growing().context("not a URL-only task")?;
     let (file, meta) = growing.build_torrent(&task.name, web_seed).context("hashes missing")?;
@@ -241,6 +247,7 @@ fn seed_url_only(
     let store = Store::open(meta.layout(), &root, StoreConfig::default())?;
     let mut add = AddTorrent::new(&meta, store).with_verified(Bitfield::full(meta.piece_count()));
     add.max_peers = max_peers;
+    add.session.super_seed = super_seed;
     let torrent = swarm.add_torrent(add)?;
     torrent.disable_peer_downloads();
     tracing::info!(task = %task.id, info_hash = %meta.info_hash(), torrent = %out.display(), "URL-only task complete; seeding");

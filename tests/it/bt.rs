@@ -145,3 +145,72 @@ fn download_limit_flag_slows_the_download() {
     let floor = (data.len() as f64 - (rate / 10).max(64 * 1024) as f64) / rate as f64;
     assert!(took >= floor * 0.95, "took {took:.2} s with a {rate} B/s limit (floor {floor:.2} s)");
 }
+
+/// Super-seeding (`floodgate seed --super-seed`): with the seed's upload the bottleneck, the
+/// seed reveals different pieces to each downloader, they trade the rest through the tracker,
+/// and the seed sends about one copy of the file instead of one per downloader.
+#[test]
+fn super_seed_sends_about_one_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let len = 4 * 1024 * 1024 + 777;
+    let data = random_file(&src.join("blob.bin"), len);
+    let torrent = dir.path().join("blob.torrent");
+    let tracker = free_addr();
+    let status = Command::new(bin("floodgate"))
+        .args(["make-torrent", src.join("blob.bin").to_str().unwrap(), "-o", torrent.to_str().unwrap()])
+        .args(["--piece-size", "65536", "--tracker", &format!("http://{tracker}/announce")])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run make-torrent");
+    assert!(status.success(), "make-torrent failed");
+    let addr = free_addr();
+    let mut seed = ChildGuard::spawn(
+        Command::new(bin("floodgate"))
+            .args(["seed", torrent.to_str().unwrap(), "--data", src.to_str().unwrap(), "--super-seed"])
+            .args(["--listen", &addr.to_string(), "--tracker-listen", &tracker.to_string()])
+            // 4 MB/s: the seed alone needs ~1 s per copy, so three copies would show.
+            .args(["--upload-limit", "4000000", "--seed-for", "12"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .expect("spawn seed");
+    assert!(wait_for_listen(addr, Duration::from_secs(20)), "seeder did not start listening");
+    assert!(wait_for_listen(tracker, Duration::from_secs(20)), "tracker did not start listening");
+
+    let outs: Vec<_> = (0..3).map(|i| dir.path().join(format!("dl{i}"))).collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|o| {
+            Command::new(bin("floodgate"))
+                .args(["get", torrent.to_str().unwrap(), "-o", o.to_str().unwrap(), "--json"])
+                .args(["--timeout", "60", "--listen", &free_addr().to_string(), "--seed-for", "8"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn get")
+        })
+        .collect();
+    for (child, out) in children.into_iter().zip(&outs) {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "get failed for {}", out.display());
+        assert_eq!(std::fs::read(out.join("blob.bin")).unwrap(), data, "{} differs", out.display());
+    }
+    // The seed reports its upload when --seed-for ends.
+    let status = floodgate_tests::wait_for(Duration::from_secs(30), || seed.0.try_wait().ok().flatten());
+    assert!(status.is_some(), "the seed did not stop after --seed-for");
+    let mut err = String::new();
+    seed.0.stderr.take().expect("piped stderr").read_to_string(&mut err).expect("read seed stderr");
+    let uploaded: u64 = err
+        .split("done seeding: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no upload total in the seed's output: {err}"));
+    assert!(uploaded >= len as u64, "the seed sent less than the file: {uploaded}");
+    assert!(
+        uploaded <= len as u64 * 3 / 2,
+        "a super-seed sent {uploaded} bytes for a {len}-byte file to 3 downloaders (about one copy expected)"
+    );
+}

@@ -55,7 +55,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let verified = super::swarm_util::check_existing(&meta, &args.output);
     let resumed = verified.count_ones();
-    let (swarm, torrent) = super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits)?;
+    let (swarm, torrent) =
+        super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits, false)?;
     let started = Instant::now();
     let announce_as = swarm.listen_addr().unwrap_or(args.listen);
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), announce_as);

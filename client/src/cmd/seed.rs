@@ -29,6 +29,11 @@ pub struct Args {
     /// Also run the built-in HTTP tracker (`/announce`, `/scrape`) on this address.
     #[arg(long)]
     pub tracker_listen: Option<SocketAddr>,
+    /// Super-seeding (BEP 16): reveal pieces to each peer one by one, the rarest first, so
+    /// peers get different pieces and trade them; the seed sends each piece about once.
+    /// For a seed whose upload is the swarm's bottleneck.
+    #[arg(long)]
+    pub super_seed: bool,
 }
 
 /// Runs the command.
@@ -52,7 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (swarm, torrent) = super::swarm_util::start(&meta, &args.data, args.listen, verified, args.limits)?;
+    let (swarm, torrent) =
+        super::swarm_util::start(&meta, &args.data, args.listen, verified, args.limits, args.super_seed)?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);
     eprintln!("seeding {} ({} bytes) on {addr}", meta.info_hash(), meta.total_length());
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), addr);

@@ -100,13 +100,15 @@ pub struct Limits {
     pub download_limit: u64,
 }
 
-/// Starts a swarm listening on `listen` and adds the torrent with its store under `root`.
+/// Starts a swarm listening on `listen` and adds the torrent with its store under `root`
+/// (super-seeding, BEP 16, when `super_seed`).
 pub fn start(
     meta: &Metainfo,
     root: &Path,
     listen: SocketAddr,
     verified: Bitfield,
     limits: Limits,
+    super_seed: bool,
 ) -> anyhow::Result<(Swarm, TorrentHandle)> {
     let store = Store::open(meta.layout(), root, StoreConfig::default())
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
@@ -117,7 +119,9 @@ pub fn start(
         ..SwarmConfig::default()
     };
     let swarm = Swarm::start(config).with_context(|| format!("cannot listen on {listen}"))?;
-    let torrent = swarm.add_torrent(AddTorrent::new(meta, store).with_verified(verified))?;
+    let mut add = AddTorrent::new(meta, store).with_verified(verified);
+    add.session.super_seed = super_seed;
+    let torrent = swarm.add_torrent(add)?;
     Ok((swarm, torrent))
 }
 

@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub snub_timeout: Duration,
     /// Our BEP 10 extended handshake (sent when both sides set the extension bit).
     pub extended: ExtendedHandshake,
+    /// Super-seeding (BEP 16): announce nothing at the start (HAVE NONE with the fast
+    /// extension); the driver reveals pieces one by one with [`PeerSession::piece_verified`].
+    pub super_seed: bool,
 }
 
 impl Default for SessionConfig {
@@ -60,6 +63,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(240),
             snub_timeout: Duration::from_secs(30),
             extended: ExtendedHandshake::default(),
+            super_seed: false,
         }
     }
 }
@@ -368,6 +372,12 @@ impl PeerSession {
     /// Announces what we have: HAVE ALL / HAVE NONE with the fast extension, else a BITFIELD
     /// (skipped when empty, as BEP 3 allows).
     fn send_our_pieces(&mut self) {
+        if self.config.super_seed {
+            if self.fast {
+                self.push(&Message::HaveNone);
+            }
+            return;
+        }
         let verified = self.map.verified();
         let count = self.map.verified_count();
         if self.fast && count == self.map.piece_count() {
@@ -594,7 +604,13 @@ impl PeerSession {
         }
     }
 
-    /// A piece passed its hash check: tell the peer, and re-check our interest.
+    /// Whether the peer told us it has `piece`.
+    pub fn peer_has_piece(&self, piece: PieceIndex) -> bool {
+        self.peer_has.has(piece)
+    }
+
+    /// A piece passed its hash check (or, super-seeding, is revealed to this peer): tell the
+    /// peer, and re-check our interest.
     pub fn piece_verified(&mut self, piece: PieceIndex, now: Instant) {
         if self.phase != Phase::Open {
             return;

@@ -32,6 +32,9 @@ const READ_CHUNK: usize = 256 * 1024;
 /// read fills the space it was given, so a downloading peer soon reads in large chunks while an
 /// idle or upload-only peer (a relay's or seed's many leechers) holds 16 KiB, not 256 KiB.
 const READ_FIRST: usize = 16 * 1024;
+/// Super-seeding: pieces revealed to one peer and not yet announced back by it. Two keep the
+/// peer busy while it reports the first; one at a time (BEP 16's letter) idles it per piece.
+const REVEAL_AHEAD: usize = 2;
 /// Chunks handed to one `writev` (under IOV_MAX).
 const MAX_IOVECS: usize = 512;
 
@@ -45,6 +48,8 @@ struct Shared {
     closed: bool,
     /// The id the peer wants `ut_metadata` messages under (its extended handshake).
     peer_ut_metadata: Option<u8>,
+    /// Super-seeding: revealed pieces the peer has not announced yet.
+    revealed: Vec<crate::types::PieceIndex>,
 }
 
 /// Runs one connection to the end. `initial` holds bytes already read from the socket (the
@@ -70,13 +75,19 @@ pub(crate) async fn run(
         peer_id,
         now,
     );
-    let announced = torrent.map.verified().snapshot();
+    // Super-seeding announces nothing up front; pieces are revealed one by one.
+    let announced = if torrent.session.super_seed {
+        Bitfield::new(torrent.map.piece_count())
+    } else {
+        torrent.map.verified().snapshot()
+    };
     let shared = Rc::new(RefCell::new(Shared {
         session,
         announced,
         upload_cache: None,
         closed: false,
         peer_ut_metadata: None,
+        revealed: Vec::new(),
     }));
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
@@ -157,6 +168,9 @@ async fn read_loop(
         }
         s.session.handle_input(&[], Instant::now())?;
         drain_events(torrent, peer, &mut s);
+        if torrent.session.super_seed {
+            reveal(torrent, &mut s, Instant::now());
+        }
         if s.session.wants_transmit() {
             wake_writer.notify_one();
         }
@@ -192,6 +206,31 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
         }
     }
     peer.is_seed.store(s.session.peer_is_seed(), Ordering::Relaxed);
+}
+
+/// Super-seeding: keeps up to `REVEAL_AHEAD` pieces revealed (HAVE) to this peer that it has
+/// not announced yet. Each new one is the piece we have and the peer lacks that the fewest
+/// peers have, then that was revealed to the fewest peers: every peer gets different pieces,
+/// which it can only pass on to the others, so the seed's upload is spent on pieces the swarm
+/// lacks rather than on copies of what it already trades.
+fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
+    let session = &s.session;
+    s.revealed.retain(|&p| !session.peer_has_piece(p));
+    while s.revealed.len() < REVEAL_AHEAD {
+        let verified = torrent.map.verified().snapshot();
+        let best = verified
+            .view()
+            .iter_ones()
+            .filter(|&p| !s.announced.has(p) && !s.session.peer_has_piece(p))
+            .min_by_key(|&p| {
+                (torrent.map.availability(p), torrent.reveals[p.0 as usize].load(Ordering::Relaxed))
+            });
+        let Some(p) = best else { return };
+        torrent.reveals[p.0 as usize].fetch_add(1, Ordering::Relaxed);
+        s.announced.set(p);
+        s.revealed.push(p);
+        s.session.piece_verified(p, now);
+    }
 }
 
 /// Answers a BEP 9 request with a piece of the info dictionary, or a reject when we do not
@@ -328,6 +367,7 @@ async fn control_loop(
                 let mut s = shared.borrow_mut();
                 let now = Instant::now();
                 match ev {
+                    Ok(TorrentEvent::Verified(_)) if torrent.session.super_seed => reveal(&torrent, &mut s, now),
                     Ok(TorrentEvent::Verified(p)) => {
                         if !s.announced.has(p) {
                             s.announced.set(p);
@@ -339,6 +379,9 @@ async fn control_loop(
                         if slots.contains(&peer.slot) {
                             s.session.cancel_request(block);
                         }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) if torrent.session.super_seed => {
+                        reveal(&torrent, &mut s, now)
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed some HAVEs: announce whatever is verified and not yet told.
@@ -361,6 +404,9 @@ async fn control_loop(
                     drop(s);
                     wake_writer.notify_one();
                     return;
+                }
+                if torrent.session.super_seed {
+                    reveal(&torrent, &mut s, now);
                 }
                 PeerShared::set_rate(&peer.down_rate, s.session.download_rate(now));
                 PeerShared::set_rate(&peer.up_rate, s.session.upload_rate(now));

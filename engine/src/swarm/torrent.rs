@@ -116,6 +116,8 @@ pub(crate) struct Torrent {
     /// Download limits (swarm, then torrent) every connection waits on after reading.
     pub down: RateChain,
     pub store_error: Mutex<Option<String>>,
+    /// Super-seeding: how many peers each piece was revealed to (spreads the reveals).
+    pub reveals: Box<[AtomicU32]>,
 }
 
 impl std::fmt::Debug for Torrent {
@@ -154,6 +156,7 @@ impl Torrent {
         let torrent = Arc::new(Torrent {
             info_hash: parts.info_hash,
             partial: (0..layout.piece_count()).map(|_| Mutex::new(Vec::new())).collect(),
+            reveals: (0..layout.piece_count()).map(|_| AtomicU32::new(0)).collect(),
             layout,
             hashes: parts.piece_hashes,
             map,
