@@ -7,6 +7,7 @@
 # the last client completed (goal: <= 1.1 x the pull).
 #
 #   tools/bench-faststart.sh [SIZE_MIB] [CLIENTS] [RATE_BYTES_PER_S]   (defaults: 512, 4, 50000000)
+#   RELAY_ARGS="--super-seed" tools/bench-faststart.sh ...            (extra relay flags)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib="${1:-512}"
@@ -32,7 +33,7 @@ wait_port "$origin_port"
 
 RUST_LOG=info NO_COLOR=1 "$bin/floodgate-relay" --origin "http://127.0.0.1:$origin_port/payload.bin" \
     --torrent "$work/p.torrent" --data-dir "$work/relay" \
-    --listen-bt "127.0.0.1:$bt_port" --listen-http "127.0.0.1:$http_port" \
+    --listen-bt "127.0.0.1:$bt_port" --listen-http "127.0.0.1:$http_port" ${RELAY_ARGS:-} \
     > "$work/relay.out" 2> "$work/relay.log" &
 pids+=($!)
 # The task id on stdout means the task started (BitTorrent listening, pull under way).
@@ -45,6 +46,7 @@ for i in $(seq 1 "$n"); do
     cpids+=($!)
 done
 for p in "${cpids[@]}"; do wait "$p"; done
+echo "clients' peers seen: $(for i in $(seq 1 "$n"); do sed 's/.*"peers":\([0-9]*\).*/\1/' "$work/c$i.json"; done | tr "\n" " ")"
 for i in $(seq 1 "$n"); do cmp -s "$work/c$i/payload.bin" "$work/payload.bin" || { echo "client $i differs"; exit 1; }; done
 stats=$(curl -s "http://127.0.0.1:$origin_port/__stats")
 relay_up=$(curl -s "http://127.0.0.1:$http_port/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["bt_bytes"])')

@@ -35,6 +35,9 @@ const READ_FIRST: usize = 16 * 1024;
 /// Super-seeding: pieces revealed to one peer and not yet announced back by it. Two keep the
 /// peer busy while it reports the first; one at a time (BEP 16's letter) idles it per piece.
 const REVEAL_AHEAD: usize = 2;
+/// Super-seeding: how long a peer with nothing revealed waits before it is shown a piece
+/// that other peers already have (it could fetch that from them).
+const REVEAL_IDLE: Duration = Duration::from_secs(1);
 /// Chunks handed to one `writev` (under IOV_MAX).
 const MAX_IOVECS: usize = 512;
 
@@ -50,6 +53,8 @@ struct Shared {
     peer_ut_metadata: Option<u8>,
     /// Super-seeding: revealed pieces the peer has not announced yet.
     revealed: Vec<crate::types::PieceIndex>,
+    /// Super-seeding: when the last piece was revealed to this peer.
+    last_reveal: Instant,
 }
 
 /// Runs one connection to the end. `initial` holds bytes already read from the socket (the
@@ -88,6 +93,7 @@ pub(crate) async fn run(
         closed: false,
         peer_ut_metadata: None,
         revealed: Vec::new(),
+        last_reveal: Instant::now(),
     }));
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
@@ -212,7 +218,10 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
 /// not announced yet. Each new one is the piece we have and the peer lacks that the fewest
 /// peers have, then that was revealed to the fewest peers: every peer gets different pieces,
 /// which it can only pass on to the others, so the seed's upload is spent on pieces the swarm
-/// lacks rather than on copies of what it already trades.
+/// lacks rather than on copies of what it already trades. A piece some peer already has (or
+/// was shown) is revealed only to a peer left with nothing to fetch from us for `REVEAL_IDLE`:
+/// until then it can get that piece from the peer that has it (this matters for a relay whose pull, not its
+/// upload, is the limit: clients then keep up with the pull and need every new piece at once).
 fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
     let session = &s.session;
     s.revealed.retain(|&p| !session.peer_has_piece(p));
@@ -226,6 +235,14 @@ fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
                 (torrent.map.availability(p), torrent.reveals[p.0 as usize].load(Ordering::Relaxed))
             });
         let Some(p) = best else { return };
+        let idle = s.revealed.is_empty() && now.duration_since(s.last_reveal) >= REVEAL_IDLE;
+        // Already with a peer, or on its way to one: the others get it from there.
+        let elsewhere =
+            torrent.map.availability(p) > 0 || torrent.reveals[p.0 as usize].load(Ordering::Relaxed) > 0;
+        if elsewhere && !idle {
+            return;
+        }
+        s.last_reveal = now;
         torrent.reveals[p.0 as usize].fetch_add(1, Ordering::Relaxed);
         s.announced.set(p);
         s.revealed.push(p);
