@@ -253,3 +253,71 @@ impl Growing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIECE: u32 = 16 * 1024;
+
+    fn content(len: u64) -> (Arc<Layout>, Vec<u8>) {
+        let layout = Arc::new(Layout::single("f", len, PIECE).expect("layout"));
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        (layout, data)
+    }
+
+    /// A store over the files under `dir` (a new one per "run" of the relay).
+    fn store(layout: &Arc<Layout>, dir: &Path) -> Store {
+        let config = floodgate_engine::store::StoreConfig::default();
+        Store::open(Layout::clone(layout), dir, config).expect("open the store")
+    }
+
+    #[test]
+    fn journal_resumes_landed_pieces_and_drops_them_when_the_origin_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = dir.path().join("t.pieces");
+        let (layout, data) = content(5 * u64::from(PIECE) + 3);
+        let g = Growing::open(layout.clone(), store(&layout, dir.path()), &journal).expect("open");
+        assert!(g.check_origin(Some("\"v1\"")));
+        for p in [0u32, 2, 5] {
+            let off = layout.piece_offset(PieceIndex(p)) as usize;
+            let len = layout.piece_size(PieceIndex(p)) as usize;
+            assert!(g.land(p, &data[off..off + len]).expect("land"));
+        }
+        drop(g);
+        let again = Growing::open(layout.clone(), store(&layout, dir.path()), &journal).expect("reopen");
+        assert_eq!(again.count(), 3);
+        assert!(again.check_origin(Some("\"v1\"")), "same ETag: pieces kept");
+        assert_eq!(again.count(), 3);
+        assert!(!again.check_origin(Some("\"v2\"")), "another ETag: pieces dropped");
+        assert_eq!((again.count(), again.bytes()), (0, 0));
+        drop(again);
+        let after = Growing::open(layout.clone(), store(&layout, dir.path()), &journal)
+            .expect("reopen after the change");
+        assert_eq!(after.count(), 0, "the restarted journal holds nothing old");
+    }
+
+    proptest::proptest! {
+        /// Any bytes in the journal file (torn, hostile, from another file): opening never
+        /// panics, and only pieces whose bytes in the store match a recorded hash count.
+        #[test]
+        fn any_journal_bytes_are_safe(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), keep_header: bool) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let journal = dir.path().join("t.pieces");
+            let (layout, data) = content(3 * u64::from(PIECE) + 100);
+            store(&layout, dir.path()).write_at(0, &data).expect("fill the store");
+            let mut bytes = if keep_header { Growing::new(layout.clone(), store(&layout, dir.path())).header().to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&tail);
+            std::fs::write(&journal, &bytes).expect("write journal");
+            let g = Growing::open(layout.clone(), store(&layout, dir.path()), &journal).expect("open");
+            for (i, h) in g.hashes().iter().enumerate() {
+                if let Some(h) = h {
+                    let p = PieceIndex(i as u32);
+                    let off = layout.piece_offset(p) as usize;
+                    let len = layout.piece_size(p) as usize;
+                    proptest::prop_assert_eq!(*h, sha1(&data[off..off + len]));
+                }
+            }
+        }
+    }
+}
