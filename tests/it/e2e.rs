@@ -16,7 +16,7 @@ use crate::relay::{path, Fixture, Origin};
 const SIZE: usize = 6 * 1024 * 1024;
 
 /// Runs `floodgate-ctl ARGS --ctl URL --token ADMIN --json` and parses its stdout.
-fn ctl_json(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
+pub fn ctl_json(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
     let out = Command::new(bin("floodgate-ctl"))
         .args(args)
         .args(["--ctl", &ctl.url(), "--token", ADMIN, "--json"])

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
 
-use crate::ctl::{sqlite_db, Ctl, ADMIN, RELAY};
+use crate::ctl::{sqlite_db, Ctl, RELAY};
+use crate::e2e::ctl_json;
 use crate::relay::{curl, json, path, Fixture, Origin};
 
 /// File size: large enough that the throttled phases cannot finish it.
@@ -21,19 +22,6 @@ const FIRST_RATE: u64 = 2_000_000;
 const LOW_RATE: u64 = 400_000;
 /// Length of one rate measurement.
 const WINDOW: Duration = Duration::from_secs(3);
-
-fn ctl_cli(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
-    let out = Command::new(bin("floodgate-ctl"))
-        .args(args)
-        .args(["--ctl", &ctl.url(), "--token", ADMIN, "--json"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
 
 /// The relay's task list entry for the one task it runs.
 fn relay_task(http: std::net::SocketAddr) -> Option<serde_json::Value> {
@@ -61,7 +49,7 @@ fn relay_pull_follows_ctl_leases() {
     // the relay through ctl's push.
     let ctl = Ctl::start(&db, &[]);
     let rate = FIRST_RATE.to_string();
-    assert!(ctl_cli(&ctl, &["limits", "set", "--rate", &rate]).is_some(), "limits set");
+    assert!(ctl_json(&ctl, &["limits", "set", "--rate", &rate]).is_some(), "limits set");
 
     let (bt, http) = (free_addr(), free_addr());
     let _relay = ChildGuard::spawn(
@@ -76,13 +64,15 @@ fn relay_pull_follows_ctl_leases() {
     .expect("spawn floodgate-relay --ctl");
     assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
     let registered = wait_for(Duration::from_secs(30), || {
-        ctl_cli(&ctl, &["relays"])?.to_string().contains("relay-lease").then_some(())
+        ctl_json(&ctl, &["relays"])?.to_string().contains("relay-lease").then_some(())
     });
     assert!(registered.is_some(), "the relay did not register within 30 s");
 
-    let created =
-        ctl_cli(&ctl, &["dist", "create", &origin.url(), "--torrent", path(&fx.torrent), "--targets", "all"])
-            .expect("dist create");
+    let created = ctl_json(
+        &ctl,
+        &["dist", "create", &origin.url(), "--torrent", path(&fx.torrent), "--targets", "all"],
+    )
+    .expect("dist create");
     assert!(created["id"].as_str().is_some(), "{created}");
     let started = wait_for(Duration::from_secs(30), || (origin_bytes(http) > 0).then_some(()));
     assert!(started.is_some(), "the relay pulled nothing within 30 s");
@@ -99,7 +89,7 @@ fn relay_pull_follows_ctl_leases() {
         first >= FIRST_RATE * secs / 3,
         "pulled only {first} B in {secs} s under a {FIRST_RATE} B/s limit"
     );
-    let limits = ctl_cli(&ctl, &["limits", "get"]).expect("limits get");
+    let limits = ctl_json(&ctl, &["limits", "get"]).expect("limits get");
     let global = &limits.as_array().and_then(|a| a.first()).cloned().unwrap_or_default();
     assert_eq!(global["live_leases"].as_i64(), Some(1), "{limits}");
     let granted = global["used_rate_bps"].as_i64().unwrap_or(i64::MAX);
@@ -108,7 +98,7 @@ fn relay_pull_follows_ctl_leases() {
     // Phase 2: a lower limit shrinks the live lease at once; the relay slows down within ~1 s.
     let low = LOW_RATE.to_string();
     let lowered_at = Instant::now();
-    assert!(ctl_cli(&ctl, &["limits", "set", "--rate", &low]).is_some(), "limits set lower");
+    assert!(ctl_json(&ctl, &["limits", "set", "--rate", &low]).is_some(), "limits set lower");
     std::thread::sleep(Duration::from_millis(1200));
     let second = pulled_in_window(http);
     eprintln!("pulled {second} B in {WINDOW:?} under {LOW_RATE} B/s");
@@ -120,7 +110,7 @@ fn relay_pull_follows_ctl_leases() {
     assert!(second > 0, "the pull stopped instead of slowing down");
 
     // Phase 3: no limit: the rest comes at full speed and is byte-identical.
-    assert!(ctl_cli(&ctl, &["limits", "set"]).is_some(), "limits lifted");
+    assert!(ctl_json(&ctl, &["limits", "set"]).is_some(), "limits lifted");
     let done = wait_for(Duration::from_secs(30), || {
         let t = relay_task(http)?;
         (t["state"] == "complete" || t["state"] == "seeding").then_some(t)
