@@ -41,17 +41,17 @@ impl ProgressWriter {
 async fn write_loop(db: Db, mut rx: mpsc::Receiver<Pending>, max_batch: usize) {
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let rows: Vec<ProgressRow> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let (rows, answers): (Vec<ProgressRow>, Vec<_>) = batch.drain(..).unzip();
         match db.report_progress_batch(&rows).await {
             Ok(results) => {
-                for ((_, done), r) in batch.drain(..).zip(results) {
+                for (done, r) in answers.into_iter().zip(results) {
                     let _ = done.send(r);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, reports = batch.len(), "progress batch failed");
+                tracing::error!(error = %e, reports = rows.len(), "progress batch failed");
                 let msg = e.to_string();
-                for (_, done) in batch.drain(..) {
+                for done in answers {
                     let _ = done.send(Err(CtlError::Corrupt(format!("progress not stored: {msg}"))));
                 }
             }

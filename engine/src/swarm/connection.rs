@@ -23,7 +23,7 @@ use super::torrent::{PeerShared, Torrent, TorrentEvent};
 use crate::peer::{PeerError, PeerEvent, PeerSession, OUR_UT_METADATA_ID};
 use crate::piece_map::Bitfield;
 use crate::ratelimit::RateChain;
-use crate::types::PeerId;
+use crate::types::{PeerId, PieceIndex};
 use crate::wire::{metadata_piece_len, Message, MetadataMessage, METADATA_PIECE_LEN, UT_METADATA};
 
 /// Bytes read per receive call, at most.
@@ -47,12 +47,12 @@ struct Shared {
     announced: Bitfield,
     /// The piece last read for upload: peers ask for a piece's blocks in a row, so one read
     /// serves them all (blocks are zero-copy slices of it).
-    upload_cache: Option<(crate::types::PieceIndex, Bytes)>,
+    upload_cache: Option<(PieceIndex, Bytes)>,
     closed: bool,
     /// The id the peer wants `ut_metadata` messages under (its extended handshake).
     peer_ut_metadata: Option<u8>,
     /// Super-seeding: revealed pieces the peer has not announced yet.
-    revealed: Vec<crate::types::PieceIndex>,
+    revealed: Vec<PieceIndex>,
     /// Super-seeding: when the last piece was revealed to this peer.
     last_reveal: Instant,
 }
@@ -225,21 +225,19 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
 fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
     let session = &s.session;
     s.revealed.retain(|&p| !session.peer_has_piece(p));
+    let verified = torrent.map.verified();
     while s.revealed.len() < REVEAL_AHEAD {
-        let verified = torrent.map.verified().snapshot();
-        let best = verified
-            .view()
-            .iter_ones()
-            .filter(|&p| !s.announced.has(p) && !s.session.peer_has_piece(p))
-            .min_by_key(|&p| {
-                (torrent.map.availability(p), torrent.reveals[p.0 as usize].load(Ordering::Relaxed))
-            });
-        let Some(p) = best else { return };
+        // (availability, times revealed) of each piece we have and the peer lacks; no copy of
+        // the bitfield, as this runs after every read from a super-seeded peer.
+        let best = (0..torrent.map.piece_count())
+            .map(PieceIndex)
+            .filter(|&p| verified.has(p) && !s.announced.has(p) && !s.session.peer_has_piece(p))
+            .map(|p| (torrent.map.availability(p), torrent.reveals[p.0 as usize].load(Ordering::Relaxed), p))
+            .min();
+        let Some((availability, reveals, p)) = best else { return };
         let idle = s.revealed.is_empty() && now.duration_since(s.last_reveal) >= REVEAL_IDLE;
         // Already with a peer, or on its way to one: the others get it from there.
-        let elsewhere =
-            torrent.map.availability(p) > 0 || torrent.reveals[p.0 as usize].load(Ordering::Relaxed) > 0;
-        if elsewhere && !idle {
+        if (availability > 0 || reveals > 0) && !idle {
             return;
         }
         s.last_reveal = now;
@@ -275,7 +273,7 @@ fn serve_metadata(torrent: &Torrent, s: &mut Shared, payload: &Bytes) {
 /// A block for upload, sliced from the cached piece (read whole on a miss).
 fn upload_block(
     torrent: &Torrent,
-    cache: &mut Option<(crate::types::PieceIndex, Bytes)>,
+    cache: &mut Option<(PieceIndex, Bytes)>,
     block: crate::types::BlockRef,
 ) -> Option<Bytes> {
     if cache.as_ref().is_none_or(|(p, _)| *p != block.piece) {
