@@ -85,7 +85,11 @@ fn two_downloaders_trade_with_each_other() {
     let (data, layout, hashes) = torrent(3 * 1024 * 1024, pl);
     let seed_swarm = swarm();
     let full = Bitfield::full(layout.piece_count());
-    let seed = seed_swarm.add_torrent(spec(&layout, &hashes, Some(full))).unwrap();
+    // A seed at 2 MB/s needs ~3 s for two copies: the downloaders must trade to be done sooner
+    // (at loopback speed they could each take everything from the seed before they meet).
+    let mut seed_spec = spec(&layout, &hashes, Some(full));
+    seed_spec.upload_limit = 2_000_000;
+    let seed = seed_swarm.add_torrent(seed_spec).unwrap();
     // The seed's memory store starts empty: fill it.
     for i in 0..layout.piece_count() {
         let s = (i * pl) as usize;
