@@ -9,11 +9,13 @@ mod error;
 mod range;
 mod request;
 mod response;
+mod url;
 
 pub use error::HttpError;
 pub use range::{ByteRange, ContentRange, RangeSpec};
 pub use request::{parse_request, Method, RequestHead};
 pub use response::{parse_response, ResponseHead};
+pub use url::{redact, HttpUrl, UrlError};
 
 /// Largest request or response head accepted, in bytes.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;

@@ -487,6 +487,29 @@ impl PieceMap {
         from: PeerSlot,
         cancels: &mut Vec<PeerSlot>,
     ) -> Result<Receipt, PieceMapError> {
+        self.receive(block, from, false, cancels)
+    }
+
+    /// Records a block that arrived whole from outside BitTorrent (an HTTP piece whose SHA-1
+    /// already matched): it is taken whoever requested it — a free block is claimed for `from`
+    /// first, a peer's request is superseded and that peer reported in `cancels`. Only a block
+    /// already received is refused ([`Receipt::Duplicate`]).
+    pub fn receive_block_superseding(
+        &self,
+        block: BlockRef,
+        from: PeerSlot,
+        cancels: &mut Vec<PeerSlot>,
+    ) -> Result<Receipt, PieceMapError> {
+        self.receive(block, from, true, cancels)
+    }
+
+    fn receive(
+        &self,
+        block: BlockRef,
+        from: PeerSlot,
+        supersede: bool,
+        cancels: &mut Vec<PeerSlot>,
+    ) -> Result<Receipt, PieceMapError> {
         let g = self.check_block(block)?;
         let word = &self.blocks[g];
         let mut cur = word.load(Ordering::Acquire);
@@ -494,7 +517,19 @@ impl PieceMap {
             if cur == RECEIVED {
                 return Ok(Receipt::Duplicate);
             }
-            if cur == FREE || (cur != from.tag() && !self.extras.is_requester(g, from.tag())) {
+            if supersede && cur == FREE {
+                if self.pieces[block.piece.get()].state.load(Ordering::Acquire) != WANTED {
+                    return Ok(Receipt::Duplicate);
+                }
+                let i = block.offset / BLOCK_SIZE;
+                if self.try_claim(word, block.piece, i, from).is_none() {
+                    cur = word.load(Ordering::Acquire);
+                    continue;
+                }
+                cur = from.tag();
+            }
+            let requested = cur == from.tag() || self.extras.is_requester(g, from.tag());
+            if cur == FREE || (!requested && !supersede) {
                 return Ok(Receipt::Unrequested);
             }
             match word.compare_exchange(cur, RECEIVED, Ordering::SeqCst, Ordering::Acquire) {

@@ -18,6 +18,8 @@
 
 mod choker;
 mod connection;
+#[cfg(test)]
+mod import_tests;
 pub mod magnet;
 mod runtime;
 #[cfg(test)]
@@ -47,7 +49,7 @@ use crate::store::Store;
 use crate::types::{InfoHash, PeerId};
 use crate::wire::UT_METADATA;
 use runtime::Command;
-pub use torrent::ImportOutcome;
+pub use torrent::{HttpClaim, ImportError, ImportOutcome};
 use torrent::Torrent;
 
 /// Why the swarm or a torrent could not be started.
@@ -181,6 +183,8 @@ pub struct TorrentStats {
     pub hash_failures: u64,
     /// The last store error, if writing failed (e.g. a full disk).
     pub store_error: Option<String>,
+    /// Pieces assembled from both peers' blocks and an HTTP import.
+    pub mixed_pieces: u64,
 }
 
 pub(crate) struct SwarmInner {
@@ -359,17 +363,29 @@ impl TorrentHandle {
             peers_seen: t.counters.peers_seen.load(Ordering::Relaxed),
             hash_failures: t.counters.hash_failures.load(Ordering::Relaxed),
             store_error: t.store_error.lock().clone(),
+            mixed_pieces: t.counters.mixed_pieces.load(Ordering::Relaxed),
         }
     }
 
     /// Adds a whole piece obtained outside BitTorrent (origin pull, HTTP Range): it is checked
-    /// against its SHA-1, written, marked verified and announced (HAVE) to every peer at once.
+    /// against its SHA-1 and, when it supplies every block, written, marked verified and
+    /// announced (HAVE) to every peer at once (see [`ImportOutcome`] for the other cases).
     pub fn import_piece(
         &self,
         piece: crate::types::PieceIndex,
         data: &[u8],
-    ) -> Result<ImportOutcome, SwarmError> {
+    ) -> Result<ImportOutcome, ImportError> {
         self.torrent.import_piece(piece, data)
+    }
+
+    /// Claims a piece for an HTTP fetch, so no peer requests it (see [`HttpClaim`]).
+    pub fn claim_for_http(&self, piece: crate::types::PieceIndex, overlap: bool) -> HttpClaim {
+        self.torrent.claim_for_http(piece, overlap)
+    }
+
+    /// Gives back what an HTTP fetch claimed of `piece` and did not deliver.
+    pub fn release_http(&self, piece: crate::types::PieceIndex) {
+        self.torrent.release_http(piece)
     }
 
     /// The torrent's piece store (the relay sends verified ranges from its files).

@@ -66,14 +66,14 @@ fn downloader_completes_while_the_seed_is_still_importing() {
     corrupt[10] ^= 1;
     assert_eq!(relay.import_piece(PieceIndex(3), &corrupt).unwrap(), ImportOutcome::HashMismatch);
     for i in 0..layout.piece_count() {
-        assert_eq!(relay.import_piece(PieceIndex(i), piece(i)).unwrap(), ImportOutcome::Imported);
+        assert_eq!(relay.import_piece(PieceIndex(i), piece(i)).unwrap(), ImportOutcome::Verified);
         if i == 5 {
             // The client gets the first pieces before the rest exist at the relay.
             assert!(wait(|| client.stats().pieces_verified >= 6, Duration::from_secs(20)), "no early pieces");
             assert!(!relay.is_complete());
         }
     }
-    assert_eq!(relay.import_piece(PieceIndex(0), piece(0)).unwrap(), ImportOutcome::AlreadyVerified);
+    assert_eq!(relay.import_piece(PieceIndex(0), piece(0)).unwrap(), ImportOutcome::AlreadyHad);
     assert!(wait(|| client.is_complete(), Duration::from_secs(30)), "client stuck at {:?}", client.stats());
     assert_eq!(client.read(0, data.len()).unwrap(), &data[..]);
     assert_eq!(client.stats().hash_failures, 0);

@@ -14,7 +14,7 @@ use crate::hash::{Verdict, Verifier, VerifierConfig};
 use crate::layout::Layout;
 use crate::peer::SessionConfig;
 use crate::picker::Picker;
-use crate::piece_map::{PeerSlot, PieceMap};
+use crate::piece_map::{PeerSlot, PieceMap, PieceMapError, PieceState, Receipt};
 use crate::ratelimit::RateChain;
 use crate::store::Store;
 use crate::types::{BlockRef, InfoHash, PieceIndex};
@@ -82,6 +82,8 @@ pub(crate) struct Counters {
     pub uploaded: AtomicU64,
     pub hash_failures: AtomicU64,
     pub peers_seen: AtomicU64,
+    /// Pieces made of blocks from both peers and an HTTP import.
+    pub mixed_pieces: AtomicU64,
 }
 
 /// Blocks of a piece received so far, with the slot that sent each (for blame).
@@ -126,17 +128,51 @@ impl std::fmt::Debug for Torrent {
     }
 }
 
-/// What [`Torrent::import_piece`] did.
+/// What [`Torrent::import_piece`] did with a whole piece from outside BitTorrent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportOutcome {
-    /// Written, verified and announced.
-    Imported,
-    /// It was verified already; nothing changed.
-    AlreadyVerified,
+    /// Written, verified and announced (HAVE) — by this import.
+    Verified,
+    /// It was verified already, or peers delivered every block of it first; nothing changed.
+    AlreadyHad,
     /// The bytes do not match the piece hash; nothing was written.
     HashMismatch,
-    /// Peers are downloading blocks of it right now; written, left for them to finish.
+    /// Peers delivered some blocks of it first: the rest were taken from the import and the
+    /// piece is hashed as a whole when the peers' last blocks are in (their blocks decide).
     Busy,
+}
+
+/// Why [`Torrent::import_piece`] could not take a piece.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The piece index is not one of the torrent's.
+    #[error("piece map: {0}")]
+    PieceMap(#[from] PieceMapError),
+    /// The bytes are not as long as the piece.
+    #[error("piece {piece} is {want} bytes, got {got}")]
+    WrongLength {
+        /// The piece.
+        piece: u32,
+        /// Bytes given.
+        got: usize,
+        /// Bytes in the piece.
+        want: u32,
+    },
+    /// The store refused the write (e.g. a full disk).
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What [`Torrent::claim_for_http`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpClaim {
+    /// No peer had asked for any block: every block is now HTTP's, no peer will request it.
+    Claimed,
+    /// Peers are downloading blocks of it (endgame overlap): HTTP may fetch it too; whichever
+    /// finishes first wins and the other is cancelled.
+    Overlap,
+    /// Verified, being hashed, or (without overlap) in flight over BitTorrent.
+    Unavailable,
 }
 
 impl Torrent {
@@ -250,23 +286,31 @@ impl Torrent {
                 None
             }
         };
-        let Some(mut blocks) = complete else { return };
+        if let Some(blocks) = complete {
+            self.complete_piece(block.piece, blocks);
+        }
+    }
+
+    /// Writes a piece whose every block is in `blocks` (from peers, or peers and HTTP) with one
+    /// vectored write and submits it to the verifier.
+    fn complete_piece(&self, piece: PieceIndex, mut blocks: Partial) {
         blocks.sort_unstable_by_key(|b| b.0);
-        let contributors: Vec<PeerSlot> = blocks.iter().map(|b| b.1).collect();
+        let contributors: Vec<PeerSlot> =
+            blocks.iter().map(|b| b.1).filter(|s| *s != IMPORT_SLOT).collect();
         let data: Vec<Bytes> = blocks.into_iter().map(|b| b.2).collect();
-        if let Err(e) = self.store.write_piece(block.piece, &data) {
+        if let Err(e) = self.store.write_piece(piece, &data) {
             tracing::error!(info_hash = %self.info_hash, "store write failed: {e}");
             *self.store_error.lock() = Some(e.to_string());
             return;
         }
-        self.hashing.lock().push((block.piece, contributors));
-        if let Err(e) = self.map.begin_verify(block.piece) {
-            tracing::error!("piece {} cannot be verified: {e}", block.piece.0);
+        self.hashing.lock().push((piece, contributors));
+        if let Err(e) = self.map.begin_verify(piece) {
+            tracing::error!("piece {} cannot be verified: {e}", piece.0);
             return;
         }
-        let expected = self.hashes[block.piece.get()];
+        let expected = self.hashes[piece.get()];
         if let Some(v) = self.verifier.lock().as_ref() {
-            if let Err(e) = v.submit(block.piece, data, expected) {
+            if let Err(e) = v.submit(piece, data, expected) {
                 tracing::error!("verifier stopped: {e}");
             }
         }
@@ -314,37 +358,95 @@ impl Torrent {
         }
     }
 
-    /// A whole piece obtained outside BitTorrent: checked against its hash, written, marked
-    /// verified and announced to every peer.
-    pub fn import_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<ImportOutcome, SwarmError> {
-        let piece = self.map.piece(piece.0).map_err(SwarmError::PieceMap)?;
-        if data.len() != self.map.piece_size(piece) as usize {
-            return Err(SwarmError::Invalid("imported piece has the wrong length"));
+    /// Claims `piece` for an HTTP fetch so no peer requests it: every free block is taken for
+    /// the import slot. With `overlap`, a piece peers are downloading may be fetched as well
+    /// (endgame). Give unfetched claims back with [`Torrent::release_http`].
+    pub fn claim_for_http(&self, piece: PieceIndex, overlap: bool) -> HttpClaim {
+        let Ok(piece) = self.map.piece(piece.0) else { return HttpClaim::Unavailable };
+        let claim = match self.map.piece_state(piece) {
+            PieceState::Missing => HttpClaim::Claimed,
+            PieceState::Downloading if overlap => HttpClaim::Overlap,
+            _ => return HttpClaim::Unavailable,
+        };
+        while self.map.claim_block(piece, IMPORT_SLOT).is_some() {}
+        claim
+    }
+
+    /// Gives back the blocks of `piece` HTTP claimed and did not deliver (a failed fetch).
+    pub fn release_http(&self, piece: PieceIndex) {
+        let Ok(piece) = self.map.piece(piece.0) else { return };
+        for i in 0..self.map.block_count(piece) {
+            let _ = self.map.release_block(self.map.block_ref(piece, i), IMPORT_SLOT);
+        }
+    }
+
+    /// A whole piece obtained outside BitTorrent (origin pull, HTTP Range): checked against its
+    /// hash first, then every block nobody delivered yet is taken from it (superseding peers'
+    /// requests, which are cancelled). If it supplied every block it is written, marked verified
+    /// and announced at once; if peers delivered some blocks first, its blocks join theirs and
+    /// the piece is hashed as a whole when the last one is in (so a BitTorrent/HTTP race never
+    /// leaves a piece complete but unverified).
+    pub fn import_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<ImportOutcome, ImportError> {
+        let piece = self.map.piece(piece.0)?;
+        let want = self.map.piece_size(piece);
+        if data.len() != want as usize {
+            return Err(ImportError::WrongLength { piece: piece.0, got: data.len(), want });
         }
         if self.map.verified().has(piece) {
-            return Ok(ImportOutcome::AlreadyVerified);
+            return Ok(ImportOutcome::AlreadyHad);
         }
         if crate::hash::sha1(data) != self.hashes[piece.get()] {
             return Ok(ImportOutcome::HashMismatch);
         }
-        self.store.write_at(self.layout.piece_offset(piece), data).map_err(SwarmError::Store)?;
+        let n = self.map.block_count(piece);
         let mut cancels = Vec::new();
-        while let Some(block) = self.map.claim_block(piece, IMPORT_SLOT) {
-            self.map.receive_block(block, IMPORT_SLOT, &mut cancels).map_err(SwarmError::PieceMap)?;
+        let mut ours = Vec::with_capacity(n as usize);
+        // Under the piece's partial lock: a peer delivering the piece's last block waits and
+        // then finds our blocks beside its own.
+        let mut part = self.partial[piece.get()].lock();
+        for i in 0..n {
+            let block = self.map.block_ref(piece, i);
+            cancels.clear();
+            let receipt = self.map.receive_block_superseding(block, IMPORT_SLOT, &mut cancels)?;
+            if !cancels.is_empty() {
+                let _ = self.events.send(TorrentEvent::Cancel(block, cancels.as_slice().into()));
+            }
+            match receipt {
+                Receipt::Accepted | Receipt::PieceComplete => ours.push(block),
+                Receipt::Duplicate | Receipt::Unrequested => {}
+            }
         }
-        if self.map.piece_state(piece) != crate::piece_map::PieceState::Complete {
-            // Peers hold some blocks of it; they will deliver them.
-            return Ok(ImportOutcome::Busy);
+        if ours.is_empty() {
+            return Ok(match self.map.piece_state(piece) {
+                PieceState::Verified => ImportOutcome::AlreadyHad,
+                _ => ImportOutcome::Busy,
+            });
         }
-        // Blocks of this piece kept from peers are superseded.
-        self.partial[piece.get()].lock().clear();
-        self.map.begin_verify(piece).map_err(SwarmError::PieceMap)?;
-        self.map.mark_verified(piece).map_err(SwarmError::PieceMap)?;
-        if let Err(e) = self.store.piece_verified(piece) {
-            tracing::warn!("sync of piece {} failed: {e}", piece.0);
+        if ours.len() as u32 == n {
+            // Every block is ours and the bytes matched the hash: no second hashing.
+            part.clear();
+            drop(part);
+            self.store.write_at(self.layout.piece_offset(piece), data)?;
+            self.map.begin_verify(piece)?;
+            self.map.mark_verified(piece)?;
+            if let Err(e) = self.store.piece_verified(piece) {
+                tracing::warn!("sync of piece {} failed: {e}", piece.0);
+            }
+            let _ = self.events.send(TorrentEvent::Verified(piece));
+            return Ok(ImportOutcome::Verified);
         }
-        let _ = self.events.send(TorrentEvent::Verified(piece));
-        Ok(ImportOutcome::Imported)
+        self.counters.mixed_pieces.fetch_add(1, Ordering::Relaxed);
+        for block in &ours {
+            let at = block.offset as usize;
+            part.push((block.offset, IMPORT_SLOT, Bytes::copy_from_slice(&data[at..at + block.length as usize])));
+        }
+        let whole = part.len() as u32 == n;
+        let blocks = whole.then(|| std::mem::take(&mut *part));
+        drop(part);
+        if let Some(blocks) = blocks {
+            self.complete_piece(piece, blocks);
+        }
+        Ok(ImportOutcome::Busy)
     }
 
     /// Reads a whole verified piece for upload (callers slice blocks out of it).

@@ -6,72 +6,20 @@ use std::time::{Duration, Instant};
 
 use super::response::parse_announce_response;
 use super::{AnnounceError, AnnounceRequest, AnnounceResponse, ClientError, MAX_RESPONSE_BYTES};
-use crate::http::parse_response;
+use crate::http::{parse_response, HttpUrl};
 
-/// An `http://` URL split into what a request needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpUrl {
-    /// Host name or address literal (IPv6 without brackets).
-    pub host: String,
-    /// Port (80 when not given).
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub target: String,
-}
-
-impl HttpUrl {
-    /// Parses `http://host[:port][/path][?query]`. Any other scheme (HTTPS included) and
-    /// user-info or fragments are refused.
-    pub fn parse(url: &str) -> Result<HttpUrl, ClientError> {
-        let bad = |why| ClientError::Url { url: url.to_string(), why };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        if scheme.eq_ignore_ascii_case("https") {
-            return Err(bad("HTTPS trackers are not supported"));
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(bad("only http:// trackers are supported"));
-        }
-        let rest = rest.split('#').next().unwrap_or_default();
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(split);
-        if authority.contains('@') {
-            return Err(bad("user info in URL"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed IPv6 literal"))?;
-            match after {
-                "" => (host, None),
-                p => (host, Some(p.strip_prefix(':').ok_or_else(|| bad("junk after IPv6 literal"))?)),
-            }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
-            return Err(bad("bad host"));
-        }
-        let port = match port {
-            None => 80,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("bad port"))?,
-        };
-        if target.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
-            return Err(bad("spaces or control characters in path"));
-        }
-        let target = if target.starts_with('/') { target.to_string() } else { format!("/{target}") };
-        Ok(HttpUrl { host: host.to_string(), port, target })
+/// Parses a tracker URL with the project's one URL parser: `http://` only (no TLS client for
+/// trackers), no user info.
+pub fn tracker_url(url: &str) -> Result<HttpUrl, ClientError> {
+    let bad = |why| ClientError::Url { url: crate::http::redact(url), why };
+    let parsed = HttpUrl::parse(url).map_err(|e| bad(e.why))?;
+    if parsed.https {
+        return Err(bad("HTTPS trackers are not supported"));
     }
-
-    /// The `Host` header value.
-    fn host_header(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == 80 {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+    if parsed.userinfo.is_some() {
+        return Err(bad("user info in URL"));
     }
+    Ok(parsed)
 }
 
 /// GETs `url` and returns the status and body (at most `max_body` bytes). The whole exchange
@@ -79,7 +27,7 @@ impl HttpUrl {
 /// chunked bodies and bodies ended by closing the connection.
 pub fn http_get(url: &str, timeout: Duration, max_body: usize) -> Result<(u16, Vec<u8>), ClientError> {
     let deadline = Instant::now() + timeout;
-    let url = HttpUrl::parse(url)?;
+    let url = tracker_url(url)?;
     let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port).to_socket_addrs()?.collect();
     let mut last = None;
     let mut stream = None;
@@ -102,7 +50,7 @@ pub fn http_get(url: &str, timeout: Duration, max_body: usize) -> Result<(u16, V
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: floodgate/{}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
         url.target,
-        url.host_header(),
+        url.authority,
         env!("CARGO_PKG_VERSION"),
     );
     stream.write_all(request.as_bytes())?;

@@ -23,7 +23,7 @@ mod server;
 mod tests;
 
 pub use crate::percent::{percent_decode, percent_encode};
-pub use client::{announce, http_get, HttpUrl};
+pub use client::{announce, http_get, tracker_url};
 pub use error::{AnnounceError, ClientError, QueryError, ResponseError};
 pub use query::{AnnounceQuery, ScrapeQuery, MAX_SCRAPE_HASHES};
 pub use request::{AnnounceRequest, Event};

@@ -101,11 +101,11 @@ fn percent_coding_edge_cases() {
 
 #[test]
 fn http_urls() {
-    let u = HttpUrl::parse("http://tracker.example:8080/announce?k=v#frag").unwrap();
+    let u = tracker_url("http://tracker.example:8080/announce?k=v#frag").unwrap();
     assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("tracker.example", 8080, "/announce?k=v"));
-    let u = HttpUrl::parse("http://[::1]/a").unwrap();
+    let u = tracker_url("http://[::1]/a").unwrap();
     assert_eq!((u.host.as_str(), u.port), ("::1", 80));
-    let u = HttpUrl::parse("HTTP://h?x").unwrap();
+    let u = tracker_url("HTTP://h?x").unwrap();
     assert_eq!(u.target, "/?x");
     for bad in [
         "https://t/announce",
@@ -118,9 +118,9 @@ fn http_urls() {
         "http://[::1/",
         "http://h/a b",
     ] {
-        assert!(HttpUrl::parse(bad).is_err(), "{bad}");
+        assert!(tracker_url(bad).is_err(), "{bad}");
     }
-    let err = HttpUrl::parse("https://t/announce").unwrap_err().to_string();
+    let err = tracker_url("https://t/announce").unwrap_err().to_string();
     assert!(err.contains("HTTPS"), "{err}");
 }
 
@@ -342,6 +342,6 @@ proptest! {
         let (status, body) = t.handle(&target, IpAddr::V4(Ipv4Addr::LOCALHOST), Instant::now());
         prop_assert!(status == 200 || status == 404);
         prop_assert!(decode(&body).is_ok());
-        let _ = HttpUrl::parse(&format!("http://{target}"));
+        let _ = tracker_url(&format!("http://{target}"));
     }
 }
