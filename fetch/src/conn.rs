@@ -1,29 +1,29 @@
-//! One keep-alive HTTP/1.1 connection to the origin: send a request, read the head, stream the
+//! One keep-alive HTTP/1.1 connection to an HTTP source (origin, relay, web seed): send a request, read the head, stream the
 //! body in bounded chunks. Every read and write is bounded in time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use floodgate_engine::http::{parse_response, ResponseHead, MAX_HEAD_BYTES};
+use floodgate_engine::http::{parse_response, HttpUrl, ResponseHead, MAX_HEAD_BYTES};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
-use super::{OriginError, OriginUrl};
+use crate::FetchError;
 
-/// A byte stream to the origin (plain TCP, or TLS over it).
-pub trait OriginIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> OriginIo for T {}
+/// A byte stream to a source (plain TCP, or TLS over it).
+pub trait SourceIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> SourceIo for T {}
 
 /// Largest chunk read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A connection to the origin.
-pub struct OriginConn {
-    io: Box<dyn OriginIo>,
+/// A keep-alive connection to one source.
+pub struct Conn {
+    io: Box<dyn SourceIo>,
     buf: BytesMut,
     timeout: Duration,
     /// Body bytes of the current response not read yet.
@@ -32,55 +32,57 @@ pub struct OriginConn {
     pub reusable: bool,
 }
 
-impl OriginConn {
-    /// Connects to the origin of `url`.
+impl Conn {
+    /// Connects to the server of `url` (TLS with `tls` for `https`).
     pub async fn connect(
-        url: &OriginUrl,
+        url: &HttpUrl,
         timeout: Duration,
         tls: Option<&Arc<ClientConfig>>,
-    ) -> Result<Self, OriginError> {
+    ) -> Result<Self, FetchError> {
         let addr = (url.host.as_str(), url.port);
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| OriginError::Timeout(timeout))??;
+            .map_err(|_| FetchError::Timeout(timeout))??;
         tcp.set_nodelay(true)?;
-        let io: Box<dyn OriginIo> = if url.https {
-            let config =
-                tls.ok_or_else(|| OriginError::Unusable("https origin without a TLS setup".into()))?;
+        let io: Box<dyn SourceIo> = if url.https {
+            let config = tls.ok_or_else(|| FetchError::Unusable("https URL without a TLS setup".into()))?;
             let name = ServerName::try_from(url.host.clone()).map_err(|_| {
-                OriginError::Unusable(format!("{:?} is not a valid TLS server name", url.host))
+                FetchError::Unusable(format!("{:?} is not a valid TLS server name", url.host))
             })?;
             let connector = TlsConnector::from(config.clone());
             let stream = tokio::time::timeout(timeout, connector.connect(name, tcp))
                 .await
-                .map_err(|_| OriginError::Timeout(timeout))?
+                .map_err(|_| FetchError::Timeout(timeout))?
                 .map_err(|e| {
                     match e.get_ref().and_then(|i| i.downcast_ref::<tokio_rustls::rustls::Error>()) {
-                        Some(tls) => OriginError::Tls(tls.to_string()),
-                        None => OriginError::Io(e),
+                        Some(tls) => FetchError::Tls(tls.to_string()),
+                        None => FetchError::Io(e),
                     }
                 })?;
             Box::new(stream)
         } else {
             Box::new(tcp)
         };
-        Ok(OriginConn { io, buf: BytesMut::with_capacity(READ_CHUNK), timeout, body_left: 0, reusable: true })
+        Ok(Conn { io, buf: BytesMut::with_capacity(READ_CHUNK), timeout, body_left: 0, reusable: true })
     }
 
     /// Sends a GET (or HEAD) for `range` (`start..end`, or the whole file) and reads the head.
     pub async fn request(
         &mut self,
-        url: &OriginUrl,
+        url: &HttpUrl,
         head_only: bool,
         range: Option<(u64, u64)>,
-    ) -> Result<ResponseHead, OriginError> {
+    ) -> Result<ResponseHead, FetchError> {
         let method = if head_only { "HEAD" } else { "GET" };
         let mut req = format!(
-            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: floodgate-relay/{}\r\nAccept-Encoding: identity\r\n",
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: floodgate/{}\r\nAccept-Encoding: identity\r\n",
             url.target,
             url.authority,
             env!("CARGO_PKG_VERSION")
         );
+        if let Some(auth) = url.basic_auth() {
+            req.push_str(&format!("Authorization: {auth}\r\n"));
+        }
         if let Some((s, e)) = range {
             req.push_str(&format!("Range: bytes={s}-{}\r\n", e - 1));
         }
@@ -88,32 +90,32 @@ impl OriginConn {
         let t = self.timeout;
         tokio::time::timeout(t, self.io.write_all(req.as_bytes()))
             .await
-            .map_err(|_| OriginError::Timeout(t))??;
+            .map_err(|_| FetchError::Timeout(t))??;
         let head = loop {
             if let Some((head, used)) = parse_response(&self.buf)? {
                 self.buf.advance(used);
                 break head;
             }
             if self.buf.len() > MAX_HEAD_BYTES {
-                return Err(OriginError::Unusable("response head too large".into()));
+                return Err(FetchError::Unusable("response head too large".into()));
             }
             self.fill().await?;
         };
         self.reusable = head.keep_alive;
         if head.chunked {
             self.reusable = false;
-            return Err(OriginError::Unusable("chunked body (no Content-Length)".into()));
+            return Err(FetchError::Unusable("chunked body (no Content-Length)".into()));
         }
         self.body_left = if head_only || head.status == 304 { 0 } else { head.content_length.unwrap_or(0) };
         if !head_only && head.content_length.is_none() && (200..300).contains(&head.status) {
             self.reusable = false;
-            return Err(OriginError::Unusable("response without Content-Length".into()));
+            return Err(FetchError::Unusable("response without Content-Length".into()));
         }
         Ok(head)
     }
 
     /// Reads up to `max` body bytes (at least one) into `out`.
-    pub async fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, OriginError> {
+    pub async fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, FetchError> {
         let want = (self.body_left.min(max as u64)) as usize;
         if want == 0 {
             return Ok(0);
@@ -129,7 +131,7 @@ impl OriginConn {
     }
 
     /// Reads and drops the rest of the body (small error bodies), so the connection can be reused.
-    pub async fn discard_body(&mut self) -> Result<(), OriginError> {
+    pub async fn discard_body(&mut self) -> Result<(), FetchError> {
         if self.body_left > 64 * 1024 {
             self.reusable = false;
             return Ok(());
@@ -142,15 +144,15 @@ impl OriginConn {
         Ok(())
     }
 
-    async fn fill(&mut self) -> Result<(), OriginError> {
+    async fn fill(&mut self) -> Result<(), FetchError> {
         self.buf.reserve(READ_CHUNK);
         let t = self.timeout;
         let n = tokio::time::timeout(t, self.io.read_buf(&mut self.buf))
             .await
-            .map_err(|_| OriginError::Timeout(t))??;
+            .map_err(|_| FetchError::Timeout(t))??;
         if n == 0 {
             self.reusable = false;
-            return Err(OriginError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            return Err(FetchError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
-//! How much of the origin one pull may use right now: connections, bytes/s and a byte
-//! allowance. Standalone relays fix it from flags; in ctl mode the lease keeper
-//! (`crate::lease`) sets it from each granted lease and pauses it when a lease lapses.
+//! How much of a source one fetch may use right now: connections, bytes/s and a byte
+//! allowance. Standalone relays fix it from flags; in ctl mode the relay's lease keeper sets it
+//! from each granted lease and pauses it when a lease lapses; the client's gap-filler paces
+//! HTTP with it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use tokio::sync::Notify;
 /// Allowance meaning "no byte limit".
 const UNLIMITED: u64 = u64::MAX;
 
-/// The origin budget shared by one pull's workers.
+/// The budget shared by one fetch's workers (one pull, or one client's gap-filling).
 #[derive(Debug)]
 pub struct Quota {
     bucket: TokenBucket,
@@ -25,7 +26,7 @@ pub struct Quota {
     changed: Notify,
     /// Wakes the lease keeper when the allowance ran out.
     starved: Notify,
-    /// Moving average of the origin's time to response head, microseconds (0 = none yet).
+    /// Moving average of the source's time to response head, microseconds (0 = none yet).
     latency_us: AtomicU64,
 }
 
@@ -65,7 +66,7 @@ impl Quota {
         self.changed.notify_waiters();
     }
 
-    /// Stops all origin use until the next grant (a lease lapsed or was refused).
+    /// Stops all use until the next grant (a lease lapsed or was refused).
     pub fn pause(&self) {
         self.conns.store(0, Ordering::Release);
         self.allowance.store(self.used(), Ordering::Release);
@@ -90,7 +91,7 @@ impl Quota {
         }
     }
 
-    /// Waits until worker `worker` may hold an origin connection.
+    /// Waits until worker `worker` may hold a connection.
     pub async fn wait_turn(&self, worker: usize) {
         loop {
             let changed = self.changed.notified();
@@ -152,7 +153,7 @@ impl Quota {
         self.used.fetch_sub(n.min(self.used()), Ordering::AcqRel);
     }
 
-    /// Records one origin response time (time to the response head).
+    /// Records one response time (time to the response head).
     pub fn record_latency(&self, took: Duration) {
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         let _ = self.latency_us.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {

@@ -1,5 +1,5 @@
-//! HTTPS to the origin: rustls (ring) with the system's root certificates plus an optional
-//! custom CA bundle (`--origin-ca FILE`, PEM).
+//! HTTPS to sources: rustls (ring) with the system's root certificates plus an optional
+//! custom CA bundle (e.g. the relay's `--origin-ca FILE`, PEM).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,8 +19,8 @@ pub enum TlsSetupError {
         /// What went wrong.
         why: String,
     },
-    /// No root certificate at all: no HTTPS origin could be verified.
-    #[error("no trusted root certificates (system store empty and no --origin-ca)")]
+    /// No root certificate at all: no HTTPS source could be verified.
+    #[error("no trusted root certificates (system store empty and no custom CA)")]
     NoRoots,
     /// rustls refused the configuration.
     #[error("TLS setup: {0}")]

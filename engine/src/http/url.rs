@@ -151,7 +151,10 @@ mod tests {
             (false, "127.0.0.1", 8000, "/a/b?x=1", "127.0.0.1:8000")
         );
         let u = HttpUrl::parse("HTTPS://example.com").unwrap();
-        assert_eq!((u.https, u.port, u.target.as_str(), u.authority.as_str()), (true, 443, "/", "example.com"));
+        assert_eq!(
+            (u.https, u.port, u.target.as_str(), u.authority.as_str()),
+            (true, 443, "/", "example.com")
+        );
         let u = HttpUrl::parse("http://[::1]:9/f").unwrap();
         assert_eq!((u.host.as_str(), u.port, u.authority.as_str()), ("::1", 9, "[::1]:9"));
         let u = HttpUrl::parse("http://h?x").unwrap();

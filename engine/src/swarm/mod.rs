@@ -49,8 +49,8 @@ use crate::store::Store;
 use crate::types::{InfoHash, PeerId};
 use crate::wire::UT_METADATA;
 use runtime::Command;
-pub use torrent::{HttpClaim, ImportError, ImportOutcome};
 use torrent::Torrent;
+pub use torrent::{HttpClaim, ImportError, ImportOutcome};
 
 /// Why the swarm or a torrent could not be started.
 #[derive(Debug, thiserror::Error)]

@@ -295,8 +295,7 @@ impl Torrent {
     /// vectored write and submits it to the verifier.
     fn complete_piece(&self, piece: PieceIndex, mut blocks: Partial) {
         blocks.sort_unstable_by_key(|b| b.0);
-        let contributors: Vec<PeerSlot> =
-            blocks.iter().map(|b| b.1).filter(|s| *s != IMPORT_SLOT).collect();
+        let contributors: Vec<PeerSlot> = blocks.iter().map(|b| b.1).filter(|s| *s != IMPORT_SLOT).collect();
         let data: Vec<Bytes> = blocks.into_iter().map(|b| b.2).collect();
         if let Err(e) = self.store.write_piece(piece, &data) {
             tracing::error!(info_hash = %self.info_hash, "store write failed: {e}");
@@ -438,7 +437,11 @@ impl Torrent {
         self.counters.mixed_pieces.fetch_add(1, Ordering::Relaxed);
         for block in &ours {
             let at = block.offset as usize;
-            part.push((block.offset, IMPORT_SLOT, Bytes::copy_from_slice(&data[at..at + block.length as usize])));
+            part.push((
+                block.offset,
+                IMPORT_SLOT,
+                Bytes::copy_from_slice(&data[at..at + block.length as usize]),
+            ));
         }
         let whole = part.len() as u32 == n;
         let blocks = whole.then(|| std::mem::take(&mut *part));

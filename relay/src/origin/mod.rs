@@ -1,13 +1,10 @@
 //! Origin pull: parallel HTTP/1.1 Range requests over keep-alive connections, validated
-//! (Content-Length, Content-Range, ETag), bounded by a token bucket and a connection count,
-//! retried with backoff, each piece imported (hash-checked, written, announced) as it lands.
+//! (Content-Length, Content-Range, ETag), bounded by a [`Quota`], retried with backoff, each
+//! piece imported (hash-checked, written, announced) as it lands. The HTTP side is the shared
+//! fetcher (`floodgate_fetch`); this module keeps the pull's policy: which runs, how many
+//! workers, when the task fails.
 
-mod conn;
-mod error;
-mod quota;
 mod schedule;
-mod tls;
-mod url;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,13 +12,9 @@ use std::time::Duration;
 
 use floodgate_engine::swarm::ImportOutcome;
 use floodgate_engine::types::PieceIndex;
-
-pub use conn::OriginConn;
-pub use error::OriginError;
-pub use quota::Quota;
+use floodgate_fetch::{backoff, Conn, FetchError as OriginError, Flow, RunSpec, Tally, Validators};
+pub use floodgate_fetch::{client_config, ClientConfig, HttpUrl as OriginUrl, Quota};
 use schedule::{Run, Schedule};
-pub use tls::client_config;
-pub use url::OriginUrl;
 
 use crate::task::Task;
 
@@ -39,7 +32,7 @@ pub struct PullConfig {
     /// Most bytes one Range request asks for.
     pub max_run_bytes: u64,
     /// TLS client settings for https origins.
-    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    pub tls: Option<Arc<ClientConfig>>,
     /// The origin budget, when someone else sets it (ctl leases); `None`: fixed from `rate`
     /// and `conns`. `conns` workers are started either way; the quota says how many run.
     pub quota: Option<Arc<Quota>>,
@@ -57,13 +50,6 @@ impl Default for PullConfig {
             quota: None,
         }
     }
-}
-
-/// What a probe of the origin learnt: the validators every later response must match.
-#[derive(Clone, Debug)]
-struct Validators {
-    length: u64,
-    etag: Option<String>,
 }
 
 struct Puller {
@@ -114,61 +100,37 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
     }
 }
 
-/// HEAD the origin (with retries) to learn the length and ETag.
 /// The origin file's length (HEAD, with retries), for a URL-only task's layout.
 pub async fn origin_length(url: &OriginUrl, config: &PullConfig) -> Result<u64, OriginError> {
     probe(&crate::task::Counters::default(), "-", url, config).await.map(|v| v.length)
 }
 
+/// HEAD the origin (with retries) to learn the length and ETag.
 async fn probe(
     counters: &crate::task::Counters,
     id: &str,
     url: &OriginUrl,
     config: &PullConfig,
 ) -> Result<Validators, OriginError> {
-    let mut attempt = 0;
-    loop {
-        let r = async {
-            let mut conn = OriginConn::connect(url, config.io_timeout, config.tls.as_ref()).await?;
-            counters.origin_requests.fetch_add(1, Ordering::Relaxed);
-            let head = conn.request(url, true, None).await?;
-            check_status(head.status)?;
-            let length = head
-                .content_length
-                .ok_or_else(|| OriginError::Unusable("HEAD without Content-Length".into()))?;
-            Ok::<_, OriginError>(Validators { length, etag: head.etag })
-        }
-        .await;
-        match r {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_fatal() || attempt + 1 >= config.max_attempts => return Err(e),
-            Err(e) => {
-                counters.origin_retries.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(task = %id, error = %e, attempt, "origin probe failed; retrying");
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-        }
-    }
-}
-
-fn check_status(status: u16) -> Result<(), OriginError> {
-    match status {
-        200..=299 => Ok(()),
-        408 | 429 | 500..=599 => Err(OriginError::Status(status)),
-        s => Err(OriginError::Refused(s)),
-    }
-}
-
-/// 100 ms, 200 ms, 400 ms ... capped at 5 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+    let tally = Tally { requests: &counters.origin_requests, bytes: &counters.origin_bytes };
+    floodgate_fetch::probe(
+        url,
+        config.io_timeout,
+        config.tls.as_ref(),
+        config.max_attempts,
+        tally,
+        |e, attempt| {
+            counters.origin_retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(task = %id, error = %e, attempt, "origin probe failed; retrying");
+        },
+    )
+    .await
 }
 
 impl Puller {
     async fn worker(self: Arc<Self>, id: usize) {
         let task = &self.task;
-        let mut conn: Option<OriginConn> = None;
+        let mut conn: Option<Conn> = None;
         let mut failures = 0u32;
         loop {
             if task.state() != crate::task::TaskState::Pulling {
@@ -215,124 +177,40 @@ impl Puller {
     }
 
     /// Fetches one run with a Range request, importing each piece as soon as it is whole.
-    async fn fetch(&self, slot: &mut Option<OriginConn>, run: Run) -> Result<(), OriginError> {
-        let task = &self.task;
-        let layout = &task.layout;
-        let start = layout.piece_offset(PieceIndex(run.first));
-        let last = PieceIndex(run.first + run.count - 1);
-        let end = layout.piece_offset(last) + u64::from(layout.piece_size(last));
-        let conn = match slot {
-            Some(c) if c.reusable => c,
-            _ => slot.insert(
-                OriginConn::connect(&self.url, self.config.io_timeout, self.config.tls.as_ref()).await?,
-            ),
-        };
-        task.counters.origin_requests.fetch_add(1, Ordering::Relaxed);
-        let whole = start == 0 && end == self.validators.length;
-        let asked = std::time::Instant::now();
-        let head = conn.request(&self.url, false, Some((start, end))).await?;
-        self.quota.record_latency(asked.elapsed());
-        if let Err(e) = check_status(head.status) {
-            conn.discard_body().await?;
-            return Err(e);
-        }
-        self.validate(&head, start, end, whole)?;
-        let mut piece = run.first;
-        let mut buf = Vec::with_capacity(layout.piece_size(PieceIndex(piece)) as usize);
-        while piece < run.first + run.count {
-            let size = layout.piece_size(PieceIndex(piece)) as usize;
-            while buf.len() < size {
-                let want = (size - buf.len()).min(64 * 1024);
-                let allowed = self.quota.take(want as u64).await as usize;
-                let got = conn.read_body(&mut buf, allowed).await.map_err(|e| match e {
-                    OriginError::Io(_) => OriginError::Truncated { got: buf.len() as u64, want: size as u64 },
-                    e => e,
-                })?;
-                if got < allowed {
-                    self.quota.refund((allowed - got) as u64);
-                }
-                task.counters.origin_bytes.fetch_add(got as u64, Ordering::Relaxed);
-            }
-            self.import(piece, &buf)?;
-            buf.clear();
-            piece += 1;
-        }
-        Ok(())
-    }
-
-    fn validate(
-        &self,
-        head: &floodgate_engine::http::ResponseHead,
-        start: u64,
-        end: u64,
-        whole: bool,
-    ) -> Result<(), OriginError> {
-        let v = &self.validators;
-        if let (Some(want), Some(got)) = (&v.etag, &head.etag) {
-            if want != got {
-                return Err(OriginError::Changed(format!("ETag was {want}, now {got}")));
-            }
-        }
-        match (head.status, head.content_range) {
-            (206, Some(cr)) => {
-                if cr.complete_length.is_some_and(|l| l != v.length) {
-                    return Err(OriginError::Changed(format!(
-                        "length was {}, Content-Range says {:?}",
-                        v.length, cr.complete_length
-                    )));
-                }
-                let r = cr.range.ok_or_else(|| OriginError::Unusable("206 without a range".into()))?;
-                if r.start != start || r.end != end {
-                    return Err(OriginError::Unusable(format!(
-                        "asked bytes {start}-{}, got {}-{}",
-                        end - 1,
-                        r.start,
-                        r.end - 1
-                    )));
-                }
-            }
-            (206, None) => return Err(OriginError::Unusable("206 without Content-Range".into())),
-            (200, _) if whole => {}
-            (200, _) => return Err(OriginError::Unusable("origin ignores Range requests".into())),
-            (s, _) => return Err(OriginError::Refused(s)),
-        }
-        if head.content_length != Some(end - start) {
-            return Err(OriginError::Unusable(format!(
-                "Content-Length {:?} for a range of {} bytes",
-                head.content_length,
-                end - start
-            )));
-        }
-        Ok(())
+    async fn fetch(&self, slot: &mut Option<Conn>, run: Run) -> Result<(), OriginError> {
+        let layout = &self.task.layout;
+        let sizes: Vec<u32> =
+            (run.first..run.first + run.count).map(|p| layout.piece_size(PieceIndex(p))).collect();
+        let spec = RunSpec { start: layout.piece_offset(PieceIndex(run.first)), piece_sizes: &sizes };
+        let counters = &self.task.counters;
+        let tally = Tally { requests: &counters.origin_requests, bytes: &counters.origin_bytes };
+        let (url, timeout, tls) = (&self.url, self.config.io_timeout, self.config.tls.as_ref());
+        floodgate_fetch::fetch_run(
+            slot,
+            url,
+            timeout,
+            tls,
+            &self.validators,
+            &self.quota,
+            spec,
+            tally,
+            |i, data| self.import(run.first + i as u32, data).map(|()| Flow::Continue),
+        )
+        .await
     }
 
     fn import(&self, piece: u32, data: &[u8]) -> Result<(), OriginError> {
         let task = &self.task;
-        let outcome = tokio::task::block_in_place(|| task.import(piece, data)).map_err(OriginError::Store)?;
+        let outcome = tokio::task::block_in_place(|| task.import(piece, data))?;
         match outcome {
-            ImportOutcome::Imported | ImportOutcome::Busy => {
+            ImportOutcome::Verified | ImportOutcome::Busy => {
                 task.counters.pulled_pieces.fetch_add(1, Ordering::Relaxed);
                 task.piece_landed();
                 Ok(())
             }
-            ImportOutcome::AlreadyVerified => Ok(()),
+            ImportOutcome::AlreadyHad => Ok(()),
             // Same validators yet different bytes: the origin is not serving this torrent's file.
             ImportOutcome::HashMismatch => Err(OriginError::HashMismatch(piece)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(3), Duration::from_millis(800));
-        assert_eq!(backoff(30), Duration::from_secs(5));
-        assert!(check_status(503).is_err_and(|e| !e.is_fatal()));
-        assert!(check_status(404).is_err_and(|e| e.is_fatal()));
-        assert!(check_status(206).is_ok());
     }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use floodgate_engine::layout::Layout;
 use floodgate_engine::metainfo::Metainfo;
+use floodgate_engine::piece_map::PieceMapError;
 use floodgate_engine::store::Store;
-use floodgate_engine::swarm::{ImportOutcome, TorrentHandle};
+use floodgate_engine::swarm::{ImportError, ImportOutcome, TorrentHandle};
 use floodgate_engine::types::PieceIndex;
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -228,15 +229,18 @@ impl Task {
     }
 
     /// Adds a piece from the origin: hash-checked (known) or hashed (URL-only), written, announced.
-    pub fn import(&self, piece: u32, data: &[u8]) -> Result<ImportOutcome, String> {
+    pub fn import(&self, piece: u32, data: &[u8]) -> Result<ImportOutcome, ImportError> {
         match (&self.growing, self.torrent.get()) {
-            (Some(g), _) => match g.land(piece, data) {
-                Ok(true) => Ok(ImportOutcome::Imported),
-                Ok(false) => Ok(ImportOutcome::AlreadyVerified),
-                Err(e) => Err(e.to_string()),
+            (Some(g), _) => match g.land(piece, data)? {
+                true => Ok(ImportOutcome::Verified),
+                false => Ok(ImportOutcome::AlreadyHad),
             },
-            (None, Some(t)) => t.import_piece(PieceIndex(piece), data).map_err(|e| e.to_string()),
-            (None, None) => Err("task has no store".into()),
+            (None, Some(t)) => t.import_piece(PieceIndex(piece), data),
+            // Never: a task is built with its growing store or its torrent. Without either it
+            // holds no piece at all.
+            (None, None) => {
+                Err(ImportError::PieceMap(PieceMapError::PieceOutOfRange { index: piece, count: 0 }))
+            }
         }
     }
 

@@ -1,0 +1,28 @@
+//! The project's one HTTP/1.1 Range fetcher, shared by the relay's origin pull and the client's
+//! HTTP gap-filling.
+//!
+//! * [`Conn`]: one keep-alive connection (plain TCP or rustls), every read and write bounded in
+//!   time, bodies streamed in bounded chunks;
+//! * [`probe`] learns a source's [`Validators`] (length, ETag) with a HEAD, retried;
+//! * [`fetch_run`] fetches a run of consecutive pieces with one Range request, checks the
+//!   response against the validators (status, `Content-Range`, `Content-Length`, ETag) and hands
+//!   each whole piece to the caller as it lands;
+//! * [`Quota`]: connections, bytes/s and a byte allowance that every body read waits on;
+//! * [`backoff`]: the retry schedule.
+//!
+//! URLs are parsed by `floodgate_engine::http::HttpUrl` (the one URL parser); everything that
+//! shows a URL uses `floodgate_engine::http::redact`.
+
+mod conn;
+mod error;
+mod quota;
+mod range;
+mod tls;
+
+pub use conn::{Conn, SourceIo};
+pub use error::FetchError;
+pub use floodgate_engine::http::HttpUrl;
+pub use quota::Quota;
+pub use range::{backoff, check_status, fetch_run, probe, Flow, RunSpec, Tally, Validators};
+pub use tls::{client_config, TlsSetupError};
+pub use tokio_rustls::rustls::ClientConfig;

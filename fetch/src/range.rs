@@ -1,0 +1,216 @@
+//! Range requests for runs of pieces: the probe that learns a source's validators, the checks
+//! every response must pass, and the body loop that hands out whole pieces.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use floodgate_engine::http::{HttpUrl, ResponseHead};
+use tokio_rustls::rustls::ClientConfig;
+
+use crate::{Conn, FetchError, Quota};
+
+/// What a probe learnt about a source: the validators every later response must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validators {
+    /// The file's length.
+    pub length: u64,
+    /// The file's ETag, when the source sends one.
+    pub etag: Option<String>,
+}
+
+/// Counters a fetch adds to (requests made, body bytes read); either may be shared.
+#[derive(Clone, Copy, Debug)]
+pub struct Tally<'a> {
+    /// Requests sent.
+    pub requests: &'a AtomicU64,
+    /// Body bytes received.
+    pub bytes: &'a AtomicU64,
+}
+
+/// One Range request: bytes `start..start + Σ piece_sizes`, split into pieces of these sizes.
+#[derive(Clone, Debug)]
+pub struct RunSpec<'a> {
+    /// First byte of the run in the file.
+    pub start: u64,
+    /// Size of each piece of the run, in order.
+    pub piece_sizes: &'a [u32],
+}
+
+/// What the caller wants after a piece: go on, or drop the rest of the run (e.g. BitTorrent
+/// already brought the remaining pieces). Stopping closes the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next piece.
+    Continue,
+    /// Stop reading this response.
+    Stop,
+}
+
+/// Whether a status is success (2xx), worth retrying (5xx, 408, 429) or final.
+pub fn check_status(status: u16) -> Result<(), FetchError> {
+    match status {
+        200..=299 => Ok(()),
+        408 | 429 | 500..=599 => Err(FetchError::Status(status)),
+        s => Err(FetchError::Refused(s)),
+    }
+}
+
+/// The retry schedule: 100 ms, 200 ms, 400 ms ... capped at 5 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+}
+
+/// HEADs `url` (retrying up to `max_attempts` times with [`backoff`]) to learn its length and
+/// ETag. `on_retry` is told of each failed attempt.
+pub async fn probe(
+    url: &HttpUrl,
+    io_timeout: Duration,
+    tls: Option<&Arc<ClientConfig>>,
+    max_attempts: u32,
+    tally: Tally<'_>,
+    mut on_retry: impl FnMut(&FetchError, u32),
+) -> Result<Validators, FetchError> {
+    let mut attempt = 0;
+    loop {
+        let r = async {
+            let mut conn = Conn::connect(url, io_timeout, tls).await?;
+            tally.requests.fetch_add(1, Ordering::Relaxed);
+            let head = conn.request(url, true, None).await?;
+            check_status(head.status)?;
+            let length = head
+                .content_length
+                .ok_or_else(|| FetchError::Unusable("HEAD without Content-Length".into()))?;
+            Ok::<_, FetchError>(Validators { length, etag: head.etag })
+        }
+        .await;
+        match r {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_fatal() || attempt + 1 >= max_attempts => return Err(e),
+            Err(e) => {
+                on_retry(&e, attempt);
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Checks a Range response head against the validators and the bytes asked for.
+fn validate(head: &ResponseHead, v: &Validators, start: u64, end: u64) -> Result<(), FetchError> {
+    let whole = start == 0 && end == v.length;
+    if let (Some(want), Some(got)) = (&v.etag, &head.etag) {
+        if want != got {
+            return Err(FetchError::Changed(format!("ETag was {want}, now {got}")));
+        }
+    }
+    match (head.status, head.content_range) {
+        (206, Some(cr)) => {
+            if cr.complete_length.is_some_and(|l| l != v.length) {
+                return Err(FetchError::Changed(format!(
+                    "length was {}, Content-Range says {:?}",
+                    v.length, cr.complete_length
+                )));
+            }
+            let r = cr.range.ok_or_else(|| FetchError::Unusable("206 without a range".into()))?;
+            if r.start != start || r.end != end {
+                return Err(FetchError::Unusable(format!(
+                    "asked bytes {start}-{}, got {}-{}",
+                    end - 1,
+                    r.start,
+                    r.end - 1
+                )));
+            }
+        }
+        (206, None) => return Err(FetchError::Unusable("206 without Content-Range".into())),
+        (200, _) if whole => {}
+        (200, _) => return Err(FetchError::Unusable("source ignores Range requests".into())),
+        (s, _) => return Err(FetchError::Refused(s)),
+    }
+    if head.content_length != Some(end - start) {
+        return Err(FetchError::Unusable(format!(
+            "Content-Length {:?} for a range of {} bytes",
+            head.content_length,
+            end - start
+        )));
+    }
+    Ok(())
+}
+
+/// Fetches one run with a Range request on `slot`'s connection (connecting when it has none
+/// or cannot be reused), reading the body within `quota`, and calls `on_piece(i, bytes)` for
+/// each whole piece `i` of the run as soon as it is in. A [`Flow::Stop`] drops the connection.
+/// A failed request leaves `slot` empty, so the next call reconnects.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_run(
+    slot: &mut Option<Conn>,
+    url: &HttpUrl,
+    io_timeout: Duration,
+    tls: Option<&Arc<ClientConfig>>,
+    validators: &Validators,
+    quota: &Quota,
+    run: RunSpec<'_>,
+    tally: Tally<'_>,
+    mut on_piece: impl FnMut(usize, &[u8]) -> Result<Flow, FetchError>,
+) -> Result<(), FetchError> {
+    let result = async {
+        let conn = match slot {
+            Some(c) if c.reusable => c,
+            _ => slot.insert(Conn::connect(url, io_timeout, tls).await?),
+        };
+        let len: u64 = run.piece_sizes.iter().map(|&s| u64::from(s)).sum();
+        let (start, end) = (run.start, run.start + len);
+        tally.requests.fetch_add(1, Ordering::Relaxed);
+        let asked = Instant::now();
+        let head = conn.request(url, false, Some((start, end))).await?;
+        quota.record_latency(asked.elapsed());
+        if let Err(e) = check_status(head.status) {
+            conn.discard_body().await?;
+            return Err(e);
+        }
+        validate(&head, validators, start, end)?;
+        let max_piece = run.piece_sizes.iter().copied().max().unwrap_or(0) as usize;
+        let mut buf = Vec::with_capacity(max_piece);
+        for (i, &size) in run.piece_sizes.iter().enumerate() {
+            let size = size as usize;
+            while buf.len() < size {
+                let want = (size - buf.len()).min(64 * 1024);
+                let allowed = quota.take(want as u64).await as usize;
+                let got = conn.read_body(&mut buf, allowed).await.map_err(|e| match e {
+                    FetchError::Io(_) => FetchError::Truncated { got: buf.len() as u64, want: size as u64 },
+                    e => e,
+                })?;
+                if got < allowed {
+                    quota.refund((allowed - got) as u64);
+                }
+                tally.bytes.fetch_add(got as u64, Ordering::Relaxed);
+            }
+            if on_piece(i, &buf)? == Flow::Stop {
+                conn.reusable = false;
+                return Ok(());
+            }
+            buf.clear();
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() || slot.as_ref().is_some_and(|c| !c.reusable) {
+        *slot = None;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(3), Duration::from_millis(800));
+        assert_eq!(backoff(30), Duration::from_secs(5));
+        assert!(check_status(503).is_err_and(|e| !e.is_fatal()));
+        assert!(check_status(404).is_err_and(|e| e.is_fatal()));
+        assert!(check_status(206).is_ok());
+    }
+}
