@@ -11,6 +11,7 @@
 //! backed parts of [`store`] know about io_uring; [`wire`] knows no sockets.
 
 pub mod bencode;
+pub mod gapfill;
 pub mod hash;
 pub mod http;
 pub mod layout;
