@@ -1,6 +1,7 @@
 //! `floodgate`: the download CLI.
 
 mod cmd;
+mod gapfill;
 
 use clap::{Parser, Subcommand};
 

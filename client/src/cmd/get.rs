@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use floodgate_engine::metainfo::Metainfo;
+use floodgate_fetch::HttpUrl;
 
 use super::swarm_util::Announcer;
+use crate::gapfill::{GapFillConfig, GapFillReport, GapFiller, HttpOptions, SourceKind};
 
 /// Arguments of `get`.
 #[derive(clap::Args, Debug)]
@@ -39,6 +42,68 @@ pub struct Args {
     /// Print one JSON object with the results on stdout.
     #[arg(long)]
     pub json: bool,
+    /// An older version of the file: every piece of it whose SHA-1 matches at the same place is
+    /// taken instead of downloaded (incremental update).
+    #[arg(long, value_name = "OLD_FILE")]
+    pub reuse: Option<PathBuf>,
+    /// HTTP gap-filling.
+    #[command(flatten)]
+    pub http: HttpOptions,
+}
+
+/// The HTTP sources of a download: `--http-source` URLs, then the torrent's web seeds (BEP 19,
+/// single-file torrents; a URL ending in `/` gets the file name appended).
+pub fn http_sources(meta: &Metainfo, given: &[String]) -> anyhow::Result<Vec<(HttpUrl, SourceKind)>> {
+    let mut out = Vec::new();
+    for url in given {
+        out.push((HttpUrl::parse(url).with_context(|| "bad --http-source")?, SourceKind::WebSeed));
+    }
+    if meta.files().len() == 1 {
+        for url in &meta.url_list {
+            let full = if url.ends_with('/') { format!("{url}{}", meta.name()) } else { url.clone() };
+            match HttpUrl::parse(&full) {
+                Ok(u) => out.push((u, SourceKind::WebSeed)),
+                Err(e) => tracing::warn!("skipping web seed: {e}"),
+            }
+        }
+    } else if !meta.url_list.is_empty() {
+        tracing::warn!("web seeds of multi-file torrents are not used yet");
+    }
+    Ok(out)
+}
+
+/// A TLS client setup for `https` sources when any is given (system roots).
+pub fn tls_for(
+    sources: &[(HttpUrl, SourceKind)],
+) -> anyhow::Result<Option<std::sync::Arc<floodgate_fetch::ClientConfig>>> {
+    if sources.iter().any(|(u, _)| u.https) {
+        Ok(Some(floodgate_fetch::client_config(None)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Takes every piece of `old` whose SHA-1 matches at the same place; returns the bytes taken.
+fn reuse_old_version(
+    torrent: &floodgate_engine::swarm::TorrentHandle,
+    old: &std::path::Path,
+) -> anyhow::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(old).with_context(|| format!("cannot open {}", old.display()))?;
+    let layout = torrent.layout().clone();
+    let mut buf = Vec::new();
+    let mut taken = 0;
+    for p in (0..layout.piece_count()).map(floodgate_engine::types::PieceIndex) {
+        let size = layout.piece_size(p) as usize;
+        buf.resize(size, 0);
+        if file.read_exact(&mut buf).is_err() {
+            break;
+        }
+        if torrent.import_piece(p, &buf)? == floodgate_engine::swarm::ImportOutcome::Verified {
+            taken += size as u64;
+        }
+    }
+    Ok(taken)
 }
 
 /// Runs the command. Exits 0 only when every piece is downloaded and verified.
@@ -53,16 +118,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     peers.extend(magnet_peers.into_iter().filter(|p| !args.peers.contains(p)));
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let http = args.http.clone().resolve()?;
+    let switch = http.switch(Default::default())?;
+    let sources = if http.no_http { Vec::new() } else { http_sources(&meta, &http.http_sources)? };
     let verified = super::swarm_util::check_existing(&meta, &args.output);
     let resumed = verified.count_ones();
     let (swarm, torrent) =
         super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits, false)?;
+    let reused = match &args.reuse {
+        Some(old) => reuse_old_version(&torrent, old)?,
+        None => 0,
+    };
     let started = Instant::now();
     let announce_as = swarm.listen_addr().unwrap_or(args.listen);
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), announce_as);
-    if peers.is_empty() && announcer.is_none() {
-        bail!("no peers: give --peer or use a torrent with an http:// tracker");
+    if peers.is_empty() && announcer.is_none() && sources.is_empty() && !torrent.is_complete() {
+        bail!("no peers and no HTTP source: give --peer or --http-source, or use a torrent with an http:// tracker or web seeds");
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("fg-http")
+        .build()
+        .context("cannot start the HTTP runtime")?;
+    let filler = (!sources.is_empty()).then(|| -> anyhow::Result<GapFiller> {
+        let config = GapFillConfig { switch, tls: tls_for(&sources)?, ..GapFillConfig::default() };
+        Ok(GapFiller::start(rt.handle(), torrent.clone(), sources, config))
+    });
+    let filler = filler.transpose()?;
+    let report = || filler.as_ref().map(GapFiller::report).unwrap_or_default();
     for p in &peers {
         torrent.connect(*p);
     }
@@ -91,10 +175,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         if let Some(bar) = &bar {
             bar.set_position(s.bytes_verified);
-            bar.set_message(format!("{} peers", s.peers));
+            let r = report();
+            let level = r.level.map_or("off", |l| l.as_str());
+            bar.set_message(format!(
+                "{} peers · BT {} · HTTP {} ({level})",
+                s.peers,
+                indicatif::HumanBytes(s.downloaded),
+                indicatif::HumanBytes(r.http_bytes)
+            ));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            bail!("timed out: {} of {} pieces verified", s.pieces_verified, s.piece_count);
+            let failures = s.hash_failures + report().hash_failures;
+            let why = if failures > 0 {
+                format!(" ({failures} pieces failed their hash check)")
+            } else {
+                String::new()
+            };
+            if args.json {
+                let v = serde_json::json!({
+                    "error": "timed out",
+                    "pieces_verified": s.pieces_verified,
+                    "piece_count": s.piece_count,
+                    "hash_failures": failures,
+                });
+                println!("{v}");
+            }
+            bail!("timed out: {} of {} pieces verified{why}", s.pieces_verified, s.piece_count);
         }
         if s.peers == 0 && Instant::now() >= redial {
             // Every peer is gone: dial the given ones again.
@@ -110,6 +216,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.finish();
     }
     let s = torrent.stats();
+    let r = report();
+    drop(filler);
     if args.json {
         let v = serde_json::json!({
             "info_hash": meta.info_hash().to_hex(),
@@ -117,9 +225,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "seconds": seconds,
             "peers": s.peers_seen,
             "bt_bytes": s.downloaded,
-            "http_bytes": 0,
+            "http_bytes": r.http_bytes,
+            "http_bytes_by_source": by_source(&r),
+            "origin_bytes": r.bytes_of(SourceKind::Origin),
+            "switches": switches(&r),
+            "reused_bytes": reused,
             "resumed_pieces": resumed,
             "hash_failures": s.hash_failures,
+            "http_hash_failures": r.hash_failures,
             "mb_per_s": meta.total_length() as f64 / seconds.max(1e-9) / 1e6,
             "started_unix": unix_seconds() - seconds,
             "first_piece_unix": first_piece,
@@ -127,11 +240,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{v}");
     } else {
         eprintln!(
-            "complete: {} bytes in {:.2} s ({:.0} MB/s) from {} peers",
+            "complete: {} bytes in {:.2} s ({:.0} MB/s) from {} peers; BitTorrent {} bytes, HTTP {} bytes",
             meta.total_length(),
             seconds,
             meta.total_length() as f64 / seconds.max(1e-9) / 1e6,
-            s.peers_seen
+            s.peers_seen,
+            s.downloaded,
+            r.http_bytes
         );
     }
     if args.no_seed {
@@ -142,6 +257,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
+}
+
+/// `{url: bytes}` of every HTTP source (URLs without credentials).
+fn by_source(r: &GapFillReport) -> serde_json::Value {
+    r.by_source
+        .iter()
+        .map(|(url, _, bytes)| (url.clone(), serde_json::json!(bytes)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The level changes as JSON objects (`at_s`, `from`, `to`, `reason`).
+fn switches(r: &GapFillReport) -> serde_json::Value {
+    r.switches
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "at_s": c.at.as_secs_f64(),
+                "from": c.from.as_str(),
+                "to": c.to.as_str(),
+                "reason": c.reason.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Seconds since the Unix epoch, as a float.

@@ -83,8 +83,9 @@ pub fn resolve_magnet(
     if !magnet.trackers.is_empty() {
         meta.announce_list = vec![magnet.trackers.clone()];
     }
-    if let Some(url) = magnet.web_seeds.first() {
-        tracing::debug!("ignoring web seed {url}: `get` downloads over BitTorrent only");
+    if meta.url_list.is_empty() {
+        // The link's `ws=` web seeds serve as the torrent's BEP 19 `url-list`.
+        meta.url_list = magnet.web_seeds.clone();
     }
     Ok((meta, magnet.peers))
 }

@@ -186,21 +186,36 @@ fn plans_pieces_no_peer_has_first_and_merges_neighbours() {
         peer.set(PieceIndex(p));
     }
     m.add_peer(peer.view()).unwrap();
-    let run = plan_run(&m, 1 << 20, false).unwrap();
+    let run = plan_run(&m, 1 << 20, false, |_| false).unwrap();
     assert_eq!(run, PlannedRun { first: PieceIndex(6), count: 4 });
     // The byte limit cuts the run.
-    assert_eq!(plan_run(&m, 64 * 1024, false).unwrap().count, 2);
-    // A piece BitTorrent has in flight is skipped and ends a run.
-    m.claim_block(PieceIndex(8), PeerSlot(0)).unwrap();
-    assert_eq!(plan_run(&m, 1 << 20, false).unwrap(), PlannedRun { first: PieceIndex(6), count: 2 });
+    assert_eq!(plan_run(&m, 64 * 1024, false, |_| false).unwrap().count, 2);
+    // Pieces HTTP has in flight are never planned again.
+    assert_eq!(
+        plan_run(&m, 1 << 20, false, |p| p.0 < 8).unwrap(),
+        PlannedRun { first: PieceIndex(8), count: 2 }
+    );
+    // A piece a peer was asked for but sent nothing of may join the run...
+    let b = m.claim_block(PieceIndex(8), PeerSlot(0)).unwrap();
+    assert_eq!(
+        plan_run(&m, 1 << 20, false, |_| false).unwrap(),
+        PlannedRun { first: PieceIndex(6), count: 4 }
+    );
+    // ...one it delivered part of ends it.
+    m.receive_block(b, PeerSlot(0), &mut Vec::new()).unwrap();
+    assert_eq!(
+        plan_run(&m, 1 << 20, false, |_| false).unwrap(),
+        PlannedRun { first: PieceIndex(6), count: 2 }
+    );
 }
 
 #[test]
 fn overlap_only_when_nothing_is_missing() {
     let m = map(2);
     for p in 0..2 {
-        m.claim_block(PieceIndex(p), PeerSlot(1)).unwrap();
+        let b = m.claim_block(PieceIndex(p), PeerSlot(1)).unwrap();
+        m.receive_block(b, PeerSlot(1), &mut Vec::new()).unwrap();
     }
-    assert_eq!(plan_run(&m, 1 << 20, false), None);
-    assert_eq!(plan_run(&m, 1 << 20, true), Some(PlannedRun { first: PieceIndex(0), count: 2 }));
+    assert_eq!(plan_run(&m, 1 << 20, false, |_| false), None);
+    assert_eq!(plan_run(&m, 1 << 20, true, |_| false), Some(PlannedRun { first: PieceIndex(0), count: 2 }));
 }

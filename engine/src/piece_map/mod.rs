@@ -84,6 +84,10 @@ impl PeerSlot {
     }
 }
 
+/// The slot that pieces from outside BitTorrent (origin pulls, HTTP) are claimed and recorded
+/// under.
+pub const IMPORT_SLOT: PeerSlot = PeerSlot(u16::MAX);
+
 const FREE: u32 = 0;
 const RECEIVED: u32 = u32::MAX;
 
@@ -372,6 +376,17 @@ impl PieceMap {
     /// Puts `piece` in the rarity order iff it is pickable: wanted with a free block (I12).
     fn sync_listing(&self, piece: PieceIndex) {
         self.availability.sync(piece, || self.has_free_blocks(piece));
+    }
+
+    /// Blocks of a checked piece received so far.
+    pub fn received_blocks(&self, piece: PieceIndex) -> u32 {
+        self.pieces[piece.get()].received.load(Ordering::Acquire)
+    }
+
+    /// Whether `slot` holds a request for some block of a checked piece (e.g. an HTTP fetch
+    /// has it in flight).
+    pub fn is_held_by(&self, piece: PieceIndex, slot: PeerSlot) -> bool {
+        self.block_words(piece).iter().any(|w| w.load(Ordering::Acquire) == slot.tag())
     }
 
     /// Whether a checked piece is wanted and has a block nobody has claimed (a hint under races).

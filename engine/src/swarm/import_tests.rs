@@ -78,10 +78,17 @@ fn a_claimed_piece_is_never_picked_for_peers() {
     assert!(!t.map.in_endgame());
     assert!(!picked.is_empty());
     assert!(picked.iter().all(|b| b.piece != PieceIndex(1)), "{picked:?}");
-    // A peer now holds blocks of a picked piece: without overlap HTTP may not take it.
+    // Asked of a peer, nothing received: HTTP may take it over.
     let busy = picked[0].piece;
-    assert_eq!(t.claim_for_http(busy, false), HttpClaim::Unavailable);
-    assert_eq!(t.claim_for_http(busy, true), HttpClaim::Overlap);
+    assert_eq!(t.claim_for_http(busy, false), HttpClaim::Overlap);
+    // Once the peer delivered a block, only overlap (endgame) may.
+    let other = picked.iter().find(|b| b.piece != busy).unwrap().piece;
+    let first = picked.iter().find(|b| b.piece == other).copied().unwrap();
+    assert_eq!(t.map.receive_block(first, PeerSlot(0), &mut Vec::new()).unwrap(), Receipt::Accepted);
+    assert_eq!(t.claim_for_http(other, false), HttpClaim::Unavailable);
+    assert_eq!(t.claim_for_http(other, true), HttpClaim::Overlap);
+    // A piece another HTTP fetch holds is never taken twice.
+    assert_eq!(t.claim_for_http(PieceIndex(1), true), HttpClaim::Unavailable);
     // A released claim is pickable again.
     t.release_http(PieceIndex(1));
     assert_eq!(t.map.piece_state(PieceIndex(1)), PieceState::Missing);

@@ -14,13 +14,10 @@ use crate::hash::{Verdict, Verifier, VerifierConfig};
 use crate::layout::Layout;
 use crate::peer::SessionConfig;
 use crate::picker::Picker;
-use crate::piece_map::{PeerSlot, PieceMap, PieceMapError, PieceState, Receipt};
+use crate::piece_map::{PeerSlot, PieceMap, PieceMapError, PieceState, Receipt, IMPORT_SLOT};
 use crate::ratelimit::RateChain;
 use crate::store::Store;
 use crate::types::{BlockRef, InfoHash, PieceIndex};
-
-/// The slot that pieces from outside BitTorrent (origin pulls, HTTP) are recorded under.
-pub(crate) const IMPORT_SLOT: PeerSlot = PeerSlot(u16::MAX);
 
 /// A peer that sent this many pieces failing their hash is banned.
 const BAN_AFTER_HASH_FAILURES: u32 = 3;
@@ -358,13 +355,18 @@ impl Torrent {
     }
 
     /// Claims `piece` for an HTTP fetch so no peer requests it: every free block is taken for
-    /// the import slot. With `overlap`, a piece peers are downloading may be fetched as well
-    /// (endgame). Give unfetched claims back with [`Torrent::release_http`].
+    /// the import slot. A piece peers were asked for but sent nothing of may be fetched too
+    /// (their requests are superseded when it lands); with `overlap`, any piece peers are
+    /// downloading (endgame). Never a piece another HTTP fetch holds. Give unfetched claims back with [`Torrent::release_http`].
     pub fn claim_for_http(&self, piece: PieceIndex, overlap: bool) -> HttpClaim {
         let Ok(piece) = self.map.piece(piece.0) else { return HttpClaim::Unavailable };
         let claim = match self.map.piece_state(piece) {
             PieceState::Missing => HttpClaim::Claimed,
-            PieceState::Downloading if overlap => HttpClaim::Overlap,
+            PieceState::Downloading if self.map.is_held_by(piece, IMPORT_SLOT) => {
+                return HttpClaim::Unavailable
+            }
+            // Asked of peers, nothing arrived yet (a slow peer's deep queue), or endgame.
+            PieceState::Downloading if overlap || self.map.received_blocks(piece) == 0 => HttpClaim::Overlap,
             _ => return HttpClaim::Unavailable,
         };
         while self.map.claim_block(piece, IMPORT_SLOT).is_some() {}

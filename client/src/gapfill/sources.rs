@@ -1,0 +1,152 @@
+//! The HTTP sources of one download, in the order they are used: relays, then the torrent's
+//! web seeds (BEP 19 `url-list`, magnet `ws=`) and sources given by hand, then the origin.
+//! A source that errors is backed off; one whose bytes fail a piece hash is demoted, and
+//! dropped on a second strike; one whose length or validators do not fit is dropped at once.
+
+use std::time::{Duration, Instant};
+
+use floodgate_fetch::{backoff, HttpUrl, Validators};
+
+/// Hash failures after which a source is dropped (the first one demotes it).
+const DROP_AFTER_STRIKES: u32 = 2;
+/// Errors in a row after which a source is dropped.
+const DROP_AFTER_ERRORS: u32 = 8;
+
+/// Where a source sits in the order, and how its bytes are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// A relay's `/tasks/<id>/data`.
+    Relay,
+    /// A web seed of the torrent, or a source given with `--http-source`.
+    WebSeed,
+    /// The origin itself (only under an origin lease).
+    Origin,
+}
+
+/// One source and what has been learnt of it.
+#[derive(Debug)]
+pub struct Source {
+    /// The parsed URL.
+    pub url: HttpUrl,
+    /// Its place in the order.
+    pub kind: SourceKind,
+    /// Length and ETag, once probed.
+    pub validators: Option<Validators>,
+    /// Workers fetching from it now.
+    pub busy: usize,
+    /// Body bytes received from it.
+    pub bytes: u64,
+    /// Bytes/s of its last requests (moving average; 0 before the first).
+    pub rate: f64,
+    /// Pieces of its that failed their hash.
+    pub strikes: u32,
+    /// Errors in a row.
+    pub errors: u32,
+    /// Not used before this instant (backoff).
+    pub not_before: Option<Instant>,
+    /// Given up: wrong file, repeated bad bytes, or repeated errors.
+    pub dropped: Option<String>,
+}
+
+impl Source {
+    /// A source not probed yet.
+    pub fn new(url: HttpUrl, kind: SourceKind) -> Self {
+        Source {
+            url,
+            kind,
+            validators: None,
+            busy: 0,
+            bytes: 0,
+            rate: 0.0,
+            strikes: 0,
+            errors: 0,
+            not_before: None,
+            dropped: None,
+        }
+    }
+
+    /// Whether a worker may use it at `now` (with at most `per_source` workers on it).
+    pub fn usable(&self, now: Instant, per_source: usize) -> bool {
+        self.dropped.is_none() && self.busy < per_source && self.not_before.is_none_or(|t| now >= t)
+    }
+
+    /// Records a request that delivered `bytes` in `took`.
+    pub fn succeeded(&mut self, bytes: u64, took: Duration) {
+        self.errors = 0;
+        self.not_before = None;
+        let rate = bytes as f64 / took.as_secs_f64().max(1e-3);
+        self.rate = if self.rate == 0.0 { rate } else { 0.7 * self.rate + 0.3 * rate };
+    }
+
+    /// Records a failed request: backed off, dropped after too many in a row.
+    pub fn failed(&mut self, why: &str, fatal: bool, now: Instant) {
+        self.errors += 1;
+        if fatal || self.errors >= DROP_AFTER_ERRORS {
+            self.drop_it(why);
+        } else {
+            self.not_before = Some(now + backoff(self.errors - 1));
+        }
+    }
+
+    /// Records a piece whose bytes failed the hash: demoted, then dropped.
+    pub fn struck(&mut self) {
+        self.strikes += 1;
+        if self.strikes >= DROP_AFTER_STRIKES {
+            self.drop_it("its bytes failed piece hashes");
+        }
+    }
+
+    fn drop_it(&mut self, why: &str) {
+        if self.dropped.is_none() {
+            tracing::warn!(source = %self.url, reason = why, "HTTP source dropped");
+            self.dropped = Some(why.to_string());
+        }
+    }
+
+    /// Sort key: kind first, demoted sources after clean ones, then the fastest.
+    fn rank(&self) -> (SourceKind, u32, i64) {
+        (self.kind, self.strikes, -(self.rate as i64))
+    }
+}
+
+/// Index of the best usable source at `now`, if any.
+pub fn best(sources: &[Source], now: Instant, per_source: usize) -> Option<usize> {
+    sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.usable(now, per_source))
+        .min_by_key(|(_, s)| s.rank())
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(url: &str, kind: SourceKind) -> Source {
+        Source::new(HttpUrl::parse(url).unwrap(), kind)
+    }
+
+    #[test]
+    fn order_demotion_and_backoff() {
+        let now = Instant::now();
+        let mut s = vec![
+            src("http://o/f", SourceKind::Origin),
+            src("http://w/f", SourceKind::WebSeed),
+            src("http://r/f", SourceKind::Relay),
+        ];
+        assert_eq!(best(&s, now, 2), Some(2), "relays first");
+        s[2].struck();
+        assert_eq!(best(&s, now, 2), Some(2), "a demoted relay still comes before web seeds");
+        s[2].struck();
+        assert!(s[2].dropped.is_some());
+        assert_eq!(best(&s, now, 2), Some(1));
+        s[1].failed("503", false, now);
+        assert_eq!(best(&s, now, 2), Some(0), "backed off");
+        assert_eq!(best(&s, now + Duration::from_secs(1), 2), Some(1), "back after the backoff");
+        s[1].busy = 2;
+        assert_eq!(best(&s, now + Duration::from_secs(1), 2), Some(0), "at most per_source workers");
+        s[0].failed("wrong length", true, now);
+        assert!(s[0].dropped.is_some());
+    }
+}
