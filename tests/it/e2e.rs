@@ -36,14 +36,22 @@ fn same(file: &Path, want: &[u8]) -> bool {
 
 #[test]
 fn origin_ctl_relay_agents() {
-    run(Meta::Torrent);
+    run(Meta::Torrent, false);
+}
+
+/// The relay serving a distribution is killed (SIGKILL) while the agents download: ctl replaces
+/// it after missed heartbeats, the agents take the new relay's BitTorrent and HTTP Range, and
+/// every agent still ends byte-identical.
+#[test]
+fn relay_killed_mid_download_every_agent_still_finishes() {
+    run(Meta::Torrent, true);
 }
 
 /// A URL-only distribution (no .torrent given): the relay hashes while pulling, publishes the
 /// .torrent it made to ctl, ctl pushes the task again, and the agents download it.
 #[test]
 fn url_only_distribution_through_ctl() {
-    run(Meta::UrlOnly);
+    run(Meta::UrlOnly, false);
 }
 
 /// What the distribution is created with.
@@ -53,25 +61,32 @@ enum Meta {
     UrlOnly,
 }
 
-fn run(meta: Meta) {
+fn run(meta: Meta, kill_relay: bool) {
     let fx = Fixture::new(SIZE);
-    // ~2 s for the whole file from the origin: the agents start while the relay still pulls.
-    let origin = Origin::start(&fx.file, &["--rate", "3000000"]);
+    // ~2 s for the whole file from the origin (4 s when a relay dies): the agents start while
+    // the relay still pulls.
+    let rate = if kill_relay { "1500000" } else { "3000000" };
+    let origin = Origin::start(&fx.file, &["--rate", rate]);
     let (_db_dir, db) = sqlite_db();
-    let ctl = Ctl::start(&db, &[]);
+    let ctl = Ctl::start(&db, if kill_relay { &["--relay-timeout-secs", "2"] } else { &[] });
 
-    let (bt, http) = (free_addr(), free_addr());
-    let relay_dir = fx.dir.path().join("relay");
-    let _relay = ChildGuard::spawn(
-        Command::new(bin("floodgate-relay"))
-            .args(["--ctl", &ctl.url(), "--token", RELAY, "--id", "relay-1", "--zone", "z1"])
-            .args(["--data-dir", path(&relay_dir)])
-            .args(["--listen-bt", &bt.to_string(), "--listen-http", &http.to_string()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null()),
-    )
-    .expect("spawn floodgate-relay --ctl");
-    assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+    let relay_count = if kill_relay { 2 } else { 1 };
+    let mut relays = Vec::new();
+    for i in 1..=relay_count {
+        let (bt, http) = (free_addr(), free_addr());
+        let relay_dir = fx.dir.path().join(format!("relay{i}"));
+        let child = ChildGuard::spawn(
+            Command::new(bin("floodgate-relay"))
+                .args(["--ctl", &ctl.url(), "--token", RELAY, "--id", &format!("relay-{i}"), "--zone", "z1"])
+                .args(["--data-dir", path(&relay_dir)])
+                .args(["--listen-bt", &bt.to_string(), "--listen-http", &http.to_string()])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null()),
+        )
+        .expect("spawn floodgate-relay --ctl");
+        assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+        relays.push(child);
+    }
 
     let mut agents = Vec::new();
     let mut outs = Vec::new();
@@ -103,8 +118,8 @@ fn run(meta: Meta) {
     let registered = wait_for(Duration::from_secs(30), || {
         let clients = ctl_json(&ctl, &["clients"])?.to_string();
         let relays = ctl_json(&ctl, &["relays"])?.to_string();
-        (clients.contains("agent-1") && clients.contains("agent-2") && relays.contains("relay-1"))
-            .then_some(())
+        let all_relays = (1..=relay_count).all(|i| relays.contains(&format!("relay-{i}")));
+        (clients.contains("agent-1") && clients.contains("agent-2") && all_relays).then_some(())
     });
     assert!(registered.is_some(), "relay and agents did not register with ctl within 30 s");
 
@@ -118,6 +133,18 @@ fn run(meta: Meta) {
     assert_eq!(created["target_count"].as_u64(), Some(2), "{created}");
 
     let files: Vec<_> = outs.iter().map(|o| o.join("blob.bin")).collect();
+    if kill_relay {
+        // Kill the assigned relay once the agents are under way (before the pull is over).
+        let assigned = created["relay_ids"][0].as_str().expect("a relay assigned").to_string();
+        let i: usize = assigned.trim_start_matches("relay-").parse().expect("relay-N");
+        let started = wait_for(Duration::from_secs(30), || {
+            let d = ctl_json(&ctl, &["dist", "get", &id])?;
+            (d["stats"]["progress"].as_f64().unwrap_or(0.0) > 0.05).then_some(())
+        });
+        assert!(started.is_some(), "the agents made no progress");
+        relays[i - 1].kill();
+        assert!(!files.iter().all(|f| same(f, &fx.data)), "the relay must die mid-download");
+    }
     let done = wait_for(Duration::from_secs(60), || files.iter().all(|f| same(f, &fx.data)).then_some(()));
     assert!(done.is_some(), "both agents did not get byte-identical files within 60 s");
 
@@ -133,6 +160,17 @@ fn run(meta: Meta) {
         )
     });
     assert_eq!(dist["stats"]["done"].as_u64(), Some(2), "{dist}");
+    let delivered: u64 = ["bytes_bt", "bytes_http_relay", "bytes_http_origin"]
+        .iter()
+        .map(|k| dist["stats"][k].as_u64().unwrap_or(0))
+        .sum();
+    assert!(delivered >= 2 * SIZE as u64, "agents report what they received by source: {dist}");
+    if kill_relay {
+        // A second relay pulled the file again; nothing else came from the origin.
+        let (_, served) = origin.stats();
+        assert!(served <= SIZE as u64 * 5 / 2, "the origin served {served} bytes for a {SIZE}-byte file");
+        return;
+    }
     let origin_bytes = dist["stats"]["origin_bytes"].as_u64().unwrap_or(0);
     assert!(origin_bytes <= SIZE as u64 * 11 / 10, "ctl origin bytes {origin_bytes} for a {SIZE}-byte file");
     let (_, served) = origin.stats();

@@ -12,17 +12,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use floodgate_engine::gapfill::SwitchConfig;
 use floodgate_engine::metainfo::Metainfo;
 use floodgate_engine::store::{Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig, TorrentHandle};
 use floodgate_engine::tracker::{announce, AnnounceRequest, Event};
 use floodgate_engine::types::{InfoHash, PeerId};
+use floodgate_fetch::HttpUrl;
 use floodgate_proto::v1 as pb;
 use parking_lot::Mutex;
 use pb::client_service_client::ClientServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+use crate::gapfill::{GapFillConfig, GapFiller, HttpOptions, SourceKind};
 
 /// Time limit of one unary call to ctl.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +59,9 @@ pub struct Args {
     /// Address to accept peers on.
     #[arg(long, default_value = "0.0.0.0:0")]
     pub listen: SocketAddr,
+    /// HTTP gap-filling defaults; a distribution's own settings (its `DistConfig`) win.
+    #[command(flatten)]
+    pub http: HttpOptions,
 }
 
 /// Adds `authorization: Bearer <token>` to every call.
@@ -78,6 +85,8 @@ struct Job {
     relays: Arc<Mutex<Vec<pb::RelayEndpoint>>>,
     stop: Arc<AtomicBool>,
     files: Vec<PathBuf>,
+    /// HTTP gap-filling from the relays (`None` with `--no-http`).
+    filler: Option<Arc<GapFiller>>,
 }
 
 /// What the loops share.
@@ -181,6 +190,9 @@ impl Agent {
                             for addr in bt_addrs(&task.relays) {
                                 job.torrent.connect(addr);
                             }
+                            if let Some(f) = &job.filler {
+                                f.add_sources(relay_sources(&task.relays, &job.info_hash));
+                            }
                         }
                         return;
                     }
@@ -190,7 +202,7 @@ impl Agent {
                     let reason = format!("{e:#}");
                     tracing::error!(dist = %dist, error = %reason, "cannot start the task");
                     let state = pb::TaskState::Failed;
-                    self.report(&dist, state, 0, 0, reason).await;
+                    self.report(&dist, state, Bytes::default(), 0, reason).await;
                 }
             }
             Some(pb::task_event::Event::CancelDistId(dist)) => self.cancel(&dist),
@@ -224,6 +236,19 @@ impl Agent {
             torrent.connect(addr);
         }
         let files = meta.layout().files().iter().map(|f| root.join(&f.path)).collect();
+        let filler = if self.args.http.no_http {
+            None
+        } else {
+            let switch = self.args.http.switch(dist_switch(task.config.as_ref()))?;
+            let config = GapFillConfig { switch, ..GapFillConfig::default() };
+            let mut sources = relay_sources(&task.relays, &meta.info_hash());
+            for url in &self.args.http.http_sources {
+                sources.push((HttpUrl::parse(url).context("bad --http-source")?, SourceKind::WebSeed));
+            }
+            let config = GapFillConfig { tls: super::get::tls_for(&sources)?, ..config };
+            let handle = tokio::runtime::Handle::current();
+            Some(Arc::new(GapFiller::start(&handle, torrent.clone(), sources, config)))
+        };
         let job = Job {
             revision: task.revision,
             info_hash: meta.info_hash(),
@@ -231,6 +256,7 @@ impl Agent {
             relays: relays.clone(),
             stop: stop.clone(),
             files,
+            filler: filler.clone(),
         };
         self.jobs.lock().insert(task.dist_id.clone(), job);
         tracing::info!(dist = %task.dist_id, info_hash = %meta.info_hash(), pieces = meta.piece_count(), "task started");
@@ -250,7 +276,7 @@ impl Agent {
             ms => Duration::from_millis(u64::from(ms))
                 .clamp(Duration::from_millis(500), Duration::from_secs(30)),
         };
-        tokio::spawn(self.clone().drive(task.dist_id, torrent, stop, every));
+        tokio::spawn(self.clone().drive(task.dist_id, torrent, stop, every, filler));
         Ok(())
     }
 
@@ -261,7 +287,9 @@ impl Agent {
         torrent: TorrentHandle,
         stop: Arc<AtomicBool>,
         every: Duration,
+        filler: Option<Arc<GapFiller>>,
     ) {
+        let http = || filler.as_ref().map(|f| f.report()).unwrap_or_default();
         let started = Instant::now();
         let mut last = (Instant::now(), torrent.stats().bytes_verified);
         let mut redial = Instant::now() + Duration::from_secs(1);
@@ -274,21 +302,27 @@ impl Agent {
                 return;
             }
             let s = torrent.stats();
-            if let Some(e) = s.store_error {
-                self.report(&dist, pb::TaskState::Failed, s.downloaded, 0, format!("cannot write: {e}"))
-                    .await;
+            if let Some(e) = &s.store_error {
+                self.report(
+                    &dist,
+                    pb::TaskState::Failed,
+                    Bytes::of(&s, &http()),
+                    0,
+                    format!("cannot write: {e}"),
+                )
+                .await;
                 return;
             }
             if torrent.is_complete() {
                 if let Err(e) = torrent.sync() {
                     let reason = format!("cannot flush the download: {e}");
-                    self.report(&dist, pb::TaskState::Failed, s.downloaded, 0, reason).await;
+                    self.report(&dist, pb::TaskState::Failed, Bytes::of(&s, &http()), 0, reason).await;
                     return;
                 }
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(dist = %dist, bytes = s.total_length, seconds = secs, peers = s.peers_seen, "download complete; seeding");
                 let speed = (s.total_length as f64 / secs.max(1e-3)) as u64;
-                self.report(&dist, pb::TaskState::Done, s.downloaded, speed, String::new()).await;
+                self.report(&dist, pb::TaskState::Done, Bytes::of(&s, &http()), speed, String::new()).await;
                 return;
             }
             if s.bytes_verified != progress.1 {
@@ -312,17 +346,20 @@ impl Agent {
                 let speed =
                     (s.bytes_verified.saturating_sub(last.1) as f64 / last.0.elapsed().as_secs_f64()) as u64;
                 last = (Instant::now(), s.bytes_verified);
-                self.report(&dist, pb::TaskState::Running, s.downloaded, speed, String::new()).await;
+                self.report(&dist, pb::TaskState::Running, Bytes::of(&s, &http()), speed, String::new())
+                    .await;
             }
         }
     }
 
     /// Sends one progress report; a `cancelled` answer cancels the task.
-    async fn report(&self, dist: &str, state: pb::TaskState, bytes_bt: u64, speed_bps: u64, reason: String) {
+    async fn report(&self, dist: &str, state: pb::TaskState, bytes: Bytes, speed_bps: u64, reason: String) {
         let req = pb::ProgressReport {
             client_id: self.args.id.clone(),
             dist_id: dist.to_string(),
-            bytes_bt,
+            bytes_bt: bytes.bt,
+            bytes_http_relay: bytes.http_relay,
+            bytes_http_origin: bytes.http_origin,
             speed_bps,
             state: state as i32,
             reason,
@@ -358,6 +395,51 @@ impl Agent {
         }
         tracing::info!(dist, complete, "task cancelled");
     }
+}
+
+/// Bytes received by source, as reported to ctl.
+#[derive(Clone, Copy, Debug, Default)]
+struct Bytes {
+    bt: u64,
+    http_relay: u64,
+    http_origin: u64,
+}
+
+impl Bytes {
+    fn of(s: &floodgate_engine::swarm::TorrentStats, http: &crate::gapfill::GapFillReport) -> Self {
+        Bytes {
+            bt: s.downloaded,
+            http_relay: http.bytes_of(SourceKind::Relay) + http.bytes_of(SourceKind::WebSeed),
+            http_origin: http.bytes_of(SourceKind::Origin),
+        }
+    }
+}
+
+/// The switch settings a distribution asks for (0 fields keep the defaults).
+fn dist_switch(config: Option<&pb::DistConfig>) -> SwitchConfig {
+    let base = SwitchConfig::default();
+    let Some(c) = config else { return base };
+    let ms = |v: u32, d: Duration| if v == 0 { d } else { Duration::from_millis(u64::from(v)) };
+    SwitchConfig {
+        threshold: if c.bt_slow_threshold_bps == 0 { base.threshold } else { c.bt_slow_threshold_bps },
+        interval: ms(c.check_interval_ms, base.interval),
+        window: ms(c.window_ms, base.window),
+        cooldown: ms(c.cooldown_ms, base.cooldown),
+        share_percent: match c.http_share_percent {
+            0 => base.share_percent,
+            p => p.clamp(1, 100) as u8,
+        },
+        ..base
+    }
+}
+
+/// The relays' HTTP Range endpoints of a task (`http://RELAY/tasks/<info-hash>/data`).
+fn relay_sources(relays: &[pb::RelayEndpoint], info_hash: &InfoHash) -> Vec<(HttpUrl, SourceKind)> {
+    addrs(relays, "http://")
+        .into_iter()
+        .filter_map(|a| HttpUrl::parse(&format!("http://{a}/tasks/{}/data", info_hash.to_hex())).ok())
+        .map(|u| (u, SourceKind::Relay))
+        .collect()
 }
 
 /// The BitTorrent addresses (`bt://HOST:PORT`) of `relays`.
