@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use floodgate_tests::{free_addr, wait_for, wait_for_listen, ChildGuard};
 
+use crate::interop::require;
 use crate::relay::{curl, path, Fixture, Origin, Relay};
 
 /// Sends `raw` on a fresh connection and reads until the server closes it (bounded).
@@ -213,10 +214,8 @@ fn a_range_not_pulled_in_time_gets_503_not_bytes() {
 
 #[test]
 fn nginx_as_the_origin() {
-    let Some(nginx) = nginx_binary() else {
-        eprintln!("SKIPPED nginx_as_the_origin: nginx is not installed (tools/ci-setup.sh installs it)");
-        return;
-    };
+    let nginx = nginx_binary();
+    require(Command::new(&nginx).arg("-v"), "nginx");
     let fx = Fixture::new(3 * 1024 * 1024 + 17);
     let server = Nginx::start(&nginx, fx.dir.path());
     let url = format!("http://{}/blob.bin", server.addr);
@@ -232,14 +231,15 @@ fn nginx_as_the_origin() {
     assert!(body == fx.data[1_000_000..3_000_000], "range differs");
 }
 
-/// nginx, if installed (`/usr/sbin` is often not on a non-root PATH).
-fn nginx_binary() -> Option<PathBuf> {
-    let on_path = Command::new("nginx").arg("-v").stderr(Stdio::null()).status().is_ok();
+/// nginx on the PATH, else `/usr/sbin/nginx` (often not on a non-root PATH).
+fn nginx_binary() -> PathBuf {
+    let on_path =
+        Command::new("nginx").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     if on_path {
-        return Some(PathBuf::from("nginx"));
+        PathBuf::from("nginx")
+    } else {
+        PathBuf::from("/usr/sbin/nginx")
     }
-    let sbin = PathBuf::from("/usr/sbin/nginx");
-    sbin.exists().then_some(sbin)
 }
 
 /// A single-process nginx (no daemon, no workers: killing it leaves nothing behind) serving
