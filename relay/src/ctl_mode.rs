@@ -22,10 +22,12 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::cli::Cli;
+use crate::http;
 use crate::lease::{Keeper, LeaseClient, Signals, Want};
 use crate::origin::{self, PullConfig, Quota};
+use crate::setup::{announce_self, known_task, seed_url_only, url_only_task};
 use crate::task::Task;
-use crate::{http, Cli};
 
 /// Time limit of one unary call to ctl.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,7 +111,7 @@ pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
         let server = Arc::new(http::Server::new(Vec::new(), cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
         let bt = swarm.listen_addr().unwrap_or(cli.listen_bt);
-        tokio::spawn(crate::announce_self(server.clone(), swarm.peer_id(), bt));
+        tokio::spawn(announce_self(server.clone(), swarm.peer_id(), bt));
         let relay = Arc::new(Relay {
             cli,
             id,
@@ -308,12 +310,12 @@ impl Relay {
             std::fs::write(&path, &meta.torrent)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             self.adopt_url_only_data(&t.origin_url, &meta.torrent);
-            Arc::new(crate::known_task(&self.cli, &self.swarm, t.origin_url.clone(), &path)?)
+            Arc::new(known_task(&self.cli.task_options(), &self.swarm, t.origin_url.clone(), &path)?)
         } else {
             let len = origin::origin_length(&url, &config)
                 .await
                 .context("cannot learn the origin file's length")?;
-            Arc::new(crate::url_only_task(&self.cli, t.origin_url.clone(), &url, len)?)
+            Arc::new(url_only_task(&self.cli.task_options(), t.origin_url.clone(), &url, len)?)
         };
         let info_hash = task.torrent().map(|h| h.info_hash());
         self.server.add_task(task.clone());
@@ -345,7 +347,7 @@ impl Relay {
             let out = relay.cli.data_dir.join(format!("{}.torrent", task.id));
             let still_ours = relay.running.lock().contains_key(&dist);
             if still_ours && task.growing().is_some() && task.is_complete() {
-                match crate::seed_url_only(
+                match seed_url_only(
                     &task,
                     &relay.swarm,
                     &web_seed,
