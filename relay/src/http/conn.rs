@@ -7,81 +7,8 @@ use floodgate_engine::http::{parse_request, HttpError, Method, RequestHead, MAX_
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::response::{refuse, write_simple, Simple};
 use super::{data, pages, Server};
-
-/// A response without a streamed body.
-pub(super) struct Simple<'a> {
-    pub status: u16,
-    pub content_type: &'a str,
-    pub body: &'a [u8],
-    pub extra: String,
-}
-
-pub(super) fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        416 => "Range Not Satisfiable",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
-/// Writes a whole small response; HEAD gets the head only.
-pub(super) async fn write_simple(
-    sock: &mut TcpStream,
-    server: &Server,
-    r: Simple<'_>,
-    head_only: bool,
-    keep_alive: bool,
-) -> std::io::Result<()> {
-    let conn = if keep_alive { "keep-alive" } else { "close" };
-    let date = httpdate::HttpDate::from(std::time::SystemTime::now());
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ndate: {date}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: {conn}\r\n{}\r\n",
-        r.status,
-        reason(r.status),
-        r.content_type,
-        r.body.len(),
-        r.extra
-    );
-    let t = server.config.write_timeout;
-    let write = async {
-        sock.write_all(head.as_bytes()).await?;
-        if !head_only && r.status != 304 {
-            sock.write_all(r.body).await?;
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    tokio::time::timeout(t, write).await.map_err(|_| std::io::ErrorKind::TimedOut)?
-}
-
-/// Answers a request the server will not serve and closes the connection gracefully: write
-/// side first, then what the client still sends is read and dropped (at most 1 s and 64 KiB)
-/// so the kernel does not reset the connection before the client has read the answer.
-async fn refuse(sock: &mut TcpStream, server: &Server, r: Simple<'_>) -> std::io::Result<()> {
-    write_simple(sock, server, r, false, false).await?;
-    sock.shutdown().await?;
-    let mut sink = [0u8; 4096];
-    let drain = async {
-        let mut left: usize = 64 * 1024;
-        while left > 0 {
-            match sock.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
-    Ok(())
-}
 
 /// Serves one connection until it closes, errs, or idles out.
 ///

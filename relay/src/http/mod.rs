@@ -12,6 +12,7 @@ mod conn;
 mod data;
 mod limits;
 mod pages;
+mod response;
 mod tracker;
 mod validators;
 
