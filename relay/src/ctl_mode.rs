@@ -15,10 +15,10 @@ use anyhow::Context;
 use floodgate_engine::swarm::{Swarm, SwarmConfig};
 use floodgate_engine::types::InfoHash;
 use floodgate_proto::v1 as pb;
+use floodgate_proto::Bearer;
 use parking_lot::Mutex;
 use pb::lease_service_client::LeaseServiceClient;
 use pb::relay_service_client::RelayServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -34,18 +34,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-pub struct Auth(MetadataValue<Ascii>);
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-type Client = RelayServiceClient<InterceptedService<Channel, Auth>>;
+type Client = RelayServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// One distribution this relay runs.
 struct Running {
@@ -83,7 +72,7 @@ struct Relay {
 /// Runs the relay in ctl mode until interrupted.
 pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
     let token = cli.token.clone().context("--token (or FLOODGATE_TOKEN) is required with --ctl")?;
-    let auth = Auth(format!("Bearer {token}").parse().context("the token is not valid ASCII")?);
+    let auth = Bearer::new(&token).context("the token is not valid ASCII")?;
     let id = cli.id.clone().unwrap_or_else(|| format!("relay-{}", cli.listen_http).replace([':', '.'], "-"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -3,10 +3,14 @@
 //! Relay and client code use the clients: [`v1::relay_service_client::RelayServiceClient`],
 //! [`v1::lease_service_client::LeaseServiceClient`], [`v1::client_service_client::ClientServiceClient`],
 //! and admin tools [`v1::admin_service_client::AdminServiceClient`]. Every call carries
-//! `authorization: Bearer <token>`; [`bearer`] builds an interceptor for it.
+//! `authorization: Bearer <token>`; [`Bearer`] is the interceptor for it.
 //! Servers are generated behind the default `server` feature.
 
 #![allow(clippy::all, missing_docs)]
+
+mod bearer;
+
+pub use bearer::{bearer, Bearer};
 
 /// The `floodgate.v1` package: messages, clients and (with `server`) servers.
 pub mod v1 {
@@ -15,22 +19,6 @@ pub mod v1 {
 
 /// Encoded `FileDescriptorSet` of all Floodgate protos, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/floodgate_descriptor.bin"));
-
-/// An interceptor adding `authorization: Bearer <token>` to every request.
-///
-/// Use with `XServiceClient::with_interceptor(channel, bearer(token)?)`.
-pub fn bearer(
-    token: &str,
-) -> Result<
-    impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone,
-    tonic::metadata::errors::InvalidMetadataValue,
-> {
-    let value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}").parse()?;
-    Ok(move |mut req: tonic::Request<()>| {
-        req.metadata_mut().insert("authorization", value.clone());
-        Ok(req)
-    })
-}
 
 /// Reads a server stream (task pushes) until it ends or fails, handing each message to
 /// `on_event`. Returns how many messages arrived, so a reconnect loop can reset its backoff.
