@@ -9,6 +9,7 @@ mod error;
 mod range;
 mod request;
 mod response;
+pub mod status;
 
 pub use error::HttpError;
 pub use range::{ByteRange, ContentRange, RangeSpec};

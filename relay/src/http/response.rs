@@ -1,6 +1,7 @@
 //! Writing responses that have no streamed body: small whole answers and refusals that close the
 //! connection gracefully.
 
+use floodgate_engine::http::status::reason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -12,23 +13,6 @@ pub(super) struct Simple<'a> {
     pub content_type: &'a str,
     pub body: &'a [u8],
     pub extra: String,
-}
-
-pub(super) fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        416 => "Range Not Satisfiable",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
 }
 
 /// Writes a whole small response; HEAD gets the head only.
