@@ -15,7 +15,7 @@ use anyhow::Context;
 use floodgate_engine::swarm::{Swarm, SwarmConfig};
 use floodgate_engine::types::InfoHash;
 use floodgate_proto::v1 as pb;
-use floodgate_proto::Bearer;
+use floodgate_proto::{retry_until_ok, watch_forever, Backoff, Bearer, WatchConfig, FIRST_BACKOFF};
 use parking_lot::Mutex;
 use pb::lease_service_client::LeaseServiceClient;
 use pb::relay_service_client::RelayServiceClient;
@@ -148,15 +148,8 @@ impl Relay {
 
     /// Registers, retrying with backoff until ctl answers.
     async fn register_until_ok(&self) -> Duration {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            match self.register().await {
-                Ok(d) => return d,
-                Err(e) => tracing::warn!(error = %e, "cannot register with ctl; retrying"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        let backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+        retry_until_ok("cannot register with ctl", backoff, || self.register()).await
     }
 
     /// Heartbeats at half the asked interval; re-registers when ctl forgot this relay.
@@ -226,26 +219,17 @@ impl Relay {
         }
     }
 
-    /// Watches the task stream forever, reconnecting with backoff.
+    /// Watches the task stream forever, reconnecting with backoff (registering again when ctl
+    /// forgot this relay).
     async fn watch_loop(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(250);
-        loop {
+        let config =
+            WatchConfig { call_timeout: CALL_TIMEOUT, backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF) };
+        let open = || {
+            let mut client = self.client.clone();
             let req = pb::WatchRelayTasksRequest { relay_id: self.id.clone() };
-            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().watch_relay_tasks(req)).await {
-                Ok(Ok(resp)) => {
-                    if floodgate_proto::follow_stream(resp.into_inner(), |ev| self.apply(ev)).await > 0 {
-                        backoff = Duration::from_millis(250);
-                    }
-                }
-                Ok(Err(s)) if s.code() == tonic::Code::NotFound => {
-                    self.register_until_ok().await;
-                }
-                Ok(Err(s)) => tracing::warn!(error = %s, "cannot watch tasks"),
-                Err(_) => tracing::warn!("watching tasks timed out"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+            async move { client.watch_relay_tasks(req).await }
+        };
+        watch_forever(config, open, |ev| self.apply(ev), || self.register_until_ok()).await;
     }
 
     /// Applies one event idempotently.
@@ -367,7 +351,7 @@ impl Relay {
     /// Sends a finished URL-only pull's `.torrent` to ctl, which pushes it to the clients.
     /// Retried for about a minute; another relay of the distribution may publish it too.
     async fn publish_torrent(&self, dist: &str, torrent: Vec<u8>) {
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         for attempt in 1..=8 {
             let req = pb::PublishTorrentRequest {
                 relay_id: self.id.clone(),
@@ -396,8 +380,7 @@ impl Relay {
                 }
                 Err(_) => tracing::warn!(dist, attempt, "publishing the torrent timed out; retrying"),
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff.wait().await;
         }
     }
 
