@@ -11,7 +11,6 @@ mod ctl_mode;
 mod http;
 mod lease;
 mod origin;
-mod resume;
 mod setup;
 mod task;
 

@@ -11,12 +11,11 @@ use anyhow::{bail, Context};
 use floodgate_engine::layout::Layout;
 use floodgate_engine::metainfo::{piece_length_for, Metainfo};
 use floodgate_engine::piece_map::Bitfield;
-use floodgate_engine::store::{Store, StoreConfig};
+use floodgate_engine::store::{verified_on_disk, Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm};
 
 use crate::http;
 use crate::origin::OriginUrl;
-use crate::resume;
 use crate::task::Task;
 
 /// What setting up a task needs from the relay's configuration.
@@ -69,7 +68,7 @@ pub fn known_task(
         .with_context(|| format!("{} is not a valid .torrent", torrent_path.display()))?;
     let root = opts.data_dir.join(meta.info_hash().to_hex());
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let verified = resume::verified_on_disk(&meta, &root);
+    let verified = verified_on_disk(&meta, &root);
     let resumed = verified.count_ones();
     let store = Store::open(meta.layout(), &root, StoreConfig::default())
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
