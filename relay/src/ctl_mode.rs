@@ -329,6 +329,7 @@ impl Relay {
                     relay.cli.super_seed,
                 ) {
                     Ok(()) => {
+                        relay.server.task_seeding(&task);
                         if let Some(r) = relay.running.lock().get_mut(&dist) {
                             r.info_hash = task.torrent().map(|h| h.info_hash());
                         }

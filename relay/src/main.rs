@@ -79,7 +79,7 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen for HTTP on {}", cli.listen_http))?;
         let server = Arc::new(http::Server::new(vec![task.clone()], cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
-        tokio::spawn(announce_self(server, swarm.peer_id(), swarm.listen_addr().unwrap_or(cli.listen_bt)));
+        tokio::spawn(announce_self(server.clone(), swarm.peer_id(), swarm.listen_addr().unwrap_or(cli.listen_bt)));
         let (pull_task, pull_swarm, max_peers, super_seed) = (task.clone(), swarm.clone(), cli.max_peers, cli.super_seed);
         let web_seed = format!("http://{}/tasks/{}/data", cli.listen_http, task.id);
         let torrent_out = cli.data_dir.join(format!("{}.torrent", task.id));
@@ -87,8 +87,11 @@ fn main() -> anyhow::Result<()> {
             origin::pull(pull_task.clone(), config).await;
             pull_task.sync();
             if pull_task.growing().is_some() && pull_task.is_complete() {
-                if let Err(e) = seed_url_only(&pull_task, &pull_swarm, &web_seed, &torrent_out, max_peers, super_seed) {
-                    tracing::error!(task = %pull_task.id, error = %e, "cannot seed the finished URL-only task");
+                match seed_url_only(&pull_task, &pull_swarm, &web_seed, &torrent_out, max_peers, super_seed) {
+                    Ok(()) => server.task_seeding(&pull_task),
+                    Err(e) => {
+                        tracing::error!(task = %pull_task.id, error = %e, "cannot seed the finished URL-only task")
+                    }
                 }
             }
         });

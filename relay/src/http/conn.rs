@@ -7,6 +7,7 @@ use floodgate_engine::http::{parse_request, HttpError, Method, RequestHead, MAX_
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::framing::{request_framing, Framing};
 use super::response::{refuse, write_simple, Simple};
 use super::{data, pages, Server};
 
@@ -20,11 +21,12 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
     let mut out = String::with_capacity(512);
     loop {
         let deadline = tokio::time::Instant::now() + server.config.head_timeout;
-        let head = loop {
+        let (mut head, framing) = loop {
             let error = match parse_request(&buf) {
                 Ok(Some((head, used))) => {
+                    let framing = request_framing(buf.get(..used).unwrap_or_default());
                     buf.advance(used);
-                    break head;
+                    break (head, framing);
                 }
                 Ok(None) if buf.len() <= MAX_HEAD_BYTES => None,
                 Ok(None) => Some((431, "request head too large")),
@@ -57,6 +59,33 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
                 }
             }
         };
+        match framing {
+            Framing::NoBody => {}
+            Framing::Refuse(status, text) => {
+                tracing::debug!(%peer, status, text, "request framing refused");
+                let r = Simple {
+                    status,
+                    content_type: "text/plain",
+                    body: text.as_bytes(),
+                    extra: String::new(),
+                };
+                return refuse(&mut sock, server, r).await;
+            }
+            Framing::Body(len) => {
+                // Read and drop the body, then answer and close: its bytes are never a request.
+                if !drop_body(&mut sock, &mut buf, len, deadline).await? {
+                    tracing::debug!(%peer, "request body incomplete");
+                    let r = Simple {
+                        status: 408,
+                        content_type: "text/plain",
+                        body: b"request body too slow",
+                        extra: String::new(),
+                    };
+                    return refuse(&mut sock, server, r).await;
+                }
+                head.keep_alive = false;
+            }
+        }
         if !server.allow_request(peer.ip()) {
             let r =
                 Simple { status: 429, content_type: "text/plain", body: b"slow down", extra: String::new() };
@@ -68,6 +97,27 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
             return Ok(());
         }
     }
+}
+
+/// Reads and drops a declared request body of `len` bytes (at most
+/// [`super::framing::MAX_REQUEST_BODY`]), part of which may already be in `buf`. Returns false
+/// when the client closes or the deadline passes first.
+async fn drop_body(
+    sock: &mut TcpStream,
+    buf: &mut BytesMut,
+    len: u64,
+    deadline: tokio::time::Instant,
+) -> std::io::Result<bool> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    while buf.len() < len {
+        match tokio::time::timeout_at(deadline, sock.read_buf(buf)).await {
+            Ok(Ok(0)) | Err(_) => return Ok(false),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    buf.advance(len);
+    Ok(true)
 }
 
 /// Answers one request; returns whether the connection may carry another.
