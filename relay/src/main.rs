@@ -6,6 +6,8 @@
 //!
 //! Ctl mode (`--ctl URL --token T`): tasks come from `floodgate-ctl` (see `ctl_mode`).
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod ctl_mode;
 mod http;

@@ -6,6 +6,7 @@
 //! `authorization: Bearer <token>`; [`Bearer`] is the interceptor for it.
 //! Servers are generated behind the default `server` feature.
 
+#![forbid(unsafe_code)]
 #![allow(clippy::all, missing_docs)]
 
 mod bearer;

@@ -6,6 +6,8 @@
 //! benchmark can count what the origin really served; `GET /__log` lists the byte ranges of the
 //! data requests in arrival order (`[[start, end], ...]`, end exclusive, first 100 000).
 
+#![forbid(unsafe_code)]
+
 mod faults;
 mod http;
 mod throttle;
