@@ -1,5 +1,7 @@
 //! `floodgate-ctl`: the gRPC control plane (`serve`) and its admin CLI.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod cli;
 mod config;

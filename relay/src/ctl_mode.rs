@@ -15,35 +15,26 @@ use anyhow::Context;
 use floodgate_engine::swarm::{Swarm, SwarmConfig};
 use floodgate_engine::types::InfoHash;
 use floodgate_proto::v1 as pb;
+use floodgate_proto::{retry_until_ok, watch_forever, Backoff, Bearer, WatchConfig, FIRST_BACKOFF};
 use parking_lot::Mutex;
 use pb::lease_service_client::LeaseServiceClient;
 use pb::relay_service_client::RelayServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::cli::Cli;
+use crate::http;
 use crate::lease::{Keeper, LeaseClient, Signals, Want};
 use crate::origin::{self, PullConfig, Quota};
+use crate::setup::{announce_self, known_task, seed_url_only, url_only_task};
 use crate::task::Task;
-use crate::{http, Cli};
 
 /// Time limit of one unary call to ctl.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-pub struct Auth(MetadataValue<Ascii>);
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-type Client = RelayServiceClient<InterceptedService<Channel, Auth>>;
+type Client = RelayServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// One distribution this relay runs.
 struct Running {
@@ -81,7 +72,7 @@ struct Relay {
 /// Runs the relay in ctl mode until interrupted.
 pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
     let token = cli.token.clone().context("--token (or FLOODGATE_TOKEN) is required with --ctl")?;
-    let auth = Auth(format!("Bearer {token}").parse().context("the token is not valid ASCII")?);
+    let auth = Bearer::new(&token).context("the token is not valid ASCII")?;
     let id = cli.id.clone().unwrap_or_else(|| format!("relay-{}", cli.listen_http).replace([':', '.'], "-"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -109,7 +100,7 @@ pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
         let server = Arc::new(http::Server::new(Vec::new(), cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
         let bt = swarm.listen_addr().unwrap_or(cli.listen_bt);
-        tokio::spawn(crate::announce_self(server.clone(), swarm.peer_id(), bt));
+        tokio::spawn(announce_self(server.clone(), swarm.peer_id(), bt));
         let relay = Arc::new(Relay {
             cli,
             id,
@@ -157,15 +148,8 @@ impl Relay {
 
     /// Registers, retrying with backoff until ctl answers.
     async fn register_until_ok(&self) -> Duration {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            match self.register().await {
-                Ok(d) => return d,
-                Err(e) => tracing::warn!(error = %e, "cannot register with ctl; retrying"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        let backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+        retry_until_ok("cannot register with ctl", backoff, || self.register()).await
     }
 
     /// Heartbeats at half the asked interval; re-registers when ctl forgot this relay.
@@ -235,26 +219,17 @@ impl Relay {
         }
     }
 
-    /// Watches the task stream forever, reconnecting with backoff.
+    /// Watches the task stream forever, reconnecting with backoff (registering again when ctl
+    /// forgot this relay).
     async fn watch_loop(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(250);
-        loop {
+        let config =
+            WatchConfig { call_timeout: CALL_TIMEOUT, backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF) };
+        let open = || {
+            let mut client = self.client.clone();
             let req = pb::WatchRelayTasksRequest { relay_id: self.id.clone() };
-            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().watch_relay_tasks(req)).await {
-                Ok(Ok(resp)) => {
-                    if floodgate_proto::follow_stream(resp.into_inner(), |ev| self.apply(ev)).await > 0 {
-                        backoff = Duration::from_millis(250);
-                    }
-                }
-                Ok(Err(s)) if s.code() == tonic::Code::NotFound => {
-                    self.register_until_ok().await;
-                }
-                Ok(Err(s)) => tracing::warn!(error = %s, "cannot watch tasks"),
-                Err(_) => tracing::warn!("watching tasks timed out"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+            async move { client.watch_relay_tasks(req).await }
+        };
+        watch_forever(config, open, |ev| self.apply(ev), || self.register_until_ok()).await;
     }
 
     /// Applies one event idempotently.
@@ -308,12 +283,12 @@ impl Relay {
             std::fs::write(&path, &meta.torrent)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             self.adopt_url_only_data(&t.origin_url, &meta.torrent);
-            Arc::new(crate::known_task(&self.cli, &self.swarm, t.origin_url.clone(), &path)?)
+            Arc::new(known_task(&self.cli.task_options(), &self.swarm, t.origin_url.clone(), &path)?)
         } else {
             let len = origin::origin_length(&url, &config)
                 .await
                 .context("cannot learn the origin file's length")?;
-            Arc::new(crate::url_only_task(&self.cli, t.origin_url.clone(), &url, len)?)
+            Arc::new(url_only_task(&self.cli.task_options(), t.origin_url.clone(), &url, len)?)
         };
         let info_hash = task.torrent().map(|h| h.info_hash());
         self.server.add_task(task.clone());
@@ -345,7 +320,7 @@ impl Relay {
             let out = relay.cli.data_dir.join(format!("{}.torrent", task.id));
             let still_ours = relay.running.lock().contains_key(&dist);
             if still_ours && task.growing().is_some() && task.is_complete() {
-                match crate::seed_url_only(
+                match seed_url_only(
                     &task,
                     &relay.swarm,
                     &web_seed,
@@ -354,6 +329,7 @@ impl Relay {
                     relay.cli.super_seed,
                 ) {
                     Ok(()) => {
+                        relay.server.task_seeding(&task);
                         if let Some(r) = relay.running.lock().get_mut(&dist) {
                             r.info_hash = task.torrent().map(|h| h.info_hash());
                         }
@@ -376,7 +352,7 @@ impl Relay {
     /// Sends a finished URL-only pull's `.torrent` to ctl, which pushes it to the clients.
     /// Retried for about a minute; another relay of the distribution may publish it too.
     async fn publish_torrent(&self, dist: &str, torrent: Vec<u8>) {
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         for attempt in 1..=8 {
             let req = pb::PublishTorrentRequest {
                 relay_id: self.id.clone(),
@@ -405,8 +381,7 @@ impl Relay {
                 }
                 Err(_) => tracing::warn!(dist, attempt, "publishing the torrent timed out; retrying"),
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff.wait().await;
         }
     }
 

@@ -8,17 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floodgate_proto::v1 as pb;
+use floodgate_proto::Bearer;
 use pb::lease_service_client::LeaseServiceClient;
 use tokio::sync::Notify;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::ctl_mode::Auth;
 use crate::origin::Quota;
 use crate::task::{Task, TaskState};
 
 /// The lease gRPC client.
-pub type LeaseClient = LeaseServiceClient<InterceptedService<Channel, Auth>>;
+pub type LeaseClient = LeaseServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Time limit of one lease call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);

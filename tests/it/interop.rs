@@ -13,7 +13,9 @@ fn bench_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/bench").join(name)
 }
 
-fn require(check: &mut Command, what: &str) {
+/// Fails the test with the `tools/ci-setup.sh` hint unless `check` runs and succeeds: a test that
+/// needs an outside tool must not pass silently without it.
+pub(crate) fn require(check: &mut Command, what: &str) {
     let ok = check.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     assert!(ok, "{what} is not installed: run tools/ci-setup.sh");
 }

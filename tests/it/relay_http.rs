@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use floodgate_engine::tracker::{parse_announce_response, AnnounceRequest, ResponseError};
+use floodgate_engine::types::{InfoHash, PeerId};
 use floodgate_tests::{free_addr, wait_for, wait_for_listen, ChildGuard};
 
+use crate::interop::require;
 use crate::relay::{curl, path, Fixture, Origin, Relay};
 
 /// Sends `raw` on a fresh connection and reads until the server closes it (bounded).
@@ -122,6 +125,134 @@ fn oversized_request_head_gets_431() {
     assert!(answer.starts_with("HTTP/1.1 206"), "a 15 KiB head: {:?}", &answer[..answer.len().min(200)]);
 }
 
+/// The status line of each response in everything a connection answered, read by each head's
+/// `content-length` (no bodies after a HEAD); anything left that is not a response counts as
+/// `"garbage"`.
+fn status_lines(answer: &str, head_request: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut rest = answer;
+    while !rest.is_empty() {
+        let Some(end) = rest.find("\r\n\r\n").filter(|_| rest.starts_with("HTTP/1.1 ")) else {
+            lines.push("garbage".to_string());
+            break;
+        };
+        let head = &rest[..end];
+        lines.push(head.lines().next().unwrap_or_default().to_string());
+        let len = if head_request {
+            0
+        } else {
+            header(head.as_bytes(), "content-length").and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        rest = rest.get(end + 4 + len..).unwrap_or_default();
+    }
+    lines
+}
+
+#[test]
+fn request_bodies_are_never_read_as_the_next_request() {
+    let (_fx, _origin, relay) = complete_relay(&[]);
+    // A whole second request, 53 bytes, as the body of the first.
+    let inner = "GET /metrics HTTP/1.1\r\nHost: relay\r\nX-Pad: 123456\r\n\r\n";
+    assert_eq!(inner.len(), 53);
+
+    let raw = format!("GET /tasks HTTP/1.1\r\nHost: relay\r\nContent-Length: 53\r\n\r\n{inner}");
+    let answer = exchange(relay.http, raw.as_bytes());
+    assert_eq!(status_lines(&answer, false), ["HTTP/1.1 200 OK"], "one answer for one request: {answer:?}");
+    assert!(!answer.contains("floodgate_relay_"), "the body was not served as /metrics: {answer:?}");
+    assert!(answer.contains("connection: close"), "the connection closes after a request with a body");
+
+    let raw = format!("HEAD /tasks HTTP/1.1\r\nHost: relay\r\nContent-Length: 53\r\n\r\n{inner}");
+    let answer = exchange(relay.http, raw.as_bytes());
+    assert_eq!(status_lines(&answer, true), ["HTTP/1.1 200 OK"], "HEAD with a body: {answer:?}");
+
+    let chunked = format!(
+        "GET /tasks HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: chunked\r\n\r\n35\r\n{inner}\r\n0\r\n\r\n"
+    );
+    let answer = exchange(relay.http, chunked.as_bytes());
+    assert_eq!(
+        status_lines(&answer, false),
+        ["HTTP/1.1 400 Bad Request"],
+        "a chunked request body: {answer:?}"
+    );
+    assert!(!answer.contains("floodgate_relay_"), "the chunk was not served as /metrics: {answer:?}");
+
+    let both = format!(
+        "GET /tasks HTTP/1.1\r\nHost: relay\r\nContent-Length: 53\r\nTransfer-Encoding: chunked\r\n\r\n{inner}"
+    );
+    let answer = exchange(relay.http, both.as_bytes());
+    assert_eq!(
+        status_lines(&answer, false),
+        ["HTTP/1.1 400 Bad Request"],
+        "both framing headers: {answer:?}"
+    );
+
+    let conflicting =
+        format!("GET /tasks HTTP/1.1\r\nContent-Length: 53\r\nContent-Length: 0\r\n\r\n{inner}");
+    let answer = exchange(relay.http, conflicting.as_bytes());
+    assert_eq!(status_lines(&answer, false), ["HTTP/1.1 400 Bad Request"], "two lengths: {answer:?}");
+
+    let huge = "GET /tasks HTTP/1.1\r\nHost: relay\r\nContent-Length: 1048576\r\n\r\nxyz";
+    let answer = exchange(relay.http, huge.as_bytes());
+    assert_eq!(status_lines(&answer, false), ["HTTP/1.1 413 Content Too Large"], "a 1 MiB body: {answer:?}");
+
+    // Keep-alive without a body still carries the next request.
+    let two = "GET /tasks HTTP/1.1\r\nHost: relay\r\n\r\nGET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n";
+    let answer = exchange(relay.http, two.as_bytes());
+    assert_eq!(
+        status_lines(&answer, false),
+        ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"],
+        "two pipelined requests: {answer:?}"
+    );
+}
+
+/// One announce for `info_hash` through the relay's HTTP server: the peers, or the tracker's
+/// failure reason.
+fn announce(relay: &Relay, info_hash: InfoHash, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let req = AnnounceRequest {
+        info_hash,
+        peer_id: PeerId::generate(),
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left: 1,
+        event: None,
+        numwant: None,
+        key: None,
+    };
+    let raw = format!("GET {} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n", req.url("/announce"));
+    let mut s = TcpStream::connect(relay.http).expect("connect to the relay");
+    s.write_all(raw.as_bytes()).expect("send the announce");
+    let answer = read_all(&mut s);
+    let body_at = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    match parse_announce_response(&answer[body_at..]) {
+        Ok(r) => Ok(r.peers),
+        Err(ResponseError::Failure { reason }) => Err(reason),
+        Err(e) => panic!("the tracker's answer does not parse: {e}"),
+    }
+}
+
+#[test]
+fn the_built_in_tracker_tracks_only_the_relays_own_tasks() {
+    let (_fx, _origin, relay) = complete_relay(&["--http-rate-per-ip", "0"]);
+    let own = InfoHash::from_hex(&relay.id).expect("a hash-known task's id is its info-hash");
+    // The relay registers itself as the task's seed shortly after start.
+    let peers =
+        wait_for(Duration::from_secs(10), || announce(&relay, own, 7001).ok().filter(|p| !p.is_empty()));
+    assert!(
+        peers.is_some_and(|p| p.iter().any(|a| a.port() == relay.bt.port())),
+        "the relay seeds its own task"
+    );
+    // More foreign info-hashes than the relay's 64-swarm table: all refused, none take room.
+    for i in 0..250u32 {
+        let mut fake = [0x5a; 20];
+        fake[..4].copy_from_slice(&i.to_be_bytes());
+        let answer = announce(&relay, InfoHash(fake), 7002);
+        assert_eq!(answer, Err("torrent not allowed here".to_string()), "fake info-hash {i}");
+    }
+    let peers = announce(&relay, own, 7003).expect("the relay's own task is still tracked");
+    assert!(peers.iter().any(|a| a.port() == 7001), "earlier announces are remembered: {peers:?}");
+}
+
 #[test]
 fn a_client_trickling_its_request_head_is_cut_off() {
     let (_fx, _origin, relay) = complete_relay(&["--http-head-timeout", "2"]);
@@ -213,10 +344,8 @@ fn a_range_not_pulled_in_time_gets_503_not_bytes() {
 
 #[test]
 fn nginx_as_the_origin() {
-    let Some(nginx) = nginx_binary() else {
-        eprintln!("SKIPPED nginx_as_the_origin: nginx is not installed (tools/ci-setup.sh installs it)");
-        return;
-    };
+    let nginx = nginx_binary();
+    require(Command::new(&nginx).arg("-v"), "nginx");
     let fx = Fixture::new(3 * 1024 * 1024 + 17);
     let server = Nginx::start(&nginx, fx.dir.path());
     let url = format!("http://{}/blob.bin", server.addr);
@@ -232,14 +361,15 @@ fn nginx_as_the_origin() {
     assert!(body == fx.data[1_000_000..3_000_000], "range differs");
 }
 
-/// nginx, if installed (`/usr/sbin` is often not on a non-root PATH).
-fn nginx_binary() -> Option<PathBuf> {
-    let on_path = Command::new("nginx").arg("-v").stderr(Stdio::null()).status().is_ok();
+/// nginx on the PATH, else `/usr/sbin/nginx` (often not on a non-root PATH).
+fn nginx_binary() -> PathBuf {
+    let on_path =
+        Command::new("nginx").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     if on_path {
-        return Some(PathBuf::from("nginx"));
+        PathBuf::from("nginx")
+    } else {
+        PathBuf::from("/usr/sbin/nginx")
     }
-    let sbin = PathBuf::from("/usr/sbin/nginx");
-    sbin.exists().then_some(sbin)
 }
 
 /// A single-process nginx (no daemon, no workers: killing it leaves nothing behind) serving

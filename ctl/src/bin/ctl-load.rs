@@ -5,6 +5,8 @@
 //! Then measures origin lease acquire+release pairs per second, and `ReportProgress` calls per
 //! second from many clients at once. Prints one JSON line.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use floodgate_proto::v1 as pb;

@@ -9,6 +9,7 @@ mod error;
 mod range;
 mod request;
 mod response;
+pub mod status;
 mod url;
 
 pub use error::HttpError;

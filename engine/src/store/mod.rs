@@ -29,6 +29,7 @@
 
 mod disk;
 mod error;
+mod existing;
 mod memory;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use bytes::{Bytes, BytesMut};
 
 pub use disk::UringStore;
 pub use error::StoreError;
+pub use existing::verified_on_disk;
 pub use memory::MemoryStore;
 
 use crate::layout::Layout;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::{TrackerConfig, TrackerServer};
+use crate::http::status::reason;
 use crate::http::{parse_request, MAX_HEAD_BYTES};
 
 /// Most connections served at once; more are closed at once.
@@ -117,12 +118,7 @@ fn serve_one(mut stream: TcpStream, peer: SocketAddr, server: &Mutex<TrackerServ
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
     };
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Error",
-    };
+    let reason = reason(status);
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

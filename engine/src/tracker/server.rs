@@ -30,7 +30,9 @@ pub struct TrackerConfig {
     pub default_numwant: usize,
     /// Most peers returned to one announce, whatever `numwant` says.
     pub max_numwant: usize,
-    /// If set, only these info-hashes are tracked.
+    /// If set, only these info-hashes are tracked (an announce for any other is refused and
+    /// takes no room); [`TrackerServer::allow`] and [`TrackerServer::disallow`] change the list
+    /// at run time. `Some` of an empty set tracks nothing until its owner allows torrents.
     pub allowed: Option<HashSet<InfoHash>>,
 }
 
@@ -96,6 +98,26 @@ impl TrackerServer {
         self.torrents.get(info_hash).map_or(0, |s| s.peers.len())
     }
 
+    /// Tracks `info_hash` from now on. A tracker without an allow-list gets one holding just
+    /// this hash, so it then tracks only the torrents it was told about.
+    pub fn allow(&mut self, info_hash: InfoHash) {
+        self.config.allowed.get_or_insert_with(HashSet::new).insert(info_hash);
+    }
+
+    /// Stops tracking `info_hash`: it leaves the allow-list (if there is one) and its swarm is
+    /// forgotten.
+    pub fn disallow(&mut self, info_hash: &InfoHash) {
+        if let Some(allowed) = self.config.allowed.as_mut() {
+            allowed.remove(info_hash);
+        }
+        self.torrents.remove(info_hash);
+    }
+
+    /// Whether an announce for `info_hash` would be tracked (no allow-list: every hash is).
+    pub fn is_allowed(&self, info_hash: &InfoHash) -> bool {
+        self.config.allowed.as_ref().is_none_or(|a| a.contains(info_hash))
+    }
+
     /// Answers one request. `target` is the request target (path and query), `peer_ip` the
     /// address the request came from (the only address announced for the peer; an `ip`
     /// parameter is ignored). Returns the HTTP status and a bencoded body: 200 with the answer or
@@ -120,7 +142,7 @@ impl TrackerServer {
     }
 
     fn announce(&mut self, q: &AnnounceQuery, peer_ip: IpAddr, now: Instant) -> Reply {
-        if self.config.allowed.as_ref().is_some_and(|a| !a.contains(&q.info_hash)) {
+        if !self.is_allowed(&q.info_hash) {
             return failure("torrent not allowed here");
         }
         let ip = match peer_ip {

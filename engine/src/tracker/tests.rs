@@ -214,6 +214,64 @@ fn server_expires_peers_and_honours_allow_list_and_numwant() {
     assert_eq!(t.torrent_count(), 0);
 }
 
+/// An announce of peer `id` for `info_hash`.
+fn announce_for(info_hash: InfoHash, id: u8) -> String {
+    let r = AnnounceRequest { info_hash, peer_id: PeerId([id; 20]), port: 7000, ..request(None) };
+    r.url("/announce")
+}
+
+#[test]
+fn an_allow_list_filled_at_run_time_keeps_foreign_hashes_out() {
+    let config =
+        TrackerConfig { max_torrents: 64, allowed: Some(Default::default()), ..TrackerConfig::default() };
+    let mut t = TrackerServer::new(config);
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let now = Instant::now();
+    let own = InfoHash([0x42; 20]);
+    assert!(!t.is_allowed(&own), "an empty allow-list tracks nothing");
+    let refused = |body: &[u8]| matches!(parse_announce_response(body), Err(ResponseError::Failure { .. }));
+    assert!(refused(&t.handle(&announce_for(own, 1), ip, now).1));
+
+    t.allow(own);
+    assert!(t.is_allowed(&own));
+    // 250 fake info-hashes (more than the 64-swarm table) take no room.
+    for i in 0..250u32 {
+        let mut fake = [0u8; 20];
+        fake[..4].copy_from_slice(&i.to_be_bytes());
+        let (status, body) = t.handle(&announce_for(InfoHash(fake), 1), ip, now);
+        assert_eq!(status, 200);
+        assert!(refused(&body), "fake hash {i} is refused");
+    }
+    assert_eq!(t.torrent_count(), 0);
+    // The owner's hashes are tracked, and each one allowed later too.
+    t.handle(&announce_for(own, 1), ip, now);
+    let (_, body) = t.handle(&announce_for(own, 2), ip, now);
+    assert_eq!(peers_of(&body), [SocketAddr::new(ip, 7000)]);
+    let later = InfoHash([0x43; 20]);
+    t.allow(later);
+    assert!(!refused(&t.handle(&announce_for(later, 1), ip, now).1));
+    assert_eq!(t.torrent_count(), 2);
+
+    t.disallow(&own);
+    assert_eq!(t.peer_count(&own), 0, "a disallowed torrent's swarm is forgotten");
+    assert_eq!(t.torrent_count(), 1);
+    assert!(refused(&t.handle(&announce_for(own, 1), ip, now).1));
+}
+
+#[test]
+fn allowing_on_an_open_tracker_starts_an_allow_list() {
+    let mut t = TrackerServer::new(TrackerConfig::default());
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let (any, own) = (InfoHash([7; 20]), InfoHash([8; 20]));
+    assert!(t.is_allowed(&any), "no allow-list: every hash is tracked");
+    t.allow(own);
+    assert!(!t.is_allowed(&any));
+    assert!(matches!(
+        parse_announce_response(&t.handle(&announce_for(any, 1), ip, Instant::now()).1),
+        Err(ResponseError::Failure { .. })
+    ));
+}
+
 #[test]
 fn server_rejects_bad_requests() {
     let mut t = server();

@@ -21,14 +21,13 @@
 //! writes* to `iou-wrk` worker threads, which made 16 KiB block writes 2-4x slower than
 //! `pwrite`, and 1 MiB cached reads were 15-20% slower than `pread` on a quiet machine. The store
 //! therefore defaults to the syscall path for both and keeps the ring selectable per store
-//! (`store::StoreConfig`). Where the ring should pay is where a thread must not block: the
-//! planned io_uring TCP peer sessions, and `O_DIRECT` files. Either way a block's `Bytes` goes to
-//! the kernel with no user-space copy.
+//! (`store::StoreConfig`). Where the ring should pay is where a thread must not block: the peer
+//! sessions' TCP I/O (which [`crate::swarm`] runs on tokio-uring's own rings) and `O_DIRECT`
+//! files. Either way a block's `Bytes` goes to the kernel with no user-space copy.
 //!
-//! The peer runtimes planned on tokio-uring can call the store directly (the calls are short) or
-//! later submit the same owned-buffer writes on their own ring
-//! (`tokio_uring::fs::File::from_std(..).write_at(bytes, off)` takes a `Bytes`): the store's
-//! files are plain `std::fs::File`s and its offsets come from [`crate::layout::Layout`].
+//! The swarm's tokio-uring peer runtimes call the store directly (the calls are short); the
+//! store's files are plain `std::fs::File`s and its offsets come from
+//! [`crate::layout::Layout`].
 //!
 //! Owned-buffer calls return the buffer with the result, `(io::Result<T>, B)`, even on failure.
 //! If io_uring is unavailable (old kernel, seccomp) or `FLOODGATE_URING=off` is set, ring calls

@@ -7,81 +7,9 @@ use floodgate_engine::http::{parse_request, HttpError, Method, RequestHead, MAX_
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::framing::{request_framing, Framing};
+use super::response::{refuse, write_simple, Simple};
 use super::{data, pages, Server};
-
-/// A response without a streamed body.
-pub(super) struct Simple<'a> {
-    pub status: u16,
-    pub content_type: &'a str,
-    pub body: &'a [u8],
-    pub extra: String,
-}
-
-pub(super) fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        416 => "Range Not Satisfiable",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
-/// Writes a whole small response; HEAD gets the head only.
-pub(super) async fn write_simple(
-    sock: &mut TcpStream,
-    server: &Server,
-    r: Simple<'_>,
-    head_only: bool,
-    keep_alive: bool,
-) -> std::io::Result<()> {
-    let conn = if keep_alive { "keep-alive" } else { "close" };
-    let date = httpdate::HttpDate::from(std::time::SystemTime::now());
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ndate: {date}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: {conn}\r\n{}\r\n",
-        r.status,
-        reason(r.status),
-        r.content_type,
-        r.body.len(),
-        r.extra
-    );
-    let t = server.config.write_timeout;
-    let write = async {
-        sock.write_all(head.as_bytes()).await?;
-        if !head_only && r.status != 304 {
-            sock.write_all(r.body).await?;
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    tokio::time::timeout(t, write).await.map_err(|_| std::io::ErrorKind::TimedOut)?
-}
-
-/// Answers a request the server will not serve and closes the connection gracefully: write
-/// side first, then what the client still sends is read and dropped (at most 1 s and 64 KiB)
-/// so the kernel does not reset the connection before the client has read the answer.
-async fn refuse(sock: &mut TcpStream, server: &Server, r: Simple<'_>) -> std::io::Result<()> {
-    write_simple(sock, server, r, false, false).await?;
-    sock.shutdown().await?;
-    let mut sink = [0u8; 4096];
-    let drain = async {
-        let mut left: usize = 64 * 1024;
-        while left > 0 {
-            match sock.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
-    Ok(())
-}
 
 /// Serves one connection until it closes, errs, or idles out.
 ///
@@ -93,11 +21,12 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
     let mut out = String::with_capacity(512);
     loop {
         let deadline = tokio::time::Instant::now() + server.config.head_timeout;
-        let head = loop {
+        let (mut head, framing) = loop {
             let error = match parse_request(&buf) {
                 Ok(Some((head, used))) => {
+                    let framing = request_framing(buf.get(..used).unwrap_or_default());
                     buf.advance(used);
-                    break head;
+                    break (head, framing);
                 }
                 Ok(None) if buf.len() <= MAX_HEAD_BYTES => None,
                 Ok(None) => Some((431, "request head too large")),
@@ -130,6 +59,33 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
                 }
             }
         };
+        match framing {
+            Framing::NoBody => {}
+            Framing::Refuse(status, text) => {
+                tracing::debug!(%peer, status, text, "request framing refused");
+                let r = Simple {
+                    status,
+                    content_type: "text/plain",
+                    body: text.as_bytes(),
+                    extra: String::new(),
+                };
+                return refuse(&mut sock, server, r).await;
+            }
+            Framing::Body(len) => {
+                // Read and drop the body, then answer and close: its bytes are never a request.
+                if !drop_body(&mut sock, &mut buf, len, deadline).await? {
+                    tracing::debug!(%peer, "request body incomplete");
+                    let r = Simple {
+                        status: 408,
+                        content_type: "text/plain",
+                        body: b"request body too slow",
+                        extra: String::new(),
+                    };
+                    return refuse(&mut sock, server, r).await;
+                }
+                head.keep_alive = false;
+            }
+        }
         if !server.allow_request(peer.ip()) {
             let r =
                 Simple { status: 429, content_type: "text/plain", body: b"slow down", extra: String::new() };
@@ -141,6 +97,27 @@ pub(super) async fn handle(mut sock: TcpStream, peer: SocketAddr, server: &Serve
             return Ok(());
         }
     }
+}
+
+/// Reads and drops a declared request body of `len` bytes (at most
+/// [`super::framing::MAX_REQUEST_BODY`]), part of which may already be in `buf`. Returns false
+/// when the client closes or the deadline passes first.
+async fn drop_body(
+    sock: &mut TcpStream,
+    buf: &mut BytesMut,
+    len: u64,
+    deadline: tokio::time::Instant,
+) -> std::io::Result<bool> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    while buf.len() < len {
+        match tokio::time::timeout_at(deadline, sock.read_buf(buf)).await {
+            Ok(Ok(0)) | Err(_) => return Ok(false),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    buf.advance(len);
+    Ok(true)
 }
 
 /// Answers one request; returns whether the connection may carry another.

@@ -6,10 +6,11 @@
 
 use std::fmt::Write;
 
+use floodgate_engine::http::status::reason;
 use floodgate_engine::http::{ByteRange, ContentRange, Method, RequestHead};
 use tokio::net::TcpStream;
 
-use super::conn::{reason, write_simple, Simple};
+use super::response::{write_simple, Simple};
 use super::{body, Served, Server};
 
 /// Answers a data request; returns whether the connection may carry another. `out` is the

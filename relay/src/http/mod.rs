@@ -10,8 +10,10 @@ mod body;
 mod config;
 mod conn;
 mod data;
+mod framing;
 mod limits;
 mod pages;
+mod response;
 mod tracker;
 mod validators;
 
@@ -61,12 +63,16 @@ pub struct Server {
 impl Server {
     /// A server over `tasks`.
     pub fn new(tasks: Vec<Arc<Task>>, config: ServerConfig) -> Self {
-        Server {
-            tasks: RwLock::new(tasks.into_iter().map(|t| Arc::new(Served::new(t))).collect()),
+        let server = Server {
+            tasks: RwLock::new(Vec::new()),
             limits: PerIpLimits::new(config.per_ip_conns, config.per_ip_rate),
             config,
             tracker: Tracker::default(),
+        };
+        for task in tasks {
+            server.add_task(task);
         }
+        server
     }
 
     /// A snapshot of the current tasks.
@@ -74,17 +80,34 @@ impl Server {
         self.tasks.read().iter().map(|s| s.task.clone()).collect()
     }
 
-    /// Adds `task` (replacing a task with the same id).
+    /// Adds `task` (replacing a task with the same id); its tracker tracks the task's torrent.
+    /// A URL-only task's torrent comes later: see [`Server::task_seeding`].
     pub fn add_task(&self, task: Arc<Task>) {
+        self.task_seeding(&task);
         let served = Arc::new(Served::new(task));
         let mut tasks = self.tasks.write();
         tasks.retain(|s| !s.task.id.eq_ignore_ascii_case(&served.task.id));
         tasks.push(served);
     }
 
-    /// Removes the task with id `id`, if any.
+    /// Tells the tracker to track `task`'s torrent, if it has one yet (a URL-only task gets its
+    /// torrent when its pull completes).
+    pub fn task_seeding(&self, task: &Task) {
+        if let Some(t) = task.torrent() {
+            self.tracker.allow(t.info_hash());
+        }
+    }
+
+    /// Removes the task with id `id`, if any, and stops tracking its torrent.
     pub fn remove_task(&self, id: &str) {
-        self.tasks.write().retain(|s| !s.task.id.eq_ignore_ascii_case(id));
+        let mut tasks = self.tasks.write();
+        tasks.retain(|s| {
+            let removed = s.task.id.eq_ignore_ascii_case(id);
+            if let Some(t) = s.task.torrent().filter(|_| removed) {
+                self.tracker.disallow(&t.info_hash());
+            }
+            !removed
+        });
     }
 
     /// The task with id `id`.

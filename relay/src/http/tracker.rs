@@ -1,7 +1,12 @@
 //! The built-in tracker: `/announce` and `/scrape` for the relay's tasks, answered by the
 //! engine's sans-IO `TrackerServer`, with the relay itself registered as a seed of each task so
 //! a client given only the `.torrent` (announce URL: this relay) finds it.
+//!
+//! Only the relay's own tasks are tracked: the server allows each task's info-hash as the task
+//! is added (or gets its torrent) and disallows it when the task is removed; an announce for any
+//! other info-hash is refused and takes no room in the table.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -19,8 +24,10 @@ pub struct Tracker {
 
 impl Default for Tracker {
     fn default() -> Self {
-        // Only the relay's own tasks are worth tracking; keep the table small.
-        let config = TrackerConfig { max_torrents: 64, ..TrackerConfig::default() };
+        // Only the relay's own tasks are tracked (an empty allow-list until tasks come); keep
+        // the table small.
+        let config =
+            TrackerConfig { max_torrents: 64, allowed: Some(HashSet::new()), ..TrackerConfig::default() };
         Tracker { server: Mutex::new(TrackerServer::new(config)) }
     }
 }
@@ -31,8 +38,20 @@ impl Tracker {
         self.server.lock().handle(target, peer_ip, Instant::now())
     }
 
-    /// Registers the relay (at `bt`, its BitTorrent address) as a seed of `info_hash`.
+    /// Tracks `info_hash` (one of the relay's tasks) from now on.
+    pub fn allow(&self, info_hash: InfoHash) {
+        self.server.lock().allow(info_hash);
+    }
+
+    /// Stops tracking `info_hash` and forgets its swarm (its task was removed).
+    pub fn disallow(&self, info_hash: &InfoHash) {
+        self.server.lock().disallow(info_hash);
+    }
+
+    /// Registers the relay (at `bt`, its BitTorrent address) as a seed of `info_hash`, which it
+    /// tracks from now on.
     pub fn register_seed(&self, info_hash: InfoHash, peer_id: PeerId, bt: SocketAddr) {
+        self.allow(info_hash);
         let mut target = String::from("/announce?info_hash=");
         percent_encode(info_hash.as_bytes(), &mut target);
         target.push_str("&peer_id=");

@@ -10,13 +10,12 @@ use floodgate_proto::v1::admin_service_client::AdminServiceClient;
 use floodgate_proto::v1::client_service_client::ClientServiceClient;
 use floodgate_proto::v1::lease_service_client::LeaseServiceClient;
 use floodgate_proto::v1::relay_service_client::RelayServiceClient;
+use floodgate_proto::Bearer;
 use floodgate_tests::{bin, free_addr, wait_for_listen, ChildGuard};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
 /// Admin token the test ctl runs with.
@@ -26,30 +25,19 @@ pub const RELAY: &str = "relay-token-1";
 /// Client token.
 pub const CLIENT: &str = "client-token-1";
 
-/// Adds a bearer token.
-#[derive(Clone)]
-pub struct Auth(MetadataValue<Ascii>);
-
-impl Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-/// An interceptor sending `token`.
-pub fn auth(token: &str) -> Auth {
-    Auth(format!("Bearer {token}").parse().expect("ascii token"))
+/// The interceptor sending `token`.
+pub fn auth(token: &str) -> Bearer {
+    Bearer::new(token).expect("ascii token")
 }
 
 /// Admin client with a token.
-pub type Admin = AdminServiceClient<InterceptedService<Channel, Auth>>;
+pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 /// Relay client with a token.
-pub type Relay = RelayServiceClient<InterceptedService<Channel, Auth>>;
+pub type Relay = RelayServiceClient<InterceptedService<Channel, Bearer>>;
 /// Lease client with a token.
-pub type Lease = LeaseServiceClient<InterceptedService<Channel, Auth>>;
+pub type Lease = LeaseServiceClient<InterceptedService<Channel, Bearer>>;
 /// Client-API client with a token.
-pub type Client = ClientServiceClient<InterceptedService<Channel, Auth>>;
+pub type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A running ctl.
 pub struct Ctl {

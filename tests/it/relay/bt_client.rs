@@ -7,13 +7,11 @@ use std::time::Duration;
 use floodgate_tests::{bin, free_addr};
 
 use super::{path, Fixture, Origin, Relay, PIECE};
+use crate::interop::require;
 
 #[test]
 fn aria2c_downloads_from_the_relay_during_the_pull() {
-    if Command::new("aria2c").arg("--version").stdout(Stdio::null()).status().is_err() {
-        eprintln!("aria2c is not installed; skipping the real-client test");
-        return;
-    }
+    require(Command::new("aria2c").arg("--version"), "aria2c");
     let len = 10 * 1024 * 1024 + 99;
     let fx = Fixture::new(len);
     let http = free_addr();

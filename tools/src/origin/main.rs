@@ -6,6 +6,8 @@
 //! benchmark can count what the origin really served; `GET /__log` lists the byte ranges of the
 //! data requests in arrival order (`[[start, end], ...]`, end exclusive, first 100 000).
 
+#![forbid(unsafe_code)]
+
 mod faults;
 mod http;
 mod throttle;
@@ -63,7 +65,10 @@ pub struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();

@@ -1,0 +1,80 @@
+//! The relay's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::http;
+use crate::setup::TaskOptions;
+
+/// Pull a file from an HTTP(S) origin under quota, verify and seed it while writing, serve HTTP Range.
+#[derive(Parser, Debug)]
+#[command(name = "floodgate-relay", version, about)]
+pub struct Cli {
+    /// Origin URL to pull (standalone mode).
+    #[arg(long, conflicts_with = "ctl")]
+    pub origin: Option<String>,
+    /// Control plane URL (ctl mode): register there and run the tasks it assigns.
+    #[arg(long)]
+    pub ctl: Option<String>,
+    /// Relay token for the control plane.
+    #[arg(long, env = "FLOODGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// This relay's id at the control plane (default: derived from --listen-http).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Zone advertised to the control plane.
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// The task's .torrent (piece hashes known); its info-hash is the task id. Without it the
+    /// task is URL-only: pieces are hashed as they land and a .torrent is built at the end.
+    #[arg(long)]
+    pub torrent: Option<PathBuf>,
+    /// Directory holding task data and state.
+    #[arg(long, default_value = "relay-data")]
+    pub data_dir: PathBuf,
+    /// Address for BitTorrent peers.
+    #[arg(long, default_value = "127.0.0.1:6881")]
+    pub listen_bt: SocketAddr,
+    /// Address for the HTTP Range server and tracker.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen_http: SocketAddr,
+    /// Origin bandwidth limit, bytes per second (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub origin_rate: u64,
+    /// Parallel connections to the origin (2–8).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=8))]
+    pub origin_conns: u8,
+    /// Percent of the file verified before whole-file requests are served (1–10).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub serve_threshold: u8,
+    /// Extra CA certificates (PEM) trusted for an https origin, besides the system roots.
+    #[arg(long)]
+    pub origin_ca: Option<PathBuf>,
+    /// Seconds without progress before an origin request counts as stalled.
+    #[arg(long, default_value_t = 10)]
+    pub origin_timeout: u64,
+    /// BitTorrent connections at once.
+    #[arg(long, default_value_t = 1000)]
+    pub max_peers: usize,
+    /// Super-seeding (BEP 16): reveal pieces to each peer one by one, the rarest first, so
+    /// clients get different pieces from the relay and trade them among themselves.
+    #[arg(long)]
+    pub super_seed: bool,
+    /// HTTP server limits.
+    #[command(flatten)]
+    pub http: http::HttpArgs,
+}
+
+impl Cli {
+    /// What task setup needs from the command line.
+    pub fn task_options(&self) -> TaskOptions {
+        TaskOptions {
+            data_dir: self.data_dir.clone(),
+            max_peers: self.max_peers,
+            super_seed: self.super_seed,
+            serve_threshold: self.serve_threshold,
+        }
+    }
+}
