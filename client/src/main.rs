@@ -1,5 +1,7 @@
 //! `floodgate`: the download CLI.
 
+#![forbid(unsafe_code)]
+
 mod cmd;
 mod gapfill;
 
@@ -34,7 +36,10 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

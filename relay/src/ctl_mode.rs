@@ -261,7 +261,7 @@ impl Relay {
         {
             anyhow::bail!("bad dist id {:?}", t.dist_id);
         }
-        let url = origin::OriginUrl::parse(&t.origin_url)?;
+        let url = origin::HttpUrl::parse(&t.origin_url)?;
         let tls = if url.https { Some(origin::client_config(self.cli.origin_ca.as_deref())?) } else { None };
         // Origin use is what ctl's lease grants: nothing until the first grant.
         let quota = Arc::new(Quota::paused());

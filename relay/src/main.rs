@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     let Some(origin) = cli.origin.clone() else {
         bail!("give --origin URL (standalone) or --ctl URL --token T (ctl mode)");
     };
-    let url = origin::OriginUrl::parse(&origin)?;
+    let url = origin::HttpUrl::parse(&origin)?;
     let tls = if url.https { Some(origin::client_config(cli.origin_ca.as_deref())?) } else { None };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -15,7 +15,7 @@ use floodgate_engine::store::{verified_on_disk, Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm};
 
 use crate::http;
-use crate::origin::OriginUrl;
+use crate::origin::HttpUrl;
 use crate::task::Task;
 
 /// What setting up a task needs from the relay's configuration.
@@ -83,7 +83,7 @@ pub fn known_task(
 }
 
 /// A URL-only task: id from the URL, pieces sized for the length, data under `<data-dir>/<id>/`.
-pub fn url_only_task(opts: &TaskOptions, origin: String, url: &OriginUrl, len: u64) -> anyhow::Result<Task> {
+pub fn url_only_task(opts: &TaskOptions, origin: String, url: &HttpUrl, len: u64) -> anyhow::Result<Task> {
     let id = floodgate_engine::types::hex(&floodgate_engine::hash::sha1(origin.as_bytes()));
     let name = url
         .target

@@ -20,9 +20,9 @@ use floodgate_engine::tracker::{announce, AnnounceRequest, Event};
 use floodgate_engine::types::{InfoHash, PeerId};
 use floodgate_fetch::HttpUrl;
 use floodgate_proto::v1 as pb;
+use floodgate_proto::{retry_until_ok, watch_forever, Backoff, Bearer, WatchConfig, FIRST_BACKOFF};
 use parking_lot::Mutex;
 use pb::client_service_client::ClientServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -64,18 +64,7 @@ pub struct Args {
     pub http: HttpOptions,
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-struct Auth(MetadataValue<Ascii>);
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-type Client = ClientServiceClient<InterceptedService<Channel, Auth>>;
+type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// One task being downloaded or seeded.
 struct Job {
@@ -99,7 +88,7 @@ struct Agent {
 
 /// Runs the agent until interrupted.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let auth = Auth(format!("Bearer {}", args.token).parse().context("the token is not valid ASCII")?);
+    let auth = Bearer::new(&args.token).context("the token is not valid ASCII")?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let swarm = Swarm::start(SwarmConfig { listen: Some(args.listen), ..SwarmConfig::default() })
@@ -145,35 +134,22 @@ impl Agent {
 
     /// Registers, retrying with backoff until ctl answers.
     async fn register_until_ok(&self) {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            match self.register().await {
-                Ok(()) => return,
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot register with ctl; retrying"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        retry_until_ok("cannot register with ctl", Backoff::new(FIRST_BACKOFF, MAX_BACKOFF), || {
+            self.register()
+        })
+        .await
     }
 
     /// Watches the task stream forever, reconnecting with backoff.
     async fn watch_loop(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(250);
-        loop {
+        let config =
+            WatchConfig { call_timeout: CALL_TIMEOUT, backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF) };
+        let open = || {
+            let mut client = self.client.clone();
             let req = pb::WatchTasksRequest { client_id: self.args.id.clone() };
-            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().watch_tasks(req)).await {
-                Ok(Ok(resp)) => {
-                    if floodgate_proto::follow_stream(resp.into_inner(), |ev| self.apply(ev)).await > 0 {
-                        backoff = Duration::from_millis(250);
-                    }
-                }
-                Ok(Err(s)) if s.code() == tonic::Code::NotFound => self.register_until_ok().await,
-                Ok(Err(s)) => tracing::warn!(error = %s, "cannot watch tasks"),
-                Err(_) => tracing::warn!("watching tasks timed out"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+            async move { client.watch_tasks(req).await }
+        };
+        watch_forever(config, open, |ev| self.apply(ev), || self.register_until_ok()).await;
     }
 
     /// Applies one event idempotently by (dist_id, revision).
@@ -226,7 +202,7 @@ impl Agent {
             .into_inner();
         let meta = Metainfo::from_bytes_lenient(&meta.torrent).context("ctl sent an invalid .torrent")?;
         let root = self.args.output.clone();
-        let verified = super::swarm_util::check_existing(&meta, &root);
+        let verified = floodgate_engine::store::verified_on_disk(&meta, &root);
         let store = Store::open(meta.layout(), &root, StoreConfig::default())
             .with_context(|| format!("cannot open the data files under {}", root.display()))?;
         let torrent = self.swarm.add_torrent(AddTorrent::new(&meta, store).with_verified(verified))?;

@@ -121,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let http = args.http.clone().resolve()?;
     let switch = http.switch(Default::default())?;
     let sources = if http.no_http { Vec::new() } else { http_sources(&meta, &http.http_sources)? };
-    let verified = super::swarm_util::check_existing(&meta, &args.output);
+    let verified = floodgate_engine::store::verified_on_disk(&meta, &args.output);
     let resumed = verified.count_ones();
     let (swarm, torrent) =
         super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits, false)?;

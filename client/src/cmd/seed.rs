@@ -39,7 +39,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let meta = super::read_torrent(&args.torrent)?;
-    let verified = super::swarm_util::check_existing(&meta, &args.data);
+    let verified = floodgate_engine::store::verified_on_disk(&meta, &args.data);
     if verified.count_ones() != verified.len() {
         bail!(
             "the data under {} is incomplete: {} of {} pieces match the torrent",

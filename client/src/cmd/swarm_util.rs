@@ -1,4 +1,4 @@
-//! What `seed` and `get` share: opening the store, checking data already on disk, the swarm, and
+//! What `seed` and `get` share: opening the store, the swarm, and
 //! announcing to the torrent's trackers, and resolving magnet links.
 
 use std::collections::HashSet;
@@ -10,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use floodgate_engine::hash::hash_pieces;
 use floodgate_engine::magnet::Magnet;
 use floodgate_engine::metainfo::Metainfo;
 use floodgate_engine::piece_map::Bitfield;
@@ -18,28 +17,7 @@ use floodgate_engine::store::{Store, StoreConfig};
 use floodgate_engine::swarm::magnet::{fetch_metadata, FetchConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig, TorrentHandle};
 use floodgate_engine::tracker::{announce, AnnounceRequest, Event};
-use floodgate_engine::types::{PeerId, PieceIndex};
-
-/// Which pieces of `meta` are already correct under `root`. Files that are missing or short
-/// count as holding nothing (a fresh download).
-pub fn check_existing(meta: &Metainfo, root: &Path) -> Bitfield {
-    let layout = meta.layout();
-    let mut bits = Bitfield::new(layout.piece_count());
-    let complete_files = layout.files().iter().all(|f| {
-        std::fs::metadata(root.join(&f.path)).map(|m| m.is_file() && m.len() >= f.length).unwrap_or(false)
-    });
-    if !complete_files {
-        return bits;
-    }
-    if let Ok(hashes) = hash_pieces(&layout, root, 0) {
-        for (i, (have, want)) in hashes.iter().zip(meta.piece_hashes()).enumerate() {
-            if have == want {
-                bits.set(PieceIndex(i as u32));
-            }
-        }
-    }
-    bits
-}
+use floodgate_engine::types::PeerId;
 
 /// Fetches the metadata of a magnet link (BEP 9) from `extra` peers, the link's `x.pe` peers and
 /// the peers its `http://` trackers name, within `timeout`. Returns the metainfo (with the link's

@@ -393,7 +393,7 @@ impl TorrentHandle {
         &self.torrent.store
     }
 
-    /// Reads bytes of verified data back (HTTP Range serving); `None` if the store fails.
+    /// Reads bytes of verified data back (HTTP Range serving); an error if the store fails.
     pub fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, crate::store::StoreError> {
         self.torrent.store.read_at(offset, len)
     }

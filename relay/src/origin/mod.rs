@@ -13,7 +13,7 @@ use std::time::Duration;
 use floodgate_engine::swarm::ImportOutcome;
 use floodgate_engine::types::PieceIndex;
 use floodgate_fetch::{backoff, Conn, FetchError as OriginError, Flow, RunSpec, Tally, Validators};
-pub use floodgate_fetch::{client_config, ClientConfig, HttpUrl as OriginUrl, Quota};
+pub use floodgate_fetch::{client_config, ClientConfig, HttpUrl, Quota};
 use schedule::{Run, Schedule};
 
 use crate::task::Task;
@@ -54,7 +54,7 @@ impl Default for PullConfig {
 
 struct Puller {
     task: Arc<Task>,
-    url: OriginUrl,
+    url: HttpUrl,
     config: PullConfig,
     schedule: Schedule,
     quota: Arc<Quota>,
@@ -66,7 +66,7 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
     if task.check_complete() {
         return;
     }
-    let url = match OriginUrl::parse(&task.origin) {
+    let url = match HttpUrl::parse(&task.origin) {
         Ok(u) => u,
         Err(e) => return task.fail(e.to_string()),
     };
@@ -101,7 +101,7 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
 }
 
 /// The origin file's length (HEAD, with retries), for a URL-only task's layout.
-pub async fn origin_length(url: &OriginUrl, config: &PullConfig) -> Result<u64, OriginError> {
+pub async fn origin_length(url: &HttpUrl, config: &PullConfig) -> Result<u64, OriginError> {
     probe(&crate::task::Counters::default(), "-", url, config).await.map(|v| v.length)
 }
 
@@ -109,7 +109,7 @@ pub async fn origin_length(url: &OriginUrl, config: &PullConfig) -> Result<u64, 
 async fn probe(
     counters: &crate::task::Counters,
     id: &str,
-    url: &OriginUrl,
+    url: &HttpUrl,
     config: &PullConfig,
 ) -> Result<Validators, OriginError> {
     let tally = Tally { requests: &counters.origin_requests, bytes: &counters.origin_bytes };
