@@ -1,5 +1,6 @@
 //! `floodgate-ctl`: the gRPC control plane (`serve`) and its admin CLI.
 
+mod audit;
 mod auth;
 mod cli;
 mod config;
@@ -7,7 +8,10 @@ mod convert;
 mod db;
 mod error;
 mod events;
+mod history;
+mod http;
 mod ids;
+mod json;
 mod leases;
 mod metrics;
 mod monitor;
