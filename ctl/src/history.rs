@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// Samples kept per distribution (15 minutes at one a second).
 pub const MAX_SAMPLES: usize = 900;
+/// Samples each rate is averaged over.
+pub const RATE_WINDOW: usize = 4;
 /// A finished distribution's history is dropped this long after it finished.
 const KEEP_FINISHED_MS: i64 = 30 * 60_000;
 
@@ -64,14 +66,16 @@ impl History {
         self.lock().remove(id);
     }
 
-    /// Rates over the kept samples, oldest first (empty with fewer than two samples).
-    /// A counter that went down (a client restarted its report) counts as 0, not negative.
+    /// Rates over the kept samples, oldest first, each over a trailing window of up to
+    /// [`RATE_WINDOW`] samples (clients report every few seconds, so one-second deltas would
+    /// alternate between bursts and zero). Empty with fewer than two samples. A counter that
+    /// went down (a client restarted its report) counts as 0, not negative.
     pub fn rates(&self, id: &str) -> Vec<Rate> {
         let m = self.lock();
         let Some(q) = m.get(id) else { return Vec::new() };
-        q.iter()
-            .zip(q.iter().skip(1))
-            .map(|(a, b)| {
+        (1..q.len())
+            .map(|i| {
+                let (a, b) = (q[i.saturating_sub(RATE_WINDOW)], q[i]);
                 let dt = (b.t_ms - a.t_ms).max(1) as f64 / 1000.0;
                 let r = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
                 Rate {
@@ -122,7 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn rates_are_deltas_over_time() {
+    fn rates_are_deltas_over_a_trailing_window() {
         let h = History::default();
         h.push("d", s(1000, 0, 0, 0));
         h.push("d", s(2000, 1000, 500, 100));
@@ -130,9 +134,31 @@ mod tests {
         let r = h.rates("d");
         assert_eq!(r.len(), 2);
         assert_eq!(r[0], Rate { t_ms: 2000, bt_bps: 1000.0, http_relay_bps: 500.0, origin_bps: 100.0 });
-        // Half a second: 1000 bytes -> 2000 B/s; a counter going down gives 0.
-        assert_eq!(r[1], Rate { t_ms: 2500, bt_bps: 2000.0, http_relay_bps: 0.0, origin_bps: 0.0 });
+        // From the first sample: 2000 bytes in 1.5 s; origin went 0 -> 50.
+        assert_eq!(r[1].bt_bps, 2000.0 / 1.5);
+        assert_eq!(r[1].http_relay_bps, 500.0 / 1.5);
+        assert_eq!(r[1].origin_bps, 50.0 / 1.5);
         assert!(h.rates("other").is_empty());
+    }
+
+    #[test]
+    fn bursty_reports_give_a_steady_rate() {
+        // A client reporting 2000 bytes every other second: one-second deltas would be
+        // 2000, 0, 2000, ...; the window gives 1000 B/s once it spans a whole period.
+        let h = History::default();
+        for i in 0..10u64 {
+            h.push("d", s(i as i64 * 1000, (i / 2) * 2000, 0, 0));
+        }
+        let r = h.rates("d");
+        assert!(r[RATE_WINDOW..].iter().all(|x| x.bt_bps == 1000.0), "{r:?}");
+    }
+
+    #[test]
+    fn a_counter_going_down_counts_as_zero() {
+        let h = History::default();
+        h.push("d", s(0, 5000, 0, 0));
+        h.push("d", s(1000, 1000, 0, 0));
+        assert_eq!(h.rates("d")[0].bt_bps, 0.0);
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl Default for Metrics {
         let m = Metrics { lease_requests: Family::default() };
         for op in ["acquire", "renew"] {
             for result in ["granted", "refused", "error"] {
-                m.lease_requests.get_or_create(&vec![("op", op.to_string()), ("result", result.to_string())]);
+                m.lease_requests
+                    .get_or_create(&vec![("op", op.to_string()), ("result", result.to_string())])
+                    .inc_by(0);
             }
         }
         m
@@ -116,10 +118,14 @@ pub async fn render(st: &State) -> CtlResult<String> {
     );
     streams.get_or_create(&l1("kind", "client")).set(st.hub.client_streams() as i64);
     streams.get_or_create(&l1("kind", "relay")).set(st.hub.relay_streams() as i64);
-    let online =
-        one::<Gauge>(&mut reg, "floodgate_clients_online", "Distinct clients with a task stream on this ctl");
+    let online = one::<Gauge>(
+        &mut reg,
+        "floodgate_ctl_clients_online",
+        "Distinct clients with a task stream on this ctl",
+    );
     online.set(st.hub.online_clients().len() as i64);
-    let registered = one::<Gauge>(&mut reg, "floodgate_clients_registered", "Clients registered with ctl");
+    let registered =
+        one::<Gauge>(&mut reg, "floodgate_ctl_clients_registered", "Clients registered with ctl");
     registered.set(st.db.all_client_ids().await?.len() as i64);
 
     let by_state = fam::<Gauge>(
@@ -269,11 +275,13 @@ async fn limits(reg: &mut Registry, st: &State) -> CtlResult<()> {
 
 /// Relays: liveness, load, served bytes and live leases.
 async fn relays(reg: &mut Registry, st: &State) -> CtlResult<()> {
-    let count = fam::<Gauge>(reg, "floodgate_relays", "Registered relays by state (alive, dead)");
-    let load = fam::<GaugeF>(reg, "floodgate_relay_load_ratio", "A relay's reported load (0..1)");
-    let served = fam::<Counter>(reg, "floodgate_relay_served_bytes", "Bytes a relay reports it has served");
-    let leases = fam::<Gauge>(reg, "floodgate_relay_live_leases", "Live origin leases a relay holds");
-    let up = fam::<Gauge>(reg, "floodgate_relay_up", "1 if the relay heartbeats within the timeout, else 0");
+    let count = fam::<Gauge>(reg, "floodgate_ctl_relays", "Registered relays by state (alive, dead)");
+    let load = fam::<GaugeF>(reg, "floodgate_ctl_relay_load_ratio", "A relay's reported load (0..1)");
+    let served =
+        fam::<Counter>(reg, "floodgate_ctl_relay_served_bytes", "Bytes a relay reports it has served");
+    let leases = fam::<Gauge>(reg, "floodgate_ctl_relay_live_leases", "Live origin leases a relay holds");
+    let up =
+        fam::<Gauge>(reg, "floodgate_ctl_relay_up", "1 if the relay heartbeats within the timeout, else 0");
     let (mut alive, mut dead) = (0, 0);
     let mut zones = std::collections::HashMap::new();
     for r in st.db.list_relays().await? {

@@ -6,6 +6,7 @@ mod ctl;
 mod e2e;
 mod interop;
 mod magnet;
+mod ops;
 mod origin_lease;
 mod relay;
 mod relay_http;

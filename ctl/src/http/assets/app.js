@@ -102,10 +102,10 @@ function chart(d, limits) {
   const line = (k, color) =>
     s.length < 2 ? "" : `<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.map((p) => x(p.t_ms).toFixed(1) + "," + y(p[k]).toFixed(1)).join(" ")}"/>`;
   const capLine = cap ? `<line x1="${P}" x2="${W - P}" y1="${y(cap)}" y2="${y(cap)}" stroke="var(--origin)" stroke-dasharray="4 3"/><text x="${W - P}" y="${y(cap) - 3}" text-anchor="end" font-size="10" fill="var(--origin)">origin limit ${esc(fmtRate(cap))}</text>` : "";
-  const span = s.length >= 2 ? fmtSecs((t1 - t0) / 1000) : "waiting for samples";
+  const span = s.length >= 2 ? "last " + fmtSecs((t1 - t0) / 1000) : "waiting for samples";
   return `<svg class="chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="rate by source">
     <text x="${P}" y="11" font-size="10" fill="#868e96">${esc(fmtRate(max))}</text>
-    <text x="${W - P}" y="${H - 3}" text-anchor="end" font-size="10" fill="#868e96">last ${esc(span)}</text>
+    <text x="${W - P}" y="${H - 3}" text-anchor="end" font-size="10" fill="#868e96">${esc(span)}</text>
     <line x1="${P}" x2="${W - P}" y1="${H - 16}" y2="${H - 16}" stroke="#dee2e6"/>
     ${capLine}${line("origin_bps", "var(--origin)")}${line("http_relay_bps", "var(--relay)")}${line("bt_bps", "var(--bt)")}
   </svg>
@@ -173,7 +173,7 @@ function render(o) {
     <td>${c.last_seen_unix_ms ? esc(fmtTime(c.last_seen_unix_ms)) : "—"}</td></tr>`));
   table($("#audit"), ["time", "role", "via", "peer", "action", "target", "change"], o.audit.map((e) => `<tr>
     <td>${esc(fmtTime(e.at_unix_ms))}</td><td>${esc(e.role)}</td><td>${esc(e.via)}</td><td>${esc(e.peer)}</td>
-    <td><code>${esc(e.action)}</code></td><td><code>${esc(e.target)}</code></td><td><code>${esc(e.detail)}</code></td></tr>`));
+    <td><code>${esc(e.action)}</code></td><td><code>${esc(e.target)}</code></td><td class="detail"><code>${esc(e.detail)}</code></td></tr>`));
   $("#status").textContent = `updated ${new Date(o.now_unix_ms).toLocaleTimeString()} · ${o.streams.client} client / ${o.streams.relay} relay streams`;
 }
 
