@@ -62,9 +62,7 @@ panel("Origin connections: leased vs limit", "timeseries", [
 ], w=8)
 panel("Origin byte window: granted vs limit", "timeseries", [
     ("floodgate_global_granted_window_bytes", "global granted"),
-    ("floodgate_global_limit_window_bytes", "global limit"),
     ("floodgate_origin_granted_window_bytes", "{{origin}} granted"),
-    ("floodgate_origin_limit_window_bytes", "{{origin}} limit"),
 ], w=8, unit="bytes")
 panel("Lease requests", "timeseries", [("sum by (op, result) (rate(floodgate_ctl_lease_requests_total[5m]))", "{{op}} {{result}}")], unit="reqps")
 panel("Relays: load and leases", "timeseries", [

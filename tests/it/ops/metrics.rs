@@ -158,7 +158,6 @@ fn ctl_metrics_are_well_formed_and_match_the_distribution() {
         50_000_000.0
     );
     assert_eq!(value(t, "floodgate_origin_limit_connections", &[("origin", "127.0.0.1")]), 4.0);
-    assert!(!t.contains("floodgate_global_limit_window_bytes"), "an unlimited byte window is exported");
 }
 
 /// Metric names (`floodgate_…`) a deploy file mentions.
@@ -184,17 +183,7 @@ fn names_in(text: &str) -> BTreeSet<String> {
 #[test]
 fn deploy_files_query_only_exported_metrics() {
     let exported: BTreeSet<String> = samples(&scrape().text).into_iter().map(|(n, _, _)| n).collect();
-    // Limits that are unlimited are absent from the scrape; the fleet set the rate and
-    // connection limits only, so the byte-window limit families are added by name from
-    // their HELP lines.
-    let described: BTreeSet<String> = scrape()
-        .text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# HELP "))
-        .filter_map(|l| l.split(' ').next())
-        .map(String::from)
-        .collect();
-    let known = |n: &str| exported.contains(n) || described.contains(n);
+    let known = |n: &str| exported.contains(n);
     let root = workspace().join("deploy");
     for file in ["grafana/floodgate-ctl.json", "prometheus/floodgate-alerts.yml"] {
         let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
