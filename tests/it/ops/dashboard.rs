@@ -121,7 +121,7 @@ fn dashboard_shows_progress_and_cancels_only_with_the_admin_token() {
     // The audit log records exactly the one accepted cancel (refusals change nothing), on
     // screen and through the CLI.
     b.wait_js(
-        &format!("document.getElementById('audit').textContent.includes('dist.cancel')"),
+        "document.getElementById('audit').textContent.includes('dist.cancel')",
         Duration::from_secs(10),
     )
     .expect("the audit table did not show the cancel");
