@@ -5,6 +5,10 @@
 #  - real BitTorrent clients for the interop tests: python3-libtorrent and aria2 (Debian)
 #  - curl (relay tests) and openssl (test certificates for the TLS tests)
 #  - nginx (a real HTTP origin for the relay tests)
+#  - chromium (the dashboard's browser test drives it headless over CDP)
+#  - systemd (systemd-analyze, to verify the units in deploy/systemd)
+#  - promtool (Debian's prometheus package) to check deploy/prometheus's alerting rules; the
+#    Prometheus server it brings is stopped and disabled again, only the tool is wanted
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -16,9 +20,19 @@ command -v aria2c > /dev/null || missing+=(aria2)
 command -v curl > /dev/null || missing+=(curl)
 command -v openssl > /dev/null || missing+=(openssl)
 command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v systemd-analyze > /dev/null || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" > /dev/null
+fi
+if ! command -v promtool > /dev/null; then
+    echo "installing prometheus (for promtool)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends prometheus > /dev/null
+    if command -v systemctl > /dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now prometheus > /dev/null 2>&1 || true
+    fi
 fi

@@ -22,6 +22,25 @@ pub fn decode_bytes(s: &str) -> CtlResult<Vec<u8>> {
     BASE64.decode(s.as_bytes()).map_err(|e| CtlError::Corrupt(e.to_string()))
 }
 
+/// Parses a target selector, `id1,label:x,all` (comma-separated client ids, `label:NAME`
+/// terms, `all`).
+pub fn parse_selector(s: &str) -> CtlResult<pb::TargetSelector> {
+    let mut sel = pb::TargetSelector::default();
+    for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if t == "all" || t == "*" {
+            sel.all = true;
+        } else if let Some(l) = t.strip_prefix("label:") {
+            sel.labels.push(l.to_string());
+        } else {
+            sel.client_ids.push(t.strip_prefix("id:").unwrap_or(t).to_string());
+        }
+    }
+    if sel.client_ids.is_empty() && sel.labels.is_empty() && !sel.all {
+        return Err(CtlError::Invalid("targets are empty: give client ids, label:NAME or all".into()));
+    }
+    Ok(sel)
+}
+
 /// Fills zero fields with the design defaults and validates ranges.
 pub fn normalize_config(c: Option<pb::DistConfig>) -> CtlResult<pb::DistConfig> {
     let mut c = c.unwrap_or_default();

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod auth;
 mod cli;
 mod config;
@@ -9,7 +10,10 @@ mod convert;
 mod db;
 mod error;
 mod events;
+mod history;
+mod http;
 mod ids;
+mod json;
 mod leases;
 mod metrics;
 mod monitor;

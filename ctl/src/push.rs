@@ -108,6 +108,13 @@ impl Hub {
         lock(&self.clients).values().map(Vec::len).sum()
     }
 
+    /// Ids of the clients with a stream on this replica, sorted.
+    pub fn online_clients(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.clients).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     /// Number of connected relay streams.
     pub fn relay_streams(&self) -> usize {
         lock(&self.relays).values().map(Vec::len).sum()

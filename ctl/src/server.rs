@@ -70,16 +70,23 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         rt: opts.runtime.clone(),
         progress: crate::progress::ProgressWriter::start(db.clone(), opts.runtime.progress_batch),
         reconcile: Arc::new(tokio::sync::Notify::new()),
+        metrics: crate::metrics::Metrics::default(),
+        history: crate::history::History::default(),
     });
+    tokio::spawn(crate::history::run(st.clone()));
     tokio::spawn(push::dispatch(db.clone(), hub.clone(), bus.clone()));
     tokio::spawn(crate::monitor::run(st.clone()));
+    let tokens = Arc::new(opts.tokens.clone());
     if let Some(addr) = opts.http_listen {
         let l = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, "metrics and dashboard listening");
-        tokio::spawn(crate::metrics::serve(l, st.clone()));
+        let open_reads = addr.ip().is_loopback();
+        tracing::info!(%addr, open_reads, "dashboard, JSON API and /metrics listening");
+        tokio::spawn(crate::http::serve(
+            l,
+            crate::http::HttpState { st: st.clone(), tokens: tokens.clone(), open_reads },
+        ));
     }
 
-    let tokens = Arc::new(opts.tokens.clone());
     let max = opts.max_message_bytes;
     let admin = InterceptedService::new(
         AdminServiceServer::new(Admin(st.clone()))

@@ -34,6 +34,10 @@ pub struct State {
     pub progress: ProgressWriter,
     /// Wakes the reconcile loop (relay registered, distribution created).
     pub reconcile: Arc<Notify>,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// Recent rate samples of distributions, for the dashboard's charts.
+    pub history: crate::history::History,
 }
 
 impl State {

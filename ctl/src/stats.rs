@@ -25,13 +25,11 @@ pub fn build(row: &StatsRow, size: i64) -> DistStats {
     let progress = if row.targets == 0 {
         0.0
     } else if size > 0 {
-        let want = size as f64 * (row.targets - row.cancelled).max(0) as f64;
-        let got = delivered as f64 + 0.0;
-        if want > 0.0 {
-            (got / want).min(1.0)
-        } else {
-            1.0
-        }
+        // Cancelled targets no longer count against the goal, unless every target was
+        // cancelled: then progress is what was delivered of the whole.
+        let open = (row.targets - row.cancelled).max(0);
+        let want = size as f64 * if open > 0 { open } else { row.targets } as f64;
+        (delivered as f64 / want).min(1.0)
     } else {
         row.done as f64 / row.targets as f64
     };
@@ -70,6 +68,14 @@ mod tests {
         // Upload-bound swarm: 100·1000/(100+0) = 1000 s.
         assert_eq!(kumar_ross(1000.0, 100.0, 100.0, 0.0, 0.0), 1000.0);
         assert_eq!(kumar_ross(0.0, 100.0, 100.0, 1.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn a_fully_cancelled_distribution_keeps_its_real_progress() {
+        let row = StatsRow { targets: 2, cancelled: 2, bytes_bt: 500, ..Default::default() };
+        assert_eq!(build(&row, 1000).progress, 0.25);
+        let row = StatsRow { targets: 2, cancelled: 1, done: 1, bytes_bt: 1000, ..Default::default() };
+        assert_eq!(build(&row, 1000).progress, 1.0);
     }
 
     #[test]

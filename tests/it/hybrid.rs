@@ -88,7 +88,8 @@ fn corrupt_http_source_is_demoted_and_the_file_is_correct() {
     let bad_file = fx.dir.path().join("bad.bin");
     std::fs::write(&bad_file, &bad).unwrap();
     let bad_origin = Origin::start(&bad_file, &[]);
-    let good_origin = Origin::start(&fx.file, &[]);
+    // The good source is slower, so the bad one surely delivers (and is caught) first.
+    let good_origin = Origin::start(&fx.file, &["--rate", "2000000"]);
     let out = fx.dir.path().join("out");
     let r = get(
         &fx.torrent,

@@ -7,6 +7,7 @@ mod e2e;
 mod hybrid;
 mod interop;
 mod magnet;
+mod ops;
 mod origin_lease;
 mod relay;
 mod relay_http;

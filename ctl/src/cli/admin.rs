@@ -1,7 +1,7 @@
 //! Admin subcommands: gRPC calls to a running ctl.
 
 use super::output;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use floodgate_proto::v1 as pb;
 use floodgate_proto::v1::admin_service_client::AdminServiceClient;
@@ -128,24 +128,6 @@ fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", e.code(), e.message())
 }
 
-/// Parses `id1,label:x,all` into a selector.
-pub fn parse_targets(s: &str) -> anyhow::Result<pb::TargetSelector> {
-    let mut sel = pb::TargetSelector::default();
-    for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        if t == "all" || t == "*" {
-            sel.all = true;
-        } else if let Some(l) = t.strip_prefix("label:") {
-            sel.labels.push(l.to_string());
-        } else {
-            sel.client_ids.push(t.strip_prefix("id:").unwrap_or(t).to_string());
-        }
-    }
-    if sel.client_ids.is_empty() && sel.labels.is_empty() && !sel.all {
-        bail!("--targets is empty: give client ids, label:NAME or all");
-    }
-    Ok(sel)
-}
-
 /// Runs a `dist` subcommand.
 pub async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
     let mut a = connect(&c).await?;
@@ -173,7 +155,7 @@ pub async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
                 origin_url: url,
                 torrent,
                 size,
-                targets: Some(parse_targets(&targets)?),
+                targets: Some(crate::convert::parse_selector(&targets)?),
                 config: Some(pb::DistConfig {
                     max_speed_bps: max_speed,
                     bt_slow_threshold_bps: bt_slow,
@@ -269,5 +251,13 @@ pub async fn clients(c: Conn) -> anyhow::Result<()> {
     let mut a = connect(&c).await?;
     let r = a.list_clients(pb::ListClientsRequest {}).await.map_err(status)?.into_inner();
     output::clients(&r.clients, c.json);
+    Ok(())
+}
+
+/// `audit`.
+pub async fn audit(c: Conn, limit: u32) -> anyhow::Result<()> {
+    let mut a = connect(&c).await?;
+    let r = a.list_audit_log(pb::ListAuditLogRequest { limit }).await.map_err(status)?.into_inner();
+    output::audit(&r.entries, c.json);
     Ok(())
 }

@@ -47,6 +47,14 @@ enum Cmd {
         #[command(flatten)]
         conn: admin::Conn,
     },
+    /// Lists the audit log of admin actions (create, cancel, limits), newest first.
+    Audit {
+        #[command(flatten)]
+        conn: admin::Conn,
+        /// Most entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -145,5 +153,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Limits { conn, cmd } => admin::limits(conn, cmd).await,
         Cmd::Relays { conn } => admin::relays(conn).await,
         Cmd::Clients { conn } => admin::clients(conn).await,
+        Cmd::Audit { conn, limit } => admin::audit(conn, limit).await,
     }
 }

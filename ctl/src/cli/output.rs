@@ -1,40 +1,14 @@
 //! Human and `--json` output of the admin subcommands.
 
+use crate::json::{self, state_name};
 use floodgate_proto::v1 as pb;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Write;
-
-fn state_name(s: i32) -> &'static str {
-    match pb::DistState::try_from(s) {
-        Ok(pb::DistState::Active) => "active",
-        Ok(pb::DistState::Done) => "done",
-        Ok(pb::DistState::Cancelled) => "cancelled",
-        Ok(pb::DistState::Failed) => "failed",
-        _ => "unknown",
-    }
-}
-
-fn dist_json(d: &pb::Distribution) -> Value {
-    let s = d.stats.unwrap_or_default();
-    let t = d.targets.clone().unwrap_or_default();
-    json!({
-        "id": d.id, "origin_url": d.origin_url, "state": state_name(d.state),
-        "created_unix_ms": d.created_unix_ms, "finished_unix_ms": d.finished_unix_ms,
-        "size": d.size, "has_torrent": d.has_torrent, "relay_ids": d.relay_ids,
-        "targets": {"client_ids": t.client_ids, "labels": t.labels, "all": t.all},
-        "stats": {
-            "targets": s.targets, "pending": s.pending, "running": s.running, "done": s.done,
-            "failed": s.failed, "cancelled": s.cancelled, "progress": s.progress, "speed_bps": s.speed_bps,
-            "bytes_bt": s.bytes_bt, "bytes_http_relay": s.bytes_http_relay, "bytes_http_origin": s.bytes_http_origin,
-            "origin_bytes": s.origin_bytes, "offload_ratio": s.offload_ratio, "min_time_secs": s.min_time_secs,
-        }
-    })
-}
 
 /// One distribution.
 pub fn dist(d: &pb::Distribution, as_json: bool) {
     if as_json {
-        println!("{}", dist_json(d));
+        println!("{}", json::dist(d));
         return;
     }
     let s = d.stats.unwrap_or_default();
@@ -58,7 +32,7 @@ pub fn dist(d: &pb::Distribution, as_json: bool) {
 /// A list of distributions.
 pub fn dists(ds: &[pb::Distribution], as_json: bool) {
     if as_json {
-        println!("{}", Value::Array(ds.iter().map(dist_json).collect()));
+        println!("{}", Value::Array(ds.iter().map(json::dist).collect()));
         return;
     }
     println!("{:<20} {:<10} {:>12} {:>8}  URL", "ID", "STATE", "DONE/TARGETS", "PROGRESS");
@@ -78,7 +52,7 @@ pub fn dists(ds: &[pb::Distribution], as_json: bool) {
 /// A live progress line (`--watch`).
 pub fn progress_line(d: &pb::Distribution, as_json: bool) {
     if as_json {
-        println!("{}", dist_json(d));
+        println!("{}", json::dist(d));
         return;
     }
     let s = d.stats.unwrap_or_default();
@@ -103,14 +77,7 @@ fn lim(v: Option<i64>) -> String {
 /// Origin limits.
 pub fn limits(ls: &[pb::OriginLimits], as_json: bool) {
     if as_json {
-        let v: Vec<Value> = ls
-            .iter()
-            .map(|l| json!({
-                "origin": l.origin, "max_conns": l.max_conns, "max_rate_bps": l.max_rate_bps, "max_bytes": l.max_bytes,
-                "window_secs": l.window_secs, "used_conns": l.used_conns, "used_rate_bps": l.used_rate_bps,
-                "used_bytes_in_window": l.used_bytes_in_window, "live_leases": l.live_leases,
-            }))
-            .collect();
+        let v: Vec<Value> = ls.iter().map(json::limits).collect();
         println!("{}", Value::Array(v));
         return;
     }
@@ -133,14 +100,7 @@ pub fn limits(ls: &[pb::OriginLimits], as_json: bool) {
 /// Relays.
 pub fn relays(rs: &[pb::RelayInfo], as_json: bool) {
     if as_json {
-        let v: Vec<Value> = rs
-            .iter()
-            .map(|r| json!({
-                "id": r.id, "addresses": r.addresses, "zone": r.zone, "capacity_bps": r.capacity_bps, "load": r.load,
-                "origin_rate_bps": r.origin_rate_bps, "origin_latency_ms": r.origin_latency_ms,
-                "bytes_served": r.bytes_served, "last_seen_unix_ms": r.last_seen_unix_ms, "alive": r.alive,
-            }))
-            .collect();
+        let v: Vec<Value> = rs.iter().map(json::relay).collect();
         println!("{}", Value::Array(v));
         return;
     }
@@ -153,15 +113,66 @@ pub fn relays(rs: &[pb::RelayInfo], as_json: bool) {
 /// Clients.
 pub fn clients(cs: &[pb::ClientInfo], as_json: bool) {
     if as_json {
-        let v: Vec<Value> = cs
-            .iter()
-            .map(|c| json!({"id": c.id, "labels": c.labels, "zone": c.zone, "last_seen_unix_ms": c.last_seen_unix_ms}))
-            .collect();
+        let v: Vec<Value> = cs.iter().map(json::client).collect();
         println!("{}", Value::Array(v));
         return;
     }
     println!("{:<24} {:<10} LABELS", "ID", "ZONE");
     for c in cs {
         println!("{:<24} {:<10} {}", c.id, c.zone, c.labels.join(","));
+    }
+}
+
+/// Audit log entries, newest first.
+pub fn audit(es: &[pb::AuditEntry], as_json: bool) {
+    if as_json {
+        println!("{}", Value::Array(es.iter().map(json::audit).collect()));
+        return;
+    }
+    println!("{:<23}  {:<6} {:<5} {:<11} {:<20} DETAIL", "TIME (UTC)", "ROLE", "VIA", "ACTION", "TARGET");
+    for e in es {
+        println!(
+            "{:<23}  {:<6} {:<5} {:<11} {:<20} {}",
+            utc(e.at_unix_ms),
+            e.role,
+            e.via,
+            e.action,
+            e.target,
+            e.detail
+        );
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` in UTC for unix milliseconds.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000");
+        // 2026-12-02 07:47:58.123 UTC
+        assert_eq!(super::utc(1_796_197_678_123), "2026-12-02 07:47:58.123");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00.000");
     }
 }

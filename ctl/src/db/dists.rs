@@ -126,14 +126,17 @@ pub struct StatsRow {
 }
 
 impl Db {
-    /// Inserts a distribution, its client assignments and relay assignments atomically.
+    /// Inserts a distribution, its client assignments, relay assignments and the audit entry
+    /// atomically.
     pub async fn insert_distribution(
         &self,
         d: &DistRow,
         clients: &[String],
         relays: &[String],
+        audit: &super::AuditRow,
     ) -> CtlResult<()> {
         let mut tx = self.begin_write().await?;
+        super::audit::insert(&mut tx, audit).await?;
         sqlx::query(&format!("INSERT INTO distributions ({DIST_COLS}) VALUES ({})", placeholders(0, 15)))
             .bind(&d.id)
             .bind(&d.origin_url)
@@ -199,9 +202,9 @@ impl Db {
         rows.iter().map(dist_from).collect()
     }
 
-    /// Cancels an active distribution and its unfinished assignments. Returns false if it
-    /// was not active.
-    pub async fn cancel_distribution(&self, id: &str) -> CtlResult<bool> {
+    /// Cancels an active distribution and its unfinished assignments, recording `audit` in the
+    /// same transaction. Returns false (and records nothing) if it was not active.
+    pub async fn cancel_distribution(&self, id: &str, audit: &super::AuditRow) -> CtlResult<bool> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let n = sqlx::query(
@@ -227,6 +230,7 @@ impl Db {
             .bind(id)
             .execute(&mut **tx)
             .await?;
+            super::audit::insert(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(n > 0)
@@ -517,4 +521,23 @@ pub(crate) async fn insert_relay_assignment(
     .execute(&mut ***tx)
     .await?;
     Ok(())
+}
+
+impl Db {
+    /// Bytes taken from each origin host over all distributions: relays' pulls plus clients'
+    /// direct origin fetches, ordered by host.
+    pub async fn origin_bytes_by_host(&self) -> CtlResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT host, CAST(SUM(b) AS BIGINT) AS bytes FROM ( \
+               SELECT d.origin_host AS host, ra.origin_bytes AS b FROM relay_assignments ra \
+                 JOIN distributions d ON d.id = ra.dist_id \
+               UNION ALL \
+               SELECT d.origin_host AS host, ca.bytes_http_origin AS b FROM client_assignments ca \
+                 JOIN distributions d ON d.id = ca.dist_id \
+             ) t GROUP BY host ORDER BY host",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("host")?, r.try_get("bytes")?))).collect()
+    }
 }

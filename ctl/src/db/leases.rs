@@ -366,9 +366,11 @@ impl Db {
     /// Sets one limits row (creating a per-origin row if needed) and, in the same transaction,
     /// shrinks the live leases the row covers so their sum fits the new limits at once (a
     /// lowered limit never waits for leases to expire). Returns the relays holding live leases
-    /// under the row: they should renew now to learn their new grants.
-    pub async fn set_limits(&self, l: &LimitsRow) -> CtlResult<Vec<String>> {
+    /// under the row: they should renew now to learn their new grants. `audit` is recorded in
+    /// the same transaction.
+    pub async fn set_limits(&self, l: &LimitsRow, audit: &super::AuditRow) -> CtlResult<Vec<String>> {
         let mut tx = self.begin_write().await?;
+        super::audit::insert(&mut tx, audit).await?;
         sqlx::query(
             "INSERT INTO origin_limits (origin, max_conns, max_rate_bps, max_bytes, window_secs, window_start_ms, \
              window_granted) VALUES ($1, $2, $3, $4, $5, 0, 0) ON CONFLICT (origin) DO UPDATE SET \
@@ -443,5 +445,42 @@ impl Db {
         .bind(relay_id)
         .fetch_one(self.pool())
         .await?)
+    }
+}
+
+/// Live leases held by one relay, summed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RelayLeases {
+    /// Relay id.
+    pub relay_id: String,
+    /// Number of live leases.
+    pub count: i64,
+    /// Sum of granted connections.
+    pub conns: i64,
+    /// Sum of granted rates (bytes/s) over the leases with a limited rate.
+    pub rate_bps: i64,
+}
+
+impl Db {
+    /// Live (unexpired) leases per relay, ordered by relay id.
+    pub async fn live_leases_by_relay(&self) -> CtlResult<Vec<RelayLeases>> {
+        let rows = sqlx::query(
+            "SELECT relay_id, COUNT(*) AS n, CAST(COALESCE(SUM(conns), 0) AS BIGINT) AS conns, \
+             CAST(COALESCE(SUM(CASE WHEN rate_bps > 0 THEN rate_bps ELSE 0 END), 0) AS BIGINT) AS rate \
+             FROM leases WHERE expires_ms > $1 GROUP BY relay_id ORDER BY relay_id",
+        )
+        .bind(now_ms())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RelayLeases {
+                    relay_id: r.try_get("relay_id")?,
+                    count: r.try_get("n")?,
+                    conns: r.try_get("conns")?,
+                    rate_bps: r.try_get("rate")?,
+                })
+            })
+            .collect()
     }
 }

@@ -7,10 +7,11 @@ use super::Db;
 use crate::error::{now_ms, CtlError, CtlResult};
 
 /// `(version, statements)` in ascending order. Never edit a released migration; add one.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE distributions (
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE distributions (
             id TEXT PRIMARY KEY,
             origin_url TEXT NOT NULL,
             origin_host TEXT NOT NULL,
@@ -26,7 +27,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             relay_count BIGINT NOT NULL,
             created_ms BIGINT NOT NULL,
             finished_ms BIGINT NOT NULL)",
-        "CREATE TABLE relays (
+            "CREATE TABLE relays (
             id TEXT PRIMARY KEY,
             addresses TEXT NOT NULL,
             zone TEXT NOT NULL,
@@ -38,17 +39,17 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             bytes_served BIGINT NOT NULL,
             last_seen_ms BIGINT NOT NULL,
             alive BIGINT NOT NULL)",
-        "CREATE TABLE clients (
+            "CREATE TABLE clients (
             id TEXT PRIMARY KEY,
             labels TEXT NOT NULL,
             zone TEXT NOT NULL,
             last_seen_ms BIGINT NOT NULL)",
-        "CREATE TABLE client_labels (
+            "CREATE TABLE client_labels (
             client_id TEXT NOT NULL,
             label TEXT NOT NULL,
             PRIMARY KEY (client_id, label))",
-        "CREATE INDEX client_labels_label ON client_labels (label)",
-        "CREATE TABLE client_assignments (
+            "CREATE INDEX client_labels_label ON client_labels (label)",
+            "CREATE TABLE client_assignments (
             dist_id TEXT NOT NULL,
             client_id TEXT NOT NULL,
             state TEXT NOT NULL,
@@ -61,8 +62,8 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             reason TEXT NOT NULL DEFAULT '',
             updated_ms BIGINT NOT NULL,
             PRIMARY KEY (dist_id, client_id))",
-        "CREATE INDEX client_assignments_client ON client_assignments (client_id)",
-        "CREATE TABLE relay_assignments (
+            "CREATE INDEX client_assignments_client ON client_assignments (client_id)",
+            "CREATE TABLE relay_assignments (
             dist_id TEXT NOT NULL,
             relay_id TEXT NOT NULL,
             state TEXT NOT NULL,
@@ -70,8 +71,8 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             bytes_served BIGINT NOT NULL DEFAULT 0,
             assigned_ms BIGINT NOT NULL,
             PRIMARY KEY (dist_id, relay_id))",
-        "CREATE INDEX relay_assignments_relay ON relay_assignments (relay_id)",
-        "CREATE TABLE origin_limits (
+            "CREATE INDEX relay_assignments_relay ON relay_assignments (relay_id)",
+            "CREATE TABLE origin_limits (
             origin TEXT PRIMARY KEY,
             max_conns BIGINT NOT NULL,
             max_rate_bps BIGINT NOT NULL,
@@ -79,8 +80,8 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             window_secs BIGINT NOT NULL,
             window_start_ms BIGINT NOT NULL,
             window_granted BIGINT NOT NULL)",
-        "INSERT INTO origin_limits VALUES ('', -1, -1, -1, 3600, 0, 0)",
-        "CREATE TABLE leases (
+            "INSERT INTO origin_limits VALUES ('', -1, -1, -1, 3600, 0, 0)",
+            "CREATE TABLE leases (
             id TEXT PRIMARY KEY,
             relay_id TEXT NOT NULL,
             origin TEXT NOT NULL,
@@ -92,9 +93,25 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             expires_ms BIGINT NOT NULL,
             win_start_ms BIGINT NOT NULL,
             win_bytes BIGINT NOT NULL)",
-        "CREATE INDEX leases_expires ON leases (expires_ms)",
-    ],
-)];
+            "CREATE INDEX leases_expires ON leases (expires_ms)",
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE audit_log (
+            id TEXT PRIMARY KEY,
+            at_ms BIGINT NOT NULL,
+            role TEXT NOT NULL,
+            via TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT NOT NULL)",
+            "CREATE INDEX audit_log_at ON audit_log (at_ms)",
+        ],
+    ),
+];
 
 /// Applies every migration not yet recorded. Several replicas starting at once on
 /// PostgreSQL are serialized by an advisory lock.

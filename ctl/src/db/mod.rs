@@ -1,6 +1,7 @@
 //! Persistence: one `Db` over SQLite (default) or PostgreSQL, through sqlx's `Any` driver.
 //! All SQL of Floodgate lives under this module.
 
+mod audit;
 mod dists;
 mod leases;
 mod migrations;
@@ -8,6 +9,7 @@ mod nodes;
 pub mod postgres;
 pub mod sqlite;
 
+pub use audit::AuditRow;
 pub use dists::{DistRow, ProgressRow, StatsRow};
 pub use leases::{LeaseGrant, LeaseRow, LimitsRow};
 pub use nodes::{ClientRow, RelayRow};

@@ -1,5 +1,6 @@
 //! `AdminService`: distributions, limits, listings.
 
+use crate::audit::Actor;
 use crate::convert::{self, check_id};
 use crate::db::{DistRow, LimitsRow};
 use crate::error::{now_ms, CtlError, CtlResult};
@@ -30,7 +31,13 @@ pub async fn load_distribution(st: &State, d: &DistRow) -> CtlResult<pb::Distrib
     convert::distribution(d, relays, s)
 }
 
-async fn create(st: &State, req: pb::CreateDistributionRequest) -> CtlResult<pb::CreateDistributionResponse> {
+/// Creates a distribution (validate, resolve targets, pick relays, persist with its audit
+/// entry, wake the pushers). Shared by gRPC and the HTTP API.
+pub async fn create(
+    st: &State,
+    req: pb::CreateDistributionRequest,
+    actor: &Actor,
+) -> CtlResult<pb::CreateDistributionResponse> {
     let host = convert::origin_host(&req.origin_url)?;
     if req.torrent.len() > MAX_META_BYTES || req.piece_hashes.len() > MAX_META_BYTES {
         return Err(CtlError::Invalid(format!("torrent / piece hashes over {MAX_META_BYTES} bytes")));
@@ -90,7 +97,16 @@ async fn create(st: &State, req: pb::CreateDistributionRequest) -> CtlResult<pb:
         created_ms: now_ms(),
         finished_ms: 0,
     };
-    st.db.insert_distribution(&d, &targets, &chosen).await?;
+    let audit = actor.entry(
+        "dist.create",
+        &d.id,
+        serde_json::json!({
+            "origin_url": d.origin_url, "size": d.size, "has_torrent": !req.torrent.is_empty(),
+            "targets": {"client_ids": sel.client_ids, "labels": sel.labels, "all": sel.all},
+            "target_count": targets.len(), "relay_ids": chosen, "priority": config.priority,
+        }),
+    );
+    st.db.insert_distribution(&d, &targets, &chosen, &audit).await?;
     st.bus.publish(Event::DistCreated { dist: d.id.clone() }).await;
     st.reconcile.notify_one();
     tracing::info!(id = %d.id, targets = targets.len(), relays = chosen.len(), "distribution created");
@@ -124,7 +140,54 @@ fn opt(v: i64) -> Option<i64> {
     (v >= 0).then_some(v)
 }
 
-async fn get_limits(st: &State) -> CtlResult<Vec<pb::OriginLimits>> {
+/// Cancels an active distribution (recorded in the audit log) and announces it.
+pub async fn cancel(st: &State, id: &str, actor: &Actor) -> CtlResult<pb::Distribution> {
+    let d = st.db.get_distribution(id).await?;
+    let audit = actor.entry("dist.cancel", id, serde_json::json!({"previous_state": d.state}));
+    if !st.db.cancel_distribution(id, &audit).await? {
+        return Err(CtlError::Precondition(format!("distribution {id} is already {}", d.state)));
+    }
+    st.bus.publish(Event::DistCancelled { dist: id.to_string() }).await;
+    let d = st.db.get_distribution(id).await?;
+    load_distribution(st, &d).await
+}
+
+/// Sets one limits row (recorded in the audit log), tells the lease holders to renew, and
+/// returns the row with its usage.
+pub async fn set_limits(st: &State, l: &pb::OriginLimits, actor: &Actor) -> CtlResult<pb::OriginLimits> {
+    let row = limits_row(l)?;
+    let target = if row.origin.is_empty() { "global" } else { row.origin.as_str() };
+    let audit = actor.entry(
+        "limits.set",
+        target,
+        serde_json::json!({
+            "max_conns": opt(row.max_conns), "max_rate_bps": opt(row.max_rate_bps),
+            "max_bytes": opt(row.max_bytes), "window_secs": row.window_secs,
+        }),
+    );
+    let holders = st.db.set_limits(&row, &audit).await?;
+    tracing::info!(origin = %row.origin, conns = row.max_conns, rate = row.max_rate_bps, bytes = row.max_bytes, lease_holders = holders.len(), "limits set");
+    if !holders.is_empty() {
+        st.bus.publish(crate::events::Event::LimitsChanged { relays: holders }).await;
+    }
+    get_limits(st)
+        .await?
+        .into_iter()
+        .find(|x| x.origin == row.origin)
+        .ok_or_else(|| CtlError::Corrupt("limits row vanished".into()))
+}
+
+/// Every distribution with statistics, newest first.
+pub async fn list_distributions(st: &State) -> CtlResult<Vec<pb::Distribution>> {
+    let mut out = Vec::new();
+    for d in st.db.list_distributions().await? {
+        out.push(load_distribution(st, &d).await?);
+    }
+    Ok(out)
+}
+
+/// Global and per-origin limits with their live usage.
+pub async fn get_limits(st: &State) -> CtlResult<Vec<pb::OriginLimits>> {
     Ok(st
         .db
         .limits_with_usage()
@@ -152,7 +215,8 @@ impl AdminService for Admin {
         &self,
         req: Request<pb::CreateDistributionRequest>,
     ) -> Result<Response<pb::CreateDistributionResponse>, Status> {
-        Ok(Response::new(create(&self.0, req.into_inner()).await?))
+        let actor = Actor::grpc(&req);
+        Ok(Response::new(create(&self.0, req.into_inner(), &actor).await?))
     }
 
     async fn get_distribution(
@@ -167,25 +231,15 @@ impl AdminService for Admin {
         &self,
         _req: Request<pb::ListDistributionsRequest>,
     ) -> Result<Response<pb::ListDistributionsResponse>, Status> {
-        let mut out = Vec::new();
-        for d in self.0.db.list_distributions().await? {
-            out.push(load_distribution(&self.0, &d).await?);
-        }
-        Ok(Response::new(pb::ListDistributionsResponse { distributions: out }))
+        Ok(Response::new(pb::ListDistributionsResponse { distributions: list_distributions(&self.0).await? }))
     }
 
     async fn cancel_distribution(
         &self,
         req: Request<pb::CancelDistributionRequest>,
     ) -> Result<Response<pb::Distribution>, Status> {
-        let id = req.into_inner().id;
-        let d = self.0.db.get_distribution(&id).await?;
-        if !self.0.db.cancel_distribution(&id).await? {
-            return Err(CtlError::Precondition(format!("distribution {id} is already {}", d.state)).into());
-        }
-        self.0.bus.publish(Event::DistCancelled { dist: id.clone() }).await;
-        let d = self.0.db.get_distribution(&id).await?;
-        Ok(Response::new(load_distribution(&self.0, &d).await?))
+        let actor = Actor::grpc(&req);
+        Ok(Response::new(cancel(&self.0, &req.into_inner().id, &actor).await?))
     }
 
     type WatchDistributionStream = WatchStream;
@@ -239,19 +293,9 @@ impl AdminService for Admin {
         &self,
         req: Request<pb::SetOriginLimitsRequest>,
     ) -> Result<Response<pb::OriginLimits>, Status> {
+        let actor = Actor::grpc(&req);
         let l = req.into_inner().limits.ok_or_else(|| Status::invalid_argument("limits missing"))?;
-        let row = limits_row(&l)?;
-        let holders = self.0.db.set_limits(&row).await?;
-        tracing::info!(origin = %row.origin, conns = row.max_conns, rate = row.max_rate_bps, bytes = row.max_bytes, lease_holders = holders.len(), "limits set");
-        if !holders.is_empty() {
-            self.0.bus.publish(crate::events::Event::LimitsChanged { relays: holders }).await;
-        }
-        let all = get_limits(&self.0).await?;
-        let out = all
-            .into_iter()
-            .find(|x| x.origin == row.origin)
-            .ok_or_else(|| Status::internal("limits row vanished"))?;
-        Ok(Response::new(out))
+        Ok(Response::new(set_limits(&self.0, &l, &actor).await?))
     }
 
     async fn get_origin_limits(
@@ -275,5 +319,18 @@ impl AdminService for Admin {
     ) -> Result<Response<pb::ListClientsResponse>, Status> {
         let clients = self.0.db.list_clients().await?.iter().map(convert::client_info).collect();
         Ok(Response::new(pb::ListClientsResponse { clients }))
+    }
+
+    async fn list_audit_log(
+        &self,
+        req: Request<pb::ListAuditLogRequest>,
+    ) -> Result<Response<pb::ListAuditLogResponse>, Status> {
+        let limit = match req.into_inner().limit {
+            0 => 100,
+            n => n.min(10_000),
+        };
+        let entries =
+            self.0.db.list_audit(i64::from(limit)).await?.into_iter().map(crate::audit::to_pb).collect();
+        Ok(Response::new(pb::ListAuditLogResponse { entries }))
     }
 }

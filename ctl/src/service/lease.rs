@@ -40,6 +40,15 @@ async fn grant(st: &State, relay_id: &str, want: [i64; 3], ttl_ms: i64) -> CtlRe
     Ok(LeaseGrant { want, ttl_ms: ttl, weight: leases::weight(Some(&relay), prio) })
 }
 
+/// The `result` label of a lease request: granted, refused (no quota now) or error.
+fn outcome<T>(r: &CtlResult<T>) -> &'static str {
+    match r {
+        Ok(_) => "granted",
+        Err(CtlError::Exhausted(_)) => "refused",
+        Err(_) => "error",
+    }
+}
+
 #[tonic::async_trait]
 impl LeaseService for Lease {
     async fn acquire_origin_lease(
@@ -48,9 +57,14 @@ impl LeaseService for Lease {
     ) -> Result<Response<pb::OriginLease>, Status> {
         let r = req.into_inner();
         let origin = convert::origin_key(&r.origin)?;
-        let g = grant(&self.0, &r.relay_id, [r.want_conns, r.want_rate_bps, r.want_bytes], r.ttl_ms).await?;
-        let lease = self.0.db.acquire_lease(&r.relay_id, &origin, &g).await?;
-        Ok(Response::new(to_pb(lease)))
+        let res = match grant(&self.0, &r.relay_id, [r.want_conns, r.want_rate_bps, r.want_bytes], r.ttl_ms)
+            .await
+        {
+            Ok(g) => self.0.db.acquire_lease(&r.relay_id, &origin, &g).await,
+            Err(e) => Err(e),
+        };
+        self.0.metrics.lease_request("acquire", outcome(&res));
+        Ok(Response::new(to_pb(res?)))
     }
 
     async fn renew_origin_lease(
@@ -61,9 +75,14 @@ impl LeaseService for Lease {
         if r.used_bytes < 0 {
             return Err(Status::invalid_argument("used_bytes must not be negative"));
         }
-        let g = grant(&self.0, &r.relay_id, [r.want_conns, r.want_rate_bps, r.want_bytes], r.ttl_ms).await?;
-        let lease = self.0.db.renew_lease(&r.lease_id, &r.relay_id, &g).await?;
-        Ok(Response::new(to_pb(lease)))
+        let res = match grant(&self.0, &r.relay_id, [r.want_conns, r.want_rate_bps, r.want_bytes], r.ttl_ms)
+            .await
+        {
+            Ok(g) => self.0.db.renew_lease(&r.lease_id, &r.relay_id, &g).await,
+            Err(e) => Err(e),
+        };
+        self.0.metrics.lease_request("renew", outcome(&res));
+        Ok(Response::new(to_pb(res?)))
     }
 
     async fn release_origin_lease(
