@@ -1,7 +1,8 @@
 #![no_main]
-//! HTTP heads and range headers from arbitrary bytes: never panic; what parses is consistent.
+//! HTTP heads, range headers and URLs from arbitrary bytes: never panic; what parses is
+//! consistent, and a redacted URL never shows its user info.
 
-use floodgate_engine::http::{parse_request, parse_response, ContentRange, RangeSpec};
+use floodgate_engine::http::{parse_request, parse_response, redact, ContentRange, HttpUrl, RangeSpec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +20,14 @@ fuzz_target!(|data: &[u8]| {
             }
             assert_eq!(RangeSpec::parse(&spec.to_string()), Ok(Some(spec)));
         }
+        if let Ok(url) = HttpUrl::parse(text) {
+            assert!(url.target.starts_with('/') && url.port != 0);
+            if let Some(info) = &url.userinfo {
+                assert!(!url.to_string().contains(&format!("{info}@")));
+            }
+        }
+        let shown = redact(text);
+        assert!(shown.len() <= text.len() + "?…".len());
         if let Ok(cr) = ContentRange::parse(text) {
             assert_eq!(ContentRange::parse(&cr.to_string()), Ok(cr));
         }
