@@ -1,5 +1,6 @@
 //! JSON shapes shared by the CLI's `--json` output and the HTTP API, so both say the same.
 
+use floodgate_engine::http::redact;
 use floodgate_proto::v1 as pb;
 use serde_json::{json, Value};
 
@@ -19,7 +20,7 @@ pub fn dist(d: &pb::Distribution) -> Value {
     let s = d.stats.unwrap_or_default();
     let t = d.targets.clone().unwrap_or_default();
     json!({
-        "id": d.id, "origin_url": d.origin_url, "state": state_name(d.state),
+        "id": d.id, "origin_url": redact(&d.origin_url), "state": state_name(d.state),
         "created_unix_ms": d.created_unix_ms, "finished_unix_ms": d.finished_unix_ms,
         "size": d.size, "has_torrent": d.has_torrent, "relay_ids": d.relay_ids,
         "targets": {"client_ids": t.client_ids, "labels": t.labels, "all": t.all},
@@ -61,4 +62,20 @@ pub fn audit(e: &pb::AuditEntry) -> Value {
         "at_unix_ms": e.at_unix_ms, "role": e.role, "via": e.via, "peer": e.peer,
         "action": e.action, "target": e.target, "detail": e.detail,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_urls_are_shown_without_credentials_or_query() {
+        let d = pb::Distribution {
+            origin_url: "http://user:pass@origin.example/f?X-Amz-Signature=abc".into(),
+            ..Default::default()
+        };
+        let shown = dist(&d).to_string();
+        assert!(shown.contains("http://origin.example/f?…"), "{shown}");
+        assert!(!shown.contains("pass") && !shown.contains("Signature"), "{shown}");
+    }
 }

@@ -15,7 +15,7 @@ pub fn dist(d: &pb::Distribution, as_json: bool) {
     println!(
         "id:        {}\nurl:       {}\nstate:     {}\nrelays:    {}",
         d.id,
-        d.origin_url,
+        floodgate_engine::http::redact(&d.origin_url),
         state_name(d.state),
         d.relay_ids.join(", ")
     );
@@ -44,7 +44,7 @@ pub fn dists(ds: &[pb::Distribution], as_json: bool) {
             state_name(d.state),
             format!("{}/{}", s.done, s.targets),
             s.progress * 100.0,
-            d.origin_url
+            floodgate_engine::http::redact(&d.origin_url)
         );
     }
 }
