@@ -166,3 +166,34 @@ fn slow_bittorrent_is_topped_up_to_the_threshold_over_http() {
     assert!(rate_after >= threshold as f64, "{rate_after:.0} B/s after the switch: {r}");
     assert!(r["bt_bytes"].as_u64().unwrap() > 0, "BitTorrent still contributed: {r}");
 }
+
+#[test]
+fn a_killed_http_download_resumes_without_fetching_verified_pieces_again() {
+    let fx = Fixture::new(6 * 1024 * 1024);
+    // ~3 s for the whole file, so the first run is killed half way.
+    let origin = Origin::start(&fx.file, &["--rate", "2000000"]);
+    let out = fx.dir.path().join("out");
+    let mut first = ChildGuard::spawn(
+        Command::new(bin("floodgate"))
+            .args(["get", path(&fx.torrent), "-o", path(&out), "--no-seed", "--timeout", "60"])
+            .args(["--listen", &free_addr().to_string(), "--http-source", &origin.url()])
+            .args(["--check-interval", "0.2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn get");
+    let half = floodgate_tests::wait_for(Duration::from_secs(30), || {
+        (origin.stats().1 >= fx.data.len() as u64 / 2).then_some(())
+    });
+    assert!(half.is_some(), "the first run fetched nothing");
+    first.kill();
+    let (_, before) = origin.stats();
+    assert!(before < fx.data.len() as u64, "killed before the end");
+    let r = get(&fx.torrent, &out, &["--http-source", &origin.url(), "--check-interval", "0.2"]);
+    assert_eq!(std::fs::read(out.join("blob.bin")).unwrap(), fx.data);
+    assert!(r["resumed_pieces"].as_u64().unwrap() > 0, "{r}");
+    // Only what was in flight at the kill is fetched twice: at most a piece per HTTP worker.
+    let (_, total) = origin.stats();
+    let slack = 4 * 64 * 1024 + 64 * 1024;
+    assert!(total <= fx.data.len() as u64 + slack, "origin served {total} bytes for {}", fx.data.len());
+}
