@@ -154,8 +154,9 @@ fn download_limit_holds_the_average_rate() {
     let started = Instant::now();
     client.connect(seed_swarm.listen_addr().unwrap());
     assert!(wait(|| client.is_complete(), Duration::from_secs(30)), "stuck at {:?}", client.stats());
-    // 3 MiB at 2 MiB/s with a 205 KiB burst cannot finish in much under 1.4 s.
-    let floor = (data.len() as f64 - (rate / 10) as f64) / rate as f64;
+    // 3 MiB at 2 MiB/s with a 205 KiB burst cannot finish in much under 1.3 s: a connection waits
+    // on the limit after each read, so one read (up to the 256 KiB receive buffer) may run ahead.
+    let floor = (data.len() as f64 - (rate / 10) as f64 - 256.0 * 1024.0) / rate as f64;
     let took = started.elapsed().as_secs_f64();
     assert!(took >= floor * 0.95, "took {took:.2} s, the limit allows no less than {floor:.2} s");
     assert_eq!(client.read(0, data.len()).unwrap(), &data[..]);
