@@ -214,3 +214,93 @@ mod tests {
         assert!(check_status(206).is_ok());
     }
 }
+
+#[cfg(test)]
+mod server_tests {
+    //! `fetch_run` against a one-shot server on 127.0.0.1 that answers with a canned head.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one connection: reads a request head, answers `head` + `body`.
+    async fn serve_once(head: String, body: Vec<u8>) -> HttpUrl {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(head.as_bytes()).await.unwrap();
+            s.write_all(&body).await.unwrap();
+        });
+        HttpUrl::parse(&format!("http://{addr}/f")).unwrap()
+    }
+
+    async fn run(
+        head: String,
+        body: Vec<u8>,
+        start: u64,
+        sizes: &[u32],
+    ) -> (Result<(), FetchError>, Vec<Vec<u8>>) {
+        let url = serve_once(head, body).await;
+        let (requests, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+        let tally = Tally { requests: &requests, bytes: &bytes };
+        let v = Validators { length: 1000, etag: Some("\"e\"".into()) };
+        let quota = Quota::fixed(0, 1);
+        let mut pieces = Vec::new();
+        let mut slot = None;
+        let spec = RunSpec { start, piece_sizes: sizes };
+        let r =
+            fetch_run(&mut slot, &url, Duration::from_secs(5), None, &v, &quota, spec, tally, |_, data| {
+                pieces.push(data.to_vec());
+                Ok(Flow::Continue)
+            })
+            .await;
+        (r, pieces)
+    }
+
+    fn head206(start: u64, end: u64, etag: &str) -> String {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/1000\r\nContent-Length: {}\r\nETag: {etag}\r\n\r\n",
+            end - 1,
+            end - start
+        )
+    }
+
+    #[tokio::test]
+    async fn a_good_range_is_handed_out_piece_by_piece() {
+        let body: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let (r, pieces) = run(head206(100, 400, "\"e\""), body.clone(), 100, &[100, 200]).await;
+        r.unwrap();
+        assert_eq!(pieces, vec![body[..100].to_vec(), body[100..].to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn wrong_ranges_changed_files_and_ignored_ranges_are_refused() {
+        let (r, p) = run(head206(0, 300, "\"e\""), vec![0; 300], 100, &[300]).await;
+        assert!(matches!(r, Err(FetchError::Unusable(_))) && p.is_empty(), "{r:?}");
+        let (r, _) = run(head206(100, 400, "\"other\""), vec![0; 300], 100, &[300]).await;
+        assert!(matches!(r, Err(FetchError::Changed(_))), "{r:?}");
+        let ignored = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_string();
+        let (r, _) = run(ignored, vec![0; 1000], 100, &[300]).await;
+        assert!(matches!(r, Err(FetchError::Unusable(_))), "{r:?}");
+        let (r, _) = run("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n".into(), vec![], 0, &[10]).await;
+        assert!(matches!(r, Err(FetchError::Status(503))) && !r.as_ref().unwrap_err().is_fatal(), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_truncated_body_is_an_error_after_the_whole_pieces() {
+        let mut head = head206(0, 300, "\"e\"");
+        head = head.replace("Content-Length: 300", "Content-Length: 300\r\nConnection: close");
+        let (r, pieces) = run(head, vec![7; 150], 0, &[100, 200]).await;
+        assert!(matches!(r, Err(FetchError::Truncated { got: 50, want: 200 })), "{r:?}");
+        assert_eq!(pieces.len(), 1, "the whole first piece was handed out");
+    }
+}
