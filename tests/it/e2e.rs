@@ -3,6 +3,7 @@
 //! `floodgate-ctl dist create`. Both agents must end with the origin's bytes, and ctl must show
 //! the distribution done with about one file pulled from the origin.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -27,6 +28,31 @@ pub fn ctl_json(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Starts `floodgate-relay --ctl` as `id` in zone z1, listening on `bt` and `http`.
+pub fn spawn_relay(ctl: &Ctl, id: &str, data_dir: &Path, bt: SocketAddr, http: SocketAddr) -> ChildGuard {
+    ChildGuard::spawn(
+        Command::new(bin("floodgate-relay"))
+            .args(["--ctl", &ctl.url(), "--token", RELAY, "--id", id, "--zone", "z1"])
+            .args(["--data-dir", path(data_dir)])
+            .args(["--listen-bt", &bt.to_string(), "--listen-http", &http.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
+    .expect("spawn floodgate-relay --ctl")
+}
+
+/// Starts `floodgate agent` as `id` in zone z1 with `labels`, downloading into `out`.
+pub fn spawn_agent(ctl: &Ctl, id: &str, labels: &str, out: &Path) -> ChildGuard {
+    ChildGuard::spawn(
+        Command::new(bin("floodgate"))
+            .args(["agent", "--ctl", &ctl.url(), "--token", CLIENT, "--id", id])
+            .args(["--labels", labels, "--zone", "z1", "-o", path(out), "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
+    .expect("spawn floodgate agent")
 }
 
 /// Whether `file` holds exactly `want`.
@@ -75,15 +101,7 @@ fn run(meta: Meta, kill_relay: bool) {
     for i in 1..=relay_count {
         let (bt, http) = (free_addr(), free_addr());
         let relay_dir = fx.dir.path().join(format!("relay{i}"));
-        let child = ChildGuard::spawn(
-            Command::new(bin("floodgate-relay"))
-                .args(["--ctl", &ctl.url(), "--token", RELAY, "--id", &format!("relay-{i}"), "--zone", "z1"])
-                .args(["--data-dir", path(&relay_dir)])
-                .args(["--listen-bt", &bt.to_string(), "--listen-http", &http.to_string()])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null()),
-        )
-        .expect("spawn floodgate-relay --ctl");
+        let child = spawn_relay(&ctl, &format!("relay-{i}"), &relay_dir, bt, http);
         assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
         relays.push(child);
     }
@@ -92,25 +110,7 @@ fn run(meta: Meta, kill_relay: bool) {
     let mut outs = Vec::new();
     for i in 1..=2 {
         let out = fx.dir.path().join(format!("agent{i}"));
-        agents.push(
-            ChildGuard::spawn(
-                Command::new(bin("floodgate"))
-                    .args(["agent", "--ctl", &ctl.url(), "--token", CLIENT, "--id", &format!("agent-{i}")])
-                    .args([
-                        "--labels",
-                        "e2e,web",
-                        "--zone",
-                        "z1",
-                        "-o",
-                        path(&out),
-                        "--listen",
-                        "127.0.0.1:0",
-                    ])
-                    .env("RUST_LOG", "warn")
-                    .stdout(Stdio::null()),
-            )
-            .expect("spawn floodgate agent"),
-        );
+        agents.push(spawn_agent(&ctl, &format!("agent-{i}"), "e2e,web", &out));
         outs.push(out);
     }
 

@@ -9,13 +9,12 @@ mod metrics;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
 
-use crate::ctl::{sqlite_db, Ctl, CLIENT, RELAY};
-use crate::e2e::ctl_json;
+use crate::ctl::{sqlite_db, Ctl};
+use crate::e2e::{ctl_json, spawn_agent, spawn_relay};
 use crate::relay::{path, Fixture, Origin};
 
 /// The workspace root.
@@ -51,45 +50,11 @@ impl Fleet {
         let ctl = Ctl::start(&db, &["--http-listen", &http.to_string()]);
         assert!(wait_for_listen(http, Duration::from_secs(30)), "ctl's HTTP side did not listen on {http}");
         let (bt, relay_http) = (free_addr(), free_addr());
-        let relay = ChildGuard::spawn(
-            Command::new(bin("floodgate-relay"))
-                .args(["--ctl", &ctl.url(), "--token", RELAY, "--id", "relay-1", "--zone", "z1"])
-                .args(["--data-dir", path(&fx.dir.path().join("relay"))])
-                .args(["--listen-bt", &bt.to_string(), "--listen-http", &relay_http.to_string()])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null()),
-        )
-        .expect("spawn floodgate-relay --ctl");
+        let relay = spawn_relay(&ctl, "relay-1", &fx.dir.path().join("relay"), bt, relay_http);
         let mut children = Vec::new();
         for i in 1..=agents {
             let out = fx.dir.path().join(format!("agent{i}"));
-            children.push(
-                ChildGuard::spawn(
-                    Command::new(bin("floodgate"))
-                        .args([
-                            "agent",
-                            "--ctl",
-                            &ctl.url(),
-                            "--token",
-                            CLIENT,
-                            "--id",
-                            &format!("agent-{i}"),
-                        ])
-                        .args([
-                            "--labels",
-                            "web",
-                            "--zone",
-                            "z1",
-                            "-o",
-                            path(&out),
-                            "--listen",
-                            "127.0.0.1:0",
-                        ])
-                        .env("RUST_LOG", "warn")
-                        .stdout(Stdio::null()),
-                )
-                .expect("spawn floodgate agent"),
-            );
+            children.push(spawn_agent(&ctl, &format!("agent-{i}"), "web", &out));
         }
         let registered = wait_for(Duration::from_secs(30), || {
             let clients = ctl_json(&ctl, &["clients"])?.to_string();
