@@ -8,6 +8,7 @@
 //!   response against the validators (status, `Content-Range`, `Content-Length`, ETag) and hands
 //!   each whole piece to the caller as it lands;
 //! * [`Quota`]: connections, bytes/s and a byte allowance that every body read waits on;
+//! * [`get_body`]: a plain GET of a small document (a relay's hash list);
 //! * [`backoff`]: the retry schedule.
 //!
 //! URLs are parsed by `floodgate_engine::http::HttpUrl` (the one URL parser); everything that
@@ -15,6 +16,7 @@
 
 mod conn;
 mod error;
+mod get;
 mod quota;
 mod range;
 mod tls;
@@ -22,6 +24,7 @@ mod tls;
 pub use conn::{Conn, SourceIo};
 pub use error::FetchError;
 pub use floodgate_engine::http::HttpUrl;
+pub use get::get_body;
 pub use quota::Quota;
 pub use range::{backoff, check_status, fetch_run, probe, Flow, RunSpec, Tally, Validators};
 pub use tls::{client_config, TlsSetupError};

@@ -288,7 +288,14 @@ impl Relay {
             let len = origin::origin_length(&url, &config)
                 .await
                 .context("cannot learn the origin file's length")?;
-            Arc::new(url_only_task(&self.cli.task_options(), t.origin_url.clone(), &url, len)?)
+            Arc::new(url_only_task(
+                &self.cli.task_options(),
+                &self.swarm,
+                t.origin_url.clone(),
+                &url,
+                len,
+                Some(&t.dist_id),
+            )?)
         };
         let info_hash = task.torrent().map(|h| h.info_hash());
         self.server.add_task(task.clone());
@@ -391,7 +398,7 @@ impl Relay {
     fn adopt_url_only_data(&self, origin_url: &str, torrent: &[u8]) {
         let Ok(meta) = floodgate_engine::metainfo::Metainfo::from_bytes(torrent) else { return };
         let known = self.cli.data_dir.join(meta.info_hash().to_hex());
-        let url_id = floodgate_engine::types::hex(&floodgate_engine::hash::sha1(origin_url.as_bytes()));
+        let url_id = floodgate_engine::metainfo::url_task_id(origin_url);
         let pulled = self.cli.data_dir.join(url_id);
         if known.exists() || !pulled.is_dir() {
             return;
@@ -415,6 +422,9 @@ impl Relay {
         self.server.remove_task(&r.task.id);
         if let Some(h) = r.info_hash {
             self.swarm.remove_torrent(&h);
+        }
+        if let Some(p) = r.task.provisional() {
+            self.swarm.remove_torrent(&p.info_hash());
         }
         let dir = self.cli.data_dir.join(&r.task.id);
         if let Err(e) = std::fs::remove_dir_all(&dir) {

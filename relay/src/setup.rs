@@ -8,8 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use floodgate_engine::hash::PieceHashes;
 use floodgate_engine::layout::Layout;
-use floodgate_engine::metainfo::{piece_length_for, Metainfo};
+use floodgate_engine::metainfo::{
+    piece_length_for, provisional_info_hash, url_file_name, url_task_id, Metainfo,
+};
 use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{verified_on_disk, Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm};
@@ -40,7 +43,7 @@ pub async fn announce_self(
     loop {
         let tasks = server.tasks();
         for task in &tasks {
-            if let Some(t) = task.torrent() {
+            for t in [task.torrent(), task.provisional()].into_iter().flatten() {
                 server.tracker.register_seed(t.info_hash(), peer_id, bt);
             }
         }
@@ -82,18 +85,20 @@ pub fn known_task(
     Ok(task)
 }
 
-/// A URL-only task: id from the URL, pieces sized for the length, data under `<data-dir>/<id>/`.
-pub fn url_only_task(opts: &TaskOptions, origin: String, url: &HttpUrl, len: u64) -> anyhow::Result<Task> {
-    let id = floodgate_engine::types::hex(&floodgate_engine::hash::sha1(origin.as_bytes()));
-    let name = url
-        .target
-        .split('?')
-        .next()
-        .and_then(|p| p.rsplit('/').next())
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
-        .filter(|n| !n.starts_with('.'))
-        .unwrap_or("data")
-        .to_string();
+/// A URL-only task: id and file name from the URL, pieces sized for the length (so every relay
+/// of the URL lays it out the same way), data under `<data-dir>/<id>/`. With `provisional`
+/// (the distribution's id) its landed pieces are also offered in the distribution's
+/// provisional swarm, where its clients trade them during the pull.
+pub fn url_only_task(
+    opts: &TaskOptions,
+    swarm: &Swarm,
+    origin: String,
+    url: &HttpUrl,
+    len: u64,
+    provisional: Option<&str>,
+) -> anyhow::Result<Task> {
+    let id = url_task_id(&origin);
+    let name = url_file_name(&url.target);
     if len == 0 {
         bail!("the origin file is empty");
     }
@@ -101,11 +106,25 @@ pub fn url_only_task(opts: &TaskOptions, origin: String, url: &HttpUrl, len: u64
         Layout::single(name.clone(), len, piece_length_for(len)).context("cannot lay out the file")?;
     let root = opts.data_dir.join(&id);
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let store = Store::open(layout, &root, StoreConfig::default())
+    let store = Store::open(layout.clone(), &root, StoreConfig::default())
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
     let journal = opts.data_dir.join(format!("{id}.pieces"));
-    Task::url_only(id, origin, name, store, opts.serve_threshold, &journal)
-        .with_context(|| format!("cannot open the piece journal {}", journal.display()))
+    let task = Task::url_only(id, origin, name, store, opts.serve_threshold, &journal)
+        .with_context(|| format!("cannot open the piece journal {}", journal.display()))?;
+    if let (Some(key), Some(growing)) = (provisional, task.growing()) {
+        // A second handle on the same files: the pull writes, the swarm reads verified pieces.
+        let store = Store::open(layout.clone(), &root, StoreConfig::default())
+            .with_context(|| format!("cannot open the data files under {}", root.display()))?;
+        let hashes = PieceHashes::partial(&growing.hashes());
+        let mut add = AddTorrent::provisional(provisional_info_hash(key), layout, hashes, store)
+            .with_verified(growing.landed());
+        add.max_peers = opts.max_peers;
+        add.session.super_seed = opts.super_seed;
+        let torrent = swarm.add_torrent(add)?;
+        torrent.disable_peer_downloads();
+        task.set_provisional(torrent);
+    }
+    Ok(task)
 }
 
 /// Builds the finished URL-only task's torrent (url-list: this relay), saves it, and seeds it.

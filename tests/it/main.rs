@@ -4,6 +4,7 @@
 mod bt;
 mod ctl;
 mod e2e;
+mod faststart;
 mod hybrid;
 mod interop;
 mod magnet;

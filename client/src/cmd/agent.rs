@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use floodgate_engine::gapfill::SwitchConfig;
-use floodgate_engine::metainfo::Metainfo;
-use floodgate_engine::store::{Store, StoreConfig};
+use floodgate_engine::hash::PieceHashes;
+use floodgate_engine::metainfo::{provisional_info_hash, url_task_id, Metainfo};
+use floodgate_engine::piece_map::Bitfield;
+use floodgate_engine::store::{verified_on_disk_against, Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig, TorrentHandle};
 use floodgate_engine::tracker::{announce, AnnounceRequest, Event};
 use floodgate_engine::types::{InfoHash, PeerId};
@@ -26,6 +28,7 @@ use pb::client_service_client::ClientServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use super::hash_feed;
 use crate::gapfill::{GapFillConfig, GapFiller, HttpOptions, SourceKind};
 
 /// Time limit of one unary call to ctl.
@@ -69,6 +72,13 @@ type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
 /// One task being downloaded or seeded.
 struct Job {
     revision: u64,
+    /// The task as last pushed (a provisional job is promoted with it).
+    task: pb::Task,
+    /// A URL-only task in its provisional swarm, waiting for the `.torrent`.
+    provisional: bool,
+    /// The relays' name for the task's data (`/tasks/<id>/data`): the info-hash in hex, or
+    /// for a provisional job the relays' URL-only task id.
+    data_id: String,
     info_hash: InfoHash,
     torrent: TorrentHandle,
     relays: Arc<Mutex<Vec<pb::RelayEndpoint>>>,
@@ -76,6 +86,8 @@ struct Job {
     files: Vec<PathBuf>,
     /// HTTP gap-filling from the relays (`None` with `--no-http`).
     filler: Option<Arc<GapFiller>>,
+    /// Bytes an earlier phase received (a promoted job's provisional swarm).
+    base: Bytes,
 }
 
 /// What the loops share.
@@ -84,6 +96,19 @@ struct Agent {
     client: Client,
     swarm: Swarm,
     jobs: Mutex<HashMap<String, Job>>,
+    /// URL-only tasks waiting for a relay's first hash list (lock after `jobs`).
+    waiting: Mutex<HashSet<String>>,
+    /// Provisional jobs being moved to the standard swarm (lock after `jobs`).
+    promoting: Mutex<HashSet<String>>,
+}
+
+/// What a provisional job hands to its standard successor: pieces verified, and against
+/// which hashes (only those the `.torrent` confirms are kept, without hashing them again).
+struct Carry {
+    verified: Bitfield,
+    hashes: Vec<Option<[u8; 20]>>,
+    /// What the provisional swarm and HTTP brought, reported on top of the new job's bytes.
+    received: Bytes,
 }
 
 /// Runs the agent until interrupted.
@@ -105,7 +130,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
         let client = ClientServiceClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20);
-        let agent = Arc::new(Agent { args, client, swarm, jobs: Mutex::new(HashMap::new()) });
+        let agent = Arc::new(Agent {
+            args,
+            client,
+            swarm,
+            jobs: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashSet::new()),
+            promoting: Mutex::new(HashSet::new()),
+        });
         agent.register_until_ok().await;
         tracing::info!(id = %agent.args.id, "registered with ctl");
         tokio::spawn(agent.clone().watch_loop());
@@ -167,10 +199,30 @@ impl Agent {
                                 job.torrent.connect(addr);
                             }
                             if let Some(f) = &job.filler {
-                                f.add_sources(relay_sources(&task.relays, &job.info_hash));
+                                f.add_sources(relay_sources(&task.relays, &job.data_id));
                             }
                         }
+                        let promote = job.provisional && task.has_torrent;
+                        job.task = pb::Task {
+                            has_torrent: job.task.has_torrent || task.has_torrent,
+                            ..task.clone()
+                        };
+                        drop(jobs);
+                        if promote {
+                            tokio::spawn(self.clone().promote(task.dist_id.clone()));
+                        }
                         return;
+                    }
+                    if self.promoting.lock().contains(&task.dist_id) {
+                        return;
+                    }
+                    let mut waiting = self.waiting.lock();
+                    if waiting.contains(&task.dist_id) {
+                        if !task.has_torrent {
+                            return;
+                        }
+                        // The .torrent came before any relay's hash list: start normally.
+                        waiting.remove(&task.dist_id);
                     }
                 }
                 let dist = task.dist_id.clone();
@@ -186,15 +238,166 @@ impl Agent {
         }
     }
 
-    /// Fetches the task's .torrent, adds it to the swarm, dials the relays and starts the
-    /// progress reporter and the tracker announcer.
+    /// Starts a task: from its `.torrent`, or (URL-only, no `.torrent` yet) in the
+    /// distribution's provisional swarm as soon as a relay publishes its first hashes.
     async fn start(self: &Arc<Self>, task: pb::Task) -> anyhow::Result<()> {
         if !task.has_torrent {
-            // URL-only: the relay publishes the .torrent when its pull completes, and ctl
-            // pushes this task again with it.
-            tracing::info!(dist = %task.dist_id, "waiting for the relay to publish the distribution's .torrent");
+            tracing::info!(dist = %task.dist_id, "URL-only distribution: starting from the relays' growing hash lists");
+            self.waiting.lock().insert(task.dist_id.clone());
+            tokio::spawn(self.clone().start_provisional(task));
             return Ok(());
         }
+        self.start_known(task, None).await
+    }
+
+    /// Waits for a relay's hash list of a URL-only task (the relays hear of the task when we
+    /// do), then joins the provisional swarm. Gives up when the wait is cancelled or replaced.
+    async fn start_provisional(self: Arc<Self>, task: pb::Task) {
+        let dist = task.dist_id.clone();
+        let id = url_task_id(&task.origin_url);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let list = loop {
+            if !self.waiting.lock().contains(&dist) {
+                return;
+            }
+            let mut got = None;
+            for relay in addrs(&task.relays, "http://") {
+                let url = match hash_feed::list_url(&relay.to_string(), &id, "") {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::warn!(%relay, error = %e, "bad relay address");
+                        continue;
+                    }
+                };
+                match hash_feed::fetch_list(&mut None, &url).await {
+                    Ok(list) => {
+                        got = Some(list);
+                        break;
+                    }
+                    Err(e) => tracing::debug!(%relay, error = %e, "no hash list yet"),
+                }
+            }
+            if let Some(list) = got {
+                break list;
+            }
+            backoff.wait().await;
+        };
+        if let Err(e) = self.join_provisional(task, id, list) {
+            let reason = format!("{e:#}");
+            tracing::error!(dist = %dist, error = %reason, "cannot start the URL-only task");
+            self.report(&dist, pb::TaskState::Failed, Bytes::default(), 0, reason).await;
+        }
+    }
+
+    /// Adds the provisional torrent (layout and hashes from the relay's list; pieces already
+    /// correct on disk kept) and runs it like any task, following the relays' hash lists.
+    fn join_provisional(
+        self: &Arc<Self>,
+        task: pb::Task,
+        id: String,
+        list: hash_feed::HashList,
+    ) -> anyhow::Result<()> {
+        let layout = list.layout()?;
+        let hashes = list.decoded();
+        if hashes.len() != layout.piece_count() as usize {
+            anyhow::bail!(
+                "the relay's hash list has {} entries for {} pieces",
+                hashes.len(),
+                layout.piece_count()
+            );
+        }
+        let root = self.args.output.clone();
+        let verified = verified_on_disk_against(&layout, &hashes, &root);
+        let store = Store::open(layout.clone(), &root, StoreConfig::default())
+            .with_context(|| format!("cannot open the data files under {}", root.display()))?;
+        let info_hash = provisional_info_hash(&task.dist_id);
+        let add = AddTorrent::provisional(info_hash, layout.clone(), PieceHashes::partial(&hashes), store)
+            .with_verified(verified);
+        {
+            // Still wanted? (cancelled, or replaced by a start from the .torrent meanwhile)
+            let jobs = self.jobs.lock();
+            let mut waiting = self.waiting.lock();
+            if jobs.contains_key(&task.dist_id) || !waiting.remove(&task.dist_id) {
+                return Ok(());
+            }
+        }
+        let torrent = self.swarm.add_torrent(add)?;
+        let files = layout.files().iter().map(|f| root.join(&f.path)).collect();
+        tracing::info!(dist = %task.dist_id, task = %id, pieces = layout.piece_count(), hashes_known = torrent.piece_hashes().known_count(), "provisional swarm joined");
+        let stop = self.launch(task.clone(), torrent.clone(), id.clone(), files, true, Bytes::default())?;
+        for relay in addrs(&task.relays, "http://") {
+            let (agent, id, torrent, stop, dist) =
+                (self.clone(), id.clone(), torrent.clone(), stop.clone(), task.dist_id.clone());
+            tokio::spawn(async move {
+                match hash_feed::follow(relay.to_string(), id, torrent, stop.clone()).await {
+                    Ok(true) => agent.await_torrent(dist, stop).await,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(%relay, error = %e, "stopped following the relay's hash list"),
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Every hash is in: waits until ctl has the `.torrent` (the relay publishes it right
+    /// after its pull) and moves the job to the standard swarm.
+    async fn await_torrent(self: Arc<Self>, dist: String, stop: Arc<AtomicBool>) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        while !stop.load(Ordering::Relaxed) {
+            let req = pb::DistributionMetaRequest { dist_id: dist.clone() };
+            let got =
+                tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req)).await;
+            if let Ok(Ok(meta)) = got {
+                if !meta.into_inner().torrent.is_empty() {
+                    self.promote(dist).await;
+                    return;
+                }
+            }
+            backoff.wait().await;
+        }
+    }
+
+    /// Moves a provisional job to the standard swarm of the published `.torrent`: the pieces
+    /// verified against hashes the `.torrent` confirms are kept as they are (not downloaded or
+    /// hashed again), the provisional torrent is dropped.
+    async fn promote(self: Arc<Self>, dist: String) {
+        let job = {
+            let mut jobs = self.jobs.lock();
+            if !jobs.get(&dist).is_some_and(|j| j.provisional) {
+                return;
+            }
+            self.promoting.lock().insert(dist.clone());
+            jobs.remove(&dist)
+        };
+        let Some(job) = job else { return };
+        job.stop.store(true, Ordering::Relaxed);
+        let http = job.filler.as_ref().map(|f| f.report()).unwrap_or_default();
+        let carry = Carry {
+            verified: job.torrent.piece_map().verified().snapshot(),
+            hashes: job.torrent.piece_hashes().to_options(),
+            received: job.base + Bytes::of(&job.torrent.stats(), &http),
+        };
+        if let Err(e) = job.torrent.sync() {
+            tracing::warn!(dist = %dist, error = %e, "cannot flush the provisional download");
+        }
+        self.swarm.remove_torrent(&job.info_hash);
+        drop(job.filler);
+        let task = pb::Task { has_torrent: true, ..job.task };
+        tracing::info!(dist = %dist, kept = carry.verified.count_ones(), "moving to the standard swarm");
+        let started = self.start_known(task, Some(carry)).await;
+        self.promoting.lock().remove(&dist);
+        if let Err(e) = started {
+            let reason = format!("{e:#}");
+            tracing::error!(dist = %dist, error = %reason, "cannot move to the standard swarm");
+            self.report(&dist, pb::TaskState::Failed, Bytes::default(), 0, reason).await;
+        }
+    }
+
+    /// Fetches the task's .torrent, adds it to the swarm (with what `carry` verified already,
+    /// else what is correct on disk), dials the relays and starts the progress reporter and
+    /// the tracker announcer.
+    async fn start_known(self: &Arc<Self>, task: pb::Task, carry: Option<Carry>) -> anyhow::Result<()> {
+        let base = carry.as_ref().map_or_else(Bytes::default, |c| c.received);
         let req = pb::DistributionMetaRequest { dist_id: task.dist_id.clone() };
         let meta = tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req))
             .await
@@ -202,22 +405,42 @@ impl Agent {
             .into_inner();
         let meta = Metainfo::from_bytes_lenient(&meta.torrent).context("ctl sent an invalid .torrent")?;
         let root = self.args.output.clone();
-        let verified = floodgate_engine::store::verified_on_disk(&meta, &root);
+        let verified = match carry.filter(|c| c.verified.len() == meta.piece_count()) {
+            Some(c) => confirmed(&meta, &c),
+            None => floodgate_engine::store::verified_on_disk(&meta, &root),
+        };
         let store = Store::open(meta.layout(), &root, StoreConfig::default())
             .with_context(|| format!("cannot open the data files under {}", root.display()))?;
         let torrent = self.swarm.add_torrent(AddTorrent::new(&meta, store).with_verified(verified))?;
+        let files = meta.layout().files().iter().map(|f| root.join(&f.path)).collect();
+        tracing::info!(dist = %task.dist_id, info_hash = %meta.info_hash(), pieces = meta.piece_count(), "task started");
+        self.launch(task, torrent, meta.info_hash().to_hex(), files, false, base)?;
+        Ok(())
+    }
+
+    /// Runs a torrent for a task: dials the relays, starts HTTP gap-filling from them (their
+    /// `/tasks/<data_id>/data`), the tracker announcer and the progress reporter. Returns the
+    /// job's stop flag.
+    fn launch(
+        self: &Arc<Self>,
+        task: pb::Task,
+        torrent: TorrentHandle,
+        data_id: String,
+        files: Vec<PathBuf>,
+        provisional: bool,
+        base: Bytes,
+    ) -> anyhow::Result<Arc<AtomicBool>> {
         let relays = Arc::new(Mutex::new(task.relays.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         for addr in bt_addrs(&task.relays) {
             torrent.connect(addr);
         }
-        let files = meta.layout().files().iter().map(|f| root.join(&f.path)).collect();
         let filler = if self.args.http.no_http {
             None
         } else {
             let switch = self.args.http.switch(dist_switch(task.config.as_ref()))?;
             let config = GapFillConfig { switch, ..GapFillConfig::default() };
-            let mut sources = relay_sources(&task.relays, &meta.info_hash());
+            let mut sources = relay_sources(&task.relays, &data_id);
             for url in &self.args.http.http_sources {
                 sources.push((HttpUrl::parse(url).context("bad --http-source")?, SourceKind::WebSeed));
             }
@@ -227,15 +450,18 @@ impl Agent {
         };
         let job = Job {
             revision: task.revision,
-            info_hash: meta.info_hash(),
+            task: task.clone(),
+            provisional,
+            data_id,
+            info_hash: torrent.info_hash(),
             torrent: torrent.clone(),
             relays: relays.clone(),
             stop: stop.clone(),
             files,
             filler: filler.clone(),
+            base,
         };
         self.jobs.lock().insert(task.dist_id.clone(), job);
-        tracing::info!(dist = %task.dist_id, info_hash = %meta.info_hash(), pieces = meta.piece_count(), "task started");
         let ctx = AnnounceCtx {
             torrent: torrent.clone(),
             peer_id: self.swarm.peer_id(),
@@ -252,8 +478,8 @@ impl Agent {
             ms => Duration::from_millis(u64::from(ms))
                 .clamp(Duration::from_millis(500), Duration::from_secs(30)),
         };
-        tokio::spawn(self.clone().drive(task.dist_id, torrent, stop, every, filler));
-        Ok(())
+        tokio::spawn(self.clone().drive(task.dist_id, torrent, stop.clone(), every, filler, base));
+        Ok(stop)
     }
 
     /// Reports progress every `every` until the download ends, then DONE or FAILED.
@@ -264,6 +490,7 @@ impl Agent {
         stop: Arc<AtomicBool>,
         every: Duration,
         filler: Option<Arc<GapFiller>>,
+        base: Bytes,
     ) {
         let http = || filler.as_ref().map(|f| f.report()).unwrap_or_default();
         let started = Instant::now();
@@ -282,7 +509,7 @@ impl Agent {
                 self.report(
                     &dist,
                     pb::TaskState::Failed,
-                    Bytes::of(&s, &http()),
+                    base + Bytes::of(&s, &http()),
                     0,
                     format!("cannot write: {e}"),
                 )
@@ -292,13 +519,14 @@ impl Agent {
             if torrent.is_complete() {
                 if let Err(e) = torrent.sync() {
                     let reason = format!("cannot flush the download: {e}");
-                    self.report(&dist, pb::TaskState::Failed, Bytes::of(&s, &http()), 0, reason).await;
+                    self.report(&dist, pb::TaskState::Failed, base + Bytes::of(&s, &http()), 0, reason).await;
                     return;
                 }
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(dist = %dist, bytes = s.total_length, seconds = secs, peers = s.peers_seen, "download complete; seeding");
                 let speed = (s.total_length as f64 / secs.max(1e-3)) as u64;
-                self.report(&dist, pb::TaskState::Done, Bytes::of(&s, &http()), speed, String::new()).await;
+                self.report(&dist, pb::TaskState::Done, base + Bytes::of(&s, &http()), speed, String::new())
+                    .await;
                 return;
             }
             if s.bytes_verified != progress.1 {
@@ -322,8 +550,14 @@ impl Agent {
                 let speed =
                     (s.bytes_verified.saturating_sub(last.1) as f64 / last.0.elapsed().as_secs_f64()) as u64;
                 last = (Instant::now(), s.bytes_verified);
-                self.report(&dist, pb::TaskState::Running, Bytes::of(&s, &http()), speed, String::new())
-                    .await;
+                self.report(
+                    &dist,
+                    pb::TaskState::Running,
+                    base + Bytes::of(&s, &http()),
+                    speed,
+                    String::new(),
+                )
+                .await;
             }
         }
     }
@@ -360,6 +594,7 @@ impl Agent {
 
     /// Stops a task; drops its data unless it was complete.
     fn cancel(&self, dist: &str) {
+        self.waiting.lock().remove(dist);
         let Some(job) = self.jobs.lock().remove(dist) else { return };
         job.stop.store(true, Ordering::Relaxed);
         let complete = job.torrent.is_complete();
@@ -379,6 +614,17 @@ struct Bytes {
     bt: u64,
     http_relay: u64,
     http_origin: u64,
+}
+
+impl std::ops::Add for Bytes {
+    type Output = Bytes;
+    fn add(self, o: Bytes) -> Bytes {
+        Bytes {
+            bt: self.bt + o.bt,
+            http_relay: self.http_relay + o.http_relay,
+            http_origin: self.http_origin + o.http_origin,
+        }
+    }
 }
 
 impl Bytes {
@@ -409,11 +655,22 @@ fn dist_switch(config: Option<&pb::DistConfig>) -> SwitchConfig {
     }
 }
 
-/// The relays' HTTP Range endpoints of a task (`http://RELAY/tasks/<info-hash>/data`).
-fn relay_sources(relays: &[pb::RelayEndpoint], info_hash: &InfoHash) -> Vec<(HttpUrl, SourceKind)> {
+/// The pieces `carry` verified whose hashes the `.torrent` confirms.
+fn confirmed(meta: &Metainfo, carry: &Carry) -> Bitfield {
+    let mut bits = Bitfield::new(meta.piece_count());
+    for p in carry.verified.view().iter_ones() {
+        if carry.hashes.get(p.get()).copied().flatten() == meta.piece_hashes().get(p.get()).copied() {
+            bits.set(p);
+        }
+    }
+    bits
+}
+
+/// The relays' HTTP Range endpoints of a task (`http://RELAY/tasks/<data_id>/data`).
+fn relay_sources(relays: &[pb::RelayEndpoint], data_id: &str) -> Vec<(HttpUrl, SourceKind)> {
     addrs(relays, "http://")
         .into_iter()
-        .filter_map(|a| HttpUrl::parse(&format!("http://{a}/tasks/{}/data", info_hash.to_hex())).ok())
+        .filter_map(|a| HttpUrl::parse(&format!("http://{a}/tasks/{data_id}/data")).ok())
         .map(|u| (u, SourceKind::Relay))
         .collect()
 }

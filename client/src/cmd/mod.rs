@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod get;
+mod hash_feed;
 pub mod info;
 pub mod make_torrent;
 pub mod seed;

@@ -24,6 +24,9 @@ pub use options::HttpOptions;
 pub use sources::SourceKind;
 use sources::{best, Source};
 
+/// The smallest run [`Shared::claim_run`] splits the remaining work into.
+const MIN_SPLIT_BYTES: u64 = 1 << 20;
+
 /// How gap-filling runs.
 #[derive(Clone, Debug)]
 pub struct GapFillConfig {
@@ -190,8 +193,9 @@ impl Shared {
         let s = self.torrent.stats();
         let map = self.torrent.piece_map();
         let verified = map.verified();
-        let useful =
-            (0..map.piece_count()).map(PieceIndex).any(|p| !verified.has(p) && map.availability(p) > 0);
+        let useful = (0..map.piece_count())
+            .map(PieceIndex)
+            .any(|p| !verified.has(p) && map.availability(p) > 0 && !map.is_withheld(p));
         Sample {
             bt_bytes: s.downloaded,
             http_bytes: self.http_bytes.load(Ordering::Relaxed),
@@ -243,11 +247,20 @@ impl Shared {
         }
     }
 
-    /// Plans a run and claims its pieces; returns the claimed prefix.
+    /// Plans a run and claims its pieces; returns the claimed prefix. A run takes at most an
+    /// even share of what is left unclaimed (but not less than [`MIN_SPLIT_BYTES`]), so the
+    /// workers, and so the sources, split the work instead of the first one taking all of it.
     fn claim_run(&self, max_bytes: u64, overlap: bool) -> Vec<PieceIndex> {
         let map = self.torrent.piece_map();
         let mut in_flight = self.in_flight.lock();
-        let Some(run) = plan_run(map, max_bytes.max(1), overlap, |p| in_flight.contains(&p.0)) else {
+        let open = map.piece_count().saturating_sub(map.verified_count()) as u64;
+        let open = open.saturating_sub(in_flight.len() as u64);
+        let piece = u64::from(self.torrent.layout().piece_length());
+        let share = open * piece / self.config.workers.max(1) as u64;
+        let max_bytes = max_bytes.min(share.max(MIN_SPLIT_BYTES));
+        // A piece whose hash is not published yet cannot be checked: never fetched.
+        let skip = |p: PieceIndex| in_flight.contains(&p.0) || !self.torrent.hash_known(p);
+        let Some(run) = plan_run(map, max_bytes.max(1), overlap, skip) else {
             return Vec::new();
         };
         let mut claimed = Vec::new();

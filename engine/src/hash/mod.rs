@@ -5,12 +5,14 @@
 //! uses the `sha1rnds4`/`sha1msg` instructions; without them it falls back to portable code.
 //! `sha1_smol` (portable only) is kept in the benches as the comparison; see `BENCHMARKS.md`.
 
+mod list;
 mod pieces;
 mod verifier;
 
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
+pub use list::{HashConflict, PieceHashes};
 pub use pieces::hash_pieces;
 pub use verifier::{SubmitError, Verdict, Verifier, VerifierConfig};
 

@@ -6,6 +6,7 @@
 //! error.
 
 mod error;
+mod query;
 mod range;
 mod request;
 mod response;
@@ -13,6 +14,7 @@ pub mod status;
 mod url;
 
 pub use error::HttpError;
+pub use query::{query_number, query_pairs, QueryPairsError};
 pub use range::{ByteRange, ContentRange, RangeSpec};
 pub use request::{parse_request, Method, RequestHead};
 pub use response::{parse_response, ResponseHead};

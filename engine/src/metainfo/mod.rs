@@ -20,6 +20,7 @@ mod builder;
 mod error;
 mod parse;
 mod path;
+mod provisional;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use crate::types::{InfoHash, PieceIndex};
 
 pub use builder::{piece_length_for, MetainfoBuilder};
 pub use error::{MetainfoError, PathError};
+pub use provisional::{provisional_info_hash, url_file_name, url_task_id};
 
 /// Largest piece length accepted: 256 MiB.
 pub const MAX_PIECE_LENGTH: u32 = 256 << 20;

@@ -88,6 +88,13 @@ impl PeerSlot {
 /// under.
 pub const IMPORT_SLOT: PeerSlot = PeerSlot(u16::MAX);
 
+/// The slot that holds every block of a withheld piece (its hash is not known yet), so that no
+/// peer and no HTTP fetch takes it.
+pub const WITHHELD_SLOT: PeerSlot = PeerSlot(u16::MAX - 1);
+
+/// The first slot number no peer connection gets (the ones from here on are reserved).
+pub const FIRST_RESERVED_SLOT: u16 = WITHHELD_SLOT.0;
+
 const FREE: u32 = 0;
 const RECEIVED: u32 = u32::MAX;
 
@@ -194,6 +201,9 @@ pub struct PieceMap {
     unclaimed: AtomicI64,
     verified_count: AtomicU32,
     verified_bytes: AtomicU64,
+    /// Pieces withheld until their hash is known.
+    withheld: AtomicBitfield,
+    withheld_count: AtomicU32,
 }
 
 impl PieceMap {
@@ -235,6 +245,8 @@ impl PieceMap {
             unclaimed: AtomicI64::new(total_blocks as i64),
             verified_count: AtomicU32::new(0),
             verified_bytes: AtomicU64::new(0),
+            withheld: AtomicBitfield::new(piece_count),
+            withheld_count: AtomicU32::new(0),
         };
         if let Some(done) = done {
             for p in done.iter_ones() {
@@ -355,9 +367,45 @@ impl PieceMap {
         self.unclaimed.load(Ordering::Acquire).max(0) as u64
     }
 
-    /// Endgame: every missing block is requested, but the torrent is not complete.
+    /// Endgame: every missing block is requested, but the torrent is not complete (and no
+    /// piece is withheld: those become free when their hashes arrive).
     pub fn in_endgame(&self) -> bool {
-        self.unclaimed_blocks() == 0 && !self.is_complete()
+        self.unclaimed_blocks() == 0
+            && self.withheld_count.load(Ordering::Acquire) == 0
+            && !self.is_complete()
+    }
+
+    /// Withholds a wanted piece whose hash is not known yet: every free block is claimed for
+    /// [`WITHHELD_SLOT`], so neither the picker nor an HTTP fetch takes it, and it does not
+    /// count towards endgame. Returns whether the piece is withheld now (false for a piece
+    /// that is no longer wanted, or was withheld already).
+    pub fn withhold(&self, piece: PieceIndex) -> Result<bool, PieceMapError> {
+        let piece = self.piece(piece.0)?;
+        if self.pieces[piece.get()].state.load(Ordering::Acquire) != WANTED || !self.withheld.insert(piece) {
+            return Ok(false);
+        }
+        self.withheld_count.fetch_add(1, Ordering::AcqRel);
+        while self.claim_block(piece, WITHHELD_SLOT).is_some() {}
+        Ok(true)
+    }
+
+    /// Releases a withheld piece (its hash arrived): its blocks are free for peers and HTTP.
+    /// Returns whether it was withheld.
+    pub fn release_withheld(&self, piece: PieceIndex) -> Result<bool, PieceMapError> {
+        let piece = self.piece(piece.0)?;
+        if !self.withheld.remove(piece) {
+            return Ok(false);
+        }
+        for i in 0..self.block_count(piece) {
+            self.release_block(self.block_ref(piece, i), WITHHELD_SLOT)?;
+        }
+        self.withheld_count.fetch_sub(1, Ordering::AcqRel);
+        Ok(true)
+    }
+
+    /// Whether a checked piece is withheld (its hash is not known yet).
+    pub fn is_withheld(&self, piece: PieceIndex) -> bool {
+        self.withheld.has(piece)
     }
 
     /// How many connected peers have a checked piece.

@@ -129,6 +129,35 @@ fn resume_from_verified_bitfield() {
 }
 
 #[test]
+fn withheld_pieces_are_not_picked_and_do_not_start_endgame() {
+    let m = map(100 * KB, 40 * 1024); // pieces 40, 40, 20 KiB
+    assert_eq!(m.withhold(PieceIndex(1)), Ok(true));
+    assert_eq!(m.withhold(PieceIndex(1)), Ok(false), "once");
+    assert!(m.is_withheld(PieceIndex(1)));
+    assert_eq!(m.claim_block(PieceIndex(1), PeerSlot(0)), None, "no peer gets a withheld block");
+    m.check_invariants().unwrap();
+    claim_all(&m, 0, PeerSlot(0));
+    claim_all(&m, 2, PeerSlot(0));
+    assert_eq!(m.unclaimed_blocks(), 0);
+    assert!(!m.in_endgame(), "a withheld piece is still to come: not endgame");
+    assert_eq!(m.release_withheld(PieceIndex(1)), Ok(true));
+    assert_eq!(m.release_withheld(PieceIndex(1)), Ok(false));
+    assert!(!m.is_withheld(PieceIndex(1)));
+    assert_eq!(m.unclaimed_blocks(), 3, "its blocks are free again");
+    m.check_invariants().unwrap();
+    assert_eq!(claim_all(&m, 1, PeerSlot(1)).len(), 3);
+    assert!(m.in_endgame());
+    // A piece no longer wanted is not withheld.
+    let v = map(32 * KB, 32 * 1024);
+    let blocks = claim_all(&v, 0, PeerSlot(0));
+    for b in blocks {
+        v.receive_block(b, PeerSlot(0), &mut Vec::new()).unwrap();
+    }
+    assert_eq!(v.withhold(PieceIndex(0)), Ok(false));
+    assert!(v.withhold(PieceIndex(5)).is_err());
+}
+
+#[test]
 fn endgame_duplicates_cancel_and_promote() {
     let m = map(32 * KB, 32 * 1024); // one piece, two blocks
     let (a, b, c) = (PeerSlot(0), PeerSlot(1), PeerSlot(2));

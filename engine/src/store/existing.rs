@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::hash::hash_pieces;
+use crate::layout::Layout;
 use crate::metainfo::Metainfo;
 use crate::piece_map::Bitfield;
 use crate::types::PieceIndex;
@@ -14,7 +15,13 @@ use crate::types::PieceIndex;
 /// Pieces of `meta` already correct under `root`: none when a file is missing or shorter than
 /// the layout says (nothing is created or changed).
 pub fn verified_on_disk(meta: &Metainfo, root: &Path) -> Bitfield {
-    let layout = meta.layout();
+    let hashes: Vec<Option<[u8; 20]>> = meta.piece_hashes().iter().copied().map(Some).collect();
+    verified_on_disk_against(&meta.layout(), &hashes, root)
+}
+
+/// Pieces of `layout` under `root` whose bytes match `hashes` (a piece whose hash is not known
+/// yet never counts); none when a file is missing or short.
+pub fn verified_on_disk_against(layout: &Layout, hashes: &[Option<[u8; 20]>], root: &Path) -> Bitfield {
     let mut bits = Bitfield::new(layout.piece_count());
     let complete_files = layout.files().iter().all(|f| {
         std::fs::metadata(root.join(&f.path)).map(|m| m.is_file() && m.len() >= f.length).unwrap_or(false)
@@ -22,10 +29,13 @@ pub fn verified_on_disk(meta: &Metainfo, root: &Path) -> Bitfield {
     if !complete_files {
         return bits;
     }
-    match hash_pieces(&layout, root, 0) {
-        Ok(hashes) => {
-            for (i, (have, want)) in hashes.iter().zip(meta.piece_hashes()).enumerate() {
-                if have == want {
+    if hashes.iter().all(Option::is_none) {
+        return bits;
+    }
+    match hash_pieces(layout, root, 0) {
+        Ok(on_disk) => {
+            for (i, (have, want)) in on_disk.iter().zip(hashes).enumerate() {
+                if Some(*have) == *want {
                     bits.set(PieceIndex(i as u32));
                 }
             }

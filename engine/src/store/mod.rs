@@ -41,7 +41,7 @@ use bytes::{Bytes, BytesMut};
 
 pub use disk::UringStore;
 pub use error::StoreError;
-pub use existing::verified_on_disk;
+pub use existing::{verified_on_disk, verified_on_disk_against};
 pub use memory::MemoryStore;
 
 use crate::layout::Layout;

@@ -7,7 +7,7 @@ use rand::RngCore;
 
 use super::torrent::{HttpClaim, ImportOutcome, Torrent};
 use super::*;
-use crate::hash::sha1;
+use crate::hash::{sha1, PieceHashes};
 use crate::layout::FileSpan;
 use crate::piece_map::{PeerSlot, PieceState, Receipt};
 use crate::ratelimit::RateChain;
@@ -16,11 +16,20 @@ use crate::types::PieceIndex;
 const PL: u32 = 64 * 1024; // four blocks a piece
 
 fn setup(pieces: u32) -> (Vec<u8>, std::sync::Arc<Torrent>) {
+    setup_with(pieces, PieceHashes::known)
+}
+
+/// A torrent over random data whose hash list `hashes` makes from the real hashes.
+fn setup_with(
+    pieces: u32,
+    hashes: impl FnOnce(&[[u8; 20]]) -> PieceHashes,
+) -> (Vec<u8>, std::sync::Arc<Torrent>) {
     let len = (pieces * PL) as usize;
     let mut data = vec![0u8; len];
     rand::rng().fill_bytes(&mut data);
     let layout = Layout::new(vec![FileSpan { path: "blob".into(), length: len as u64 }], PL).unwrap();
-    let hashes = data.chunks(PL as usize).map(sha1).collect();
+    let real: Vec<[u8; 20]> = data.chunks(PL as usize).map(sha1).collect();
+    let hashes = hashes(&real);
     let add = AddTorrent {
         info_hash: InfoHash([7; 20]),
         store: Store::memory(layout.clone()),
@@ -178,5 +187,48 @@ fn peers_and_imports_racing_on_every_piece_leave_every_piece_verified() {
     for p in 0..pieces {
         assert!(wait_verified(&t, p), "piece {p} complete but never verified");
     }
+    t.map.check_invariants().unwrap();
+}
+
+#[test]
+fn a_piece_without_a_published_hash_is_neither_picked_nor_imported() {
+    let (data, t) = setup_with(4, |_| PieceHashes::unknown(4));
+    let peer = crate::piece_map::Bitfield::full(4);
+    t.map.add_peer(peer.view()).unwrap();
+    let mut picked = Vec::new();
+    t.picker.pick(peer.view(), PeerSlot(0), 64, &mut picked);
+    assert!(picked.is_empty(), "nothing is pickable before a hash is known: {picked:?}");
+    assert!(!t.map.in_endgame(), "withheld pieces are not endgame");
+    assert_eq!(t.claim_for_http(PieceIndex(2), true), HttpClaim::Unavailable);
+    assert!(matches!(t.import_piece(PieceIndex(2), piece_bytes(&data, 2)), Err(ImportError::HashUnknown(2))));
+    // A block a peer sends unasked changes nothing.
+    let block = t.map.block_ref(PieceIndex(2), 0);
+    assert_eq!(t.map.receive_block(block, PeerSlot(0), &mut Vec::new()).unwrap(), Receipt::Unrequested);
+    // The hash arrives: the piece is fetchable, and a wrong hash for it afterwards is refused.
+    let h = sha1(piece_bytes(&data, 2));
+    assert!(t.publish_hash(PieceIndex(2), h).unwrap());
+    assert!(!t.publish_hash(PieceIndex(2), h).unwrap(), "the same hash again");
+    assert!(matches!(t.publish_hash(PieceIndex(2), [0; 20]), Err(ImportError::HashConflict(_))));
+    t.picker.pick(peer.view(), PeerSlot(0), 64, &mut picked);
+    assert!(!picked.is_empty() && picked.iter().all(|b| b.piece == PieceIndex(2)), "{picked:?}");
+    for b in &picked {
+        let _ = t.map.release_block(*b, PeerSlot(0));
+    }
+    assert_eq!(t.import_piece(PieceIndex(2), piece_bytes(&data, 2)).unwrap(), ImportOutcome::Verified);
+    t.map.check_invariants().unwrap();
+}
+
+#[test]
+fn an_adopted_piece_is_verified_without_a_write_and_its_hash_published() {
+    let (data, t) = setup_with(3, |_| PieceHashes::unknown(3));
+    // The producer wrote the bytes itself (as a relay's pull does), then adopts the piece.
+    t.store.write_at(u64::from(PL), piece_bytes(&data, 1)).unwrap();
+    let h = sha1(piece_bytes(&data, 1));
+    assert_eq!(t.adopt_piece(PieceIndex(1), piece_bytes(&data, 1), h).unwrap(), ImportOutcome::Verified);
+    assert!(t.map.verified().has(PieceIndex(1)));
+    assert_eq!(t.piece_hashes().get(PieceIndex(1)), Some(h));
+    assert_eq!(t.adopt_piece(PieceIndex(1), piece_bytes(&data, 1), h).unwrap(), ImportOutcome::AlreadyHad);
+    assert!(t.adopt_piece(PieceIndex(1), piece_bytes(&data, 1), [1; 20]).is_err(), "another hash is refused");
+    assert!(t.map.is_withheld(PieceIndex(0)) && t.map.is_withheld(PieceIndex(2)));
     t.map.check_invariants().unwrap();
 }

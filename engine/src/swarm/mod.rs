@@ -40,6 +40,7 @@ use tokio::sync::mpsc;
 
 pub use choker::{decide as choke_decision, ChokerConfig, PeerStat};
 
+use crate::hash::PieceHashes;
 use crate::layout::Layout;
 use crate::metainfo::Metainfo;
 use crate::peer::{SessionConfig, OUR_UT_METADATA_ID};
@@ -111,8 +112,9 @@ pub struct AddTorrent {
     pub info_hash: InfoHash,
     /// Pieces onto files.
     pub layout: Layout,
-    /// SHA-1 of every piece.
-    pub piece_hashes: Vec<[u8; 20]>,
+    /// SHA-1 of every piece, as far as known: pieces without one are withheld until
+    /// [`TorrentHandle::publish_hash`] gives it (a URL-only distribution's provisional swarm).
+    pub piece_hashes: PieceHashes,
     /// Where data goes.
     pub store: Store,
     /// Pieces already verified in the store (resume, or a full seed).
@@ -140,7 +142,7 @@ impl AddTorrent {
         AddTorrent {
             info_hash: meta.info_hash(),
             layout: meta.layout(),
-            piece_hashes: meta.piece_hashes().to_vec(),
+            piece_hashes: PieceHashes::known(meta.piece_hashes()),
             store,
             verified: None,
             session: SessionConfig::default(),
@@ -150,6 +152,27 @@ impl AddTorrent {
             upload_limit: 0,
             download_limit: 0,
             info_bytes: Some(Bytes::copy_from_slice(meta.info_bytes())),
+        }
+    }
+
+    /// A torrent known only by its layout and the hashes published so far (a URL-only
+    /// distribution while its relays are still pulling), under a provisional `info_hash`.
+    /// There is no info dictionary to serve (BEP 9), so only peers that know the info-hash
+    /// join.
+    pub fn provisional(info_hash: InfoHash, layout: Layout, piece_hashes: PieceHashes, store: Store) -> Self {
+        AddTorrent {
+            info_hash,
+            layout,
+            piece_hashes,
+            store,
+            verified: None,
+            session: SessionConfig::default(),
+            max_peers: 200,
+            upload_slots: ChokerConfig::default().slots,
+            hash_threads: 0,
+            upload_limit: 0,
+            download_limit: 0,
+            info_bytes: None,
         }
     }
 
@@ -376,6 +399,33 @@ impl TorrentHandle {
         data: &[u8],
     ) -> Result<ImportOutcome, ImportError> {
         self.torrent.import_piece(piece, data)
+    }
+
+    /// A whole piece the caller hashed and already wrote to this torrent's files (a relay's
+    /// URL-only pull): publishes `hash` and marks it verified without hashing or writing again.
+    pub fn adopt_piece(
+        &self,
+        piece: crate::types::PieceIndex,
+        data: &[u8],
+        hash: [u8; 20],
+    ) -> Result<ImportOutcome, ImportError> {
+        self.torrent.adopt_piece(piece, data, hash)
+    }
+
+    /// Publishes the hash of a withheld piece, so peers and HTTP may fetch it from now on;
+    /// `Ok(true)` if it was new, an error if it disagrees with the one already known.
+    pub fn publish_hash(&self, piece: crate::types::PieceIndex, hash: [u8; 20]) -> Result<bool, ImportError> {
+        self.torrent.publish_hash(piece, hash)
+    }
+
+    /// Whether the hash of `piece` is known.
+    pub fn hash_known(&self, piece: crate::types::PieceIndex) -> bool {
+        self.torrent.hash_known(piece)
+    }
+
+    /// The piece hashes as far as known.
+    pub fn piece_hashes(&self) -> &PieceHashes {
+        self.torrent.piece_hashes()
     }
 
     /// Claims a piece for an HTTP fetch, so no peer requests it (see [`HttpClaim`]).

@@ -22,7 +22,7 @@ fn spec(layout: &Layout, hashes: &[[u8; 20]], verified: Option<Bitfield>) -> Add
     AddTorrent {
         info_hash: InfoHash([9; 20]),
         layout: layout.clone(),
-        piece_hashes: hashes.to_vec(),
+        piece_hashes: crate::hash::PieceHashes::known(hashes),
         store: Store::memory(layout.clone()),
         verified,
         session: SessionConfig::default(),

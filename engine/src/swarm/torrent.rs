@@ -10,11 +10,13 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use super::{AddTorrent, SwarmError};
-use crate::hash::{Verdict, Verifier, VerifierConfig};
+use crate::hash::{HashConflict, PieceHashes, Verdict, Verifier, VerifierConfig};
 use crate::layout::Layout;
 use crate::peer::SessionConfig;
 use crate::picker::Picker;
-use crate::piece_map::{PeerSlot, PieceMap, PieceMapError, PieceState, Receipt, IMPORT_SLOT};
+use crate::piece_map::{
+    PeerSlot, PieceMap, PieceMapError, PieceState, Receipt, FIRST_RESERVED_SLOT, IMPORT_SLOT,
+};
 use crate::ratelimit::RateChain;
 use crate::store::Store;
 use crate::types::{BlockRef, InfoHash, PieceIndex};
@@ -90,7 +92,7 @@ type Partial = Vec<(u32, PeerSlot, Bytes)>;
 pub(crate) struct Torrent {
     pub info_hash: InfoHash,
     pub layout: Arc<Layout>,
-    hashes: Vec<[u8; 20]>,
+    hashes: PieceHashes,
     pub map: Arc<PieceMap>,
     pub picker: Arc<Picker>,
     pub store: Arc<Store>,
@@ -158,6 +160,12 @@ pub enum ImportError {
     /// The store refused the write (e.g. a full disk).
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The piece's hash is not published yet, so it cannot be checked.
+    #[error("piece {0} has no published hash yet")]
+    HashUnknown(u32),
+    /// The hash given for the piece disagrees with the one already published.
+    #[error("{0}")]
+    HashConflict(#[from] HashConflict),
 }
 
 /// What [`Torrent::claim_for_http`] got.
@@ -177,13 +185,21 @@ impl Torrent {
     /// the rate limits (swarm, then torrent) its connections wait on.
     pub fn new(parts: AddTorrent, up: RateChain, down: RateChain) -> Result<Arc<Torrent>, SwarmError> {
         let layout = Arc::new(parts.layout);
-        if parts.piece_hashes.len() != layout.piece_count() as usize {
+        if parts.piece_hashes.len() != layout.piece_count() {
             return Err(SwarmError::Invalid("piece hash count does not match the layout"));
         }
         let map = Arc::new(match &parts.verified {
             Some(bits) => PieceMap::with_verified(&layout, bits.view()).map_err(SwarmError::PieceMap)?,
             None => PieceMap::new(&layout),
         });
+        // Pieces whose hash is not published yet wait, so nothing unverifiable is taken.
+        if !parts.piece_hashes.is_complete() {
+            for p in (0..layout.piece_count()).map(PieceIndex) {
+                if parts.piece_hashes.get(p).is_none() {
+                    map.withhold(p).map_err(SwarmError::PieceMap)?;
+                }
+            }
+        }
         let picker = Arc::new(Picker::new(map.clone()));
         let (events, _) = broadcast::channel(4096);
         let torrent = Arc::new(Torrent {
@@ -239,7 +255,7 @@ impl Torrent {
             Some(s) => s,
             None => {
                 let s = self.next_slot.fetch_add(1, Ordering::Relaxed);
-                u16::try_from(s).ok().filter(|&s| s != IMPORT_SLOT.0)?
+                u16::try_from(s).ok().filter(|&s| s < FIRST_RESERVED_SLOT)?
             }
         };
         let shared = Arc::new(PeerShared::new(PeerSlot(slot), addr));
@@ -304,7 +320,12 @@ impl Torrent {
             tracing::error!("piece {} cannot be verified: {e}", piece.0);
             return;
         }
-        let expected = self.hashes[piece.get()];
+        let Some(expected) = self.hashes.get(piece) else {
+            // Never: a piece without a hash is withheld, so no block of it is received.
+            tracing::error!("piece {} completed before its hash was known", piece.0);
+            let _ = self.map.mark_failed(piece);
+            return;
+        };
         if let Some(v) = self.verifier.lock().as_ref() {
             if let Err(e) = v.submit(piece, data, expected) {
                 tracing::error!("verifier stopped: {e}");
@@ -360,6 +381,9 @@ impl Torrent {
     /// downloading (endgame). Never a piece another HTTP fetch holds. Give unfetched claims back with [`Torrent::release_http`].
     pub fn claim_for_http(&self, piece: PieceIndex, overlap: bool) -> HttpClaim {
         let Ok(piece) = self.map.piece(piece.0) else { return HttpClaim::Unavailable };
+        if self.map.is_withheld(piece) {
+            return HttpClaim::Unavailable;
+        }
         let claim = match self.map.piece_state(piece) {
             PieceState::Missing => HttpClaim::Claimed,
             PieceState::Downloading if self.map.is_held_by(piece, IMPORT_SLOT) => {
@@ -388,17 +412,71 @@ impl Torrent {
     /// the piece is hashed as a whole when the last one is in (so a BitTorrent/HTTP race never
     /// leaves a piece complete but unverified).
     pub fn import_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<ImportOutcome, ImportError> {
+        let piece = self.checked_piece(piece, data)?;
+        if self.map.verified().has(piece) {
+            return Ok(ImportOutcome::AlreadyHad);
+        }
+        let expected = self.hashes.get(piece).ok_or(ImportError::HashUnknown(piece.0))?;
+        if crate::hash::sha1(data) != expected {
+            return Ok(ImportOutcome::HashMismatch);
+        }
+        self.take_piece(piece, data, false)
+    }
+
+    /// A whole piece whose producer hashed it and wrote it to this torrent's files itself (a
+    /// relay's URL-only pull: the relay is where the hashes come from): `hash` is published
+    /// and the piece is marked verified and announced without hashing or writing it again.
+    pub fn adopt_piece(
+        &self,
+        piece: PieceIndex,
+        data: &[u8],
+        hash: [u8; 20],
+    ) -> Result<ImportOutcome, ImportError> {
+        let piece = self.checked_piece(piece, data)?;
+        self.publish_hash(piece, hash)?;
+        if self.map.verified().has(piece) {
+            return Ok(ImportOutcome::AlreadyHad);
+        }
+        self.take_piece(piece, data, true)
+    }
+
+    /// Publishes the hash of a piece that was withheld without one: from now on peers and
+    /// HTTP may fetch it. `Ok(true)` if it was new.
+    pub fn publish_hash(&self, piece: PieceIndex, hash: [u8; 20]) -> Result<bool, ImportError> {
+        let new = self.hashes.publish(piece, hash)?;
+        if new {
+            self.map.release_withheld(piece)?;
+        }
+        Ok(new)
+    }
+
+    /// Whether the hash of `piece` is known.
+    pub fn hash_known(&self, piece: PieceIndex) -> bool {
+        self.hashes.get(piece).is_some()
+    }
+
+    /// The piece hashes as far as known.
+    pub fn piece_hashes(&self) -> &PieceHashes {
+        &self.hashes
+    }
+
+    fn checked_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<PieceIndex, ImportError> {
         let piece = self.map.piece(piece.0)?;
         let want = self.map.piece_size(piece);
         if data.len() != want as usize {
             return Err(ImportError::WrongLength { piece: piece.0, got: data.len(), want });
         }
-        if self.map.verified().has(piece) {
-            return Ok(ImportOutcome::AlreadyHad);
-        }
-        if crate::hash::sha1(data) != self.hashes[piece.get()] {
-            return Ok(ImportOutcome::HashMismatch);
-        }
+        Ok(piece)
+    }
+
+    /// Takes every block of a piece whose bytes matched its hash that nobody delivered yet
+    /// (see [`Torrent::import_piece`]); `written`: the bytes are in the store already.
+    fn take_piece(
+        &self,
+        piece: PieceIndex,
+        data: &[u8],
+        written: bool,
+    ) -> Result<ImportOutcome, ImportError> {
         let n = self.map.block_count(piece);
         let mut cancels = Vec::new();
         let mut ours = Vec::with_capacity(n as usize);
@@ -427,7 +505,9 @@ impl Torrent {
             // Every block is ours and the bytes matched the hash: no second hashing.
             part.clear();
             drop(part);
-            self.store.write_at(self.layout.piece_offset(piece), data)?;
+            if !written {
+                self.store.write_at(self.layout.piece_offset(piece), data)?;
+            }
             self.map.begin_verify(piece)?;
             self.map.mark_verified(piece)?;
             if let Err(e) = self.store.piece_verified(piece) {

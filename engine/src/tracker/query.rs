@@ -1,7 +1,7 @@
 //! Announce and scrape query strings as the tracker server reads them.
 
 use super::{Event, QueryError};
-use crate::percent::percent_decode;
+use crate::http::{query_pairs, QueryPairsError};
 use crate::types::{InfoHash, PeerId};
 
 /// Most `name=value` pairs read from one query string.
@@ -43,16 +43,10 @@ pub struct ScrapeQuery {
 
 /// Splits a query string into decoded `(name, value)` pairs.
 fn pairs(query: &str) -> Result<Vec<(&str, Vec<u8>)>, QueryError> {
-    let mut out = Vec::new();
-    for part in query.split('&').filter(|p| !p.is_empty()) {
-        if out.len() >= MAX_PARAMS {
-            return Err(QueryError::TooMany);
-        }
-        let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        let value = percent_decode(value).ok_or(QueryError::Invalid("percent-encoding"))?;
-        out.push((name, value));
-    }
-    Ok(out)
+    query_pairs(query, MAX_PARAMS).map_err(|e| match e {
+        QueryPairsError::TooMany => QueryError::TooMany,
+        QueryPairsError::BadEncoding(_) => QueryError::Invalid("percent-encoding"),
+    })
 }
 
 fn twenty(v: &[u8], name: &'static str) -> Result<[u8; 20], QueryError> {

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 use super::framing::{request_framing, Framing};
 use super::response::{refuse, write_simple, Simple};
-use super::{data, pages, Server};
+use super::{data, hashes, pages, Server};
 
 /// Serves one connection until it closes, errs, or idles out.
 ///
@@ -166,7 +166,8 @@ async fn route(
             }
         } else if let Some(id) = rest.strip_suffix("/hashes") {
             if let Some(task) = server.task(id) {
-                let body = pages::hash_list(&task);
+                let query = head.target.split_once('?').map_or("", |(_, q)| q);
+                let body = hashes::hash_list(&task, query).await;
                 let ct = "application/json";
                 let r = Simple { status: 200, content_type: ct, body: body.as_bytes(), extra: String::new() };
                 return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);

@@ -11,6 +11,7 @@ mod config;
 mod conn;
 mod data;
 mod framing;
+mod hashes;
 mod limits;
 mod pages;
 mod response;
@@ -93,7 +94,7 @@ impl Server {
     /// Tells the tracker to track `task`'s torrent, if it has one yet (a URL-only task gets its
     /// torrent when its pull completes).
     pub fn task_seeding(&self, task: &Task) {
-        if let Some(t) = task.torrent() {
+        for t in [task.torrent(), task.provisional()].into_iter().flatten() {
             self.tracker.allow(t.info_hash());
         }
     }
@@ -103,7 +104,7 @@ impl Server {
         let mut tasks = self.tasks.write();
         tasks.retain(|s| {
             let removed = s.task.id.eq_ignore_ascii_case(id);
-            if let Some(t) = s.task.torrent().filter(|_| removed) {
+            for t in [s.task.torrent(), s.task.provisional()].into_iter().flatten().filter(|_| removed) {
                 self.tracker.disallow(&t.info_hash());
             }
             !removed
@@ -116,7 +117,13 @@ impl Server {
     }
 
     fn served(&self, id: &str) -> Option<Arc<Served>> {
-        self.tasks.read().iter().find(|s| s.task.id.eq_ignore_ascii_case(id)).cloned()
+        // A finished URL-only task is found by its info-hash too (clients that have its
+        // `.torrent` name it so).
+        let named = |s: &&Arc<Served>| {
+            s.task.id.eq_ignore_ascii_case(id)
+                || s.task.torrent().is_some_and(|t| t.info_hash().to_hex().eq_ignore_ascii_case(id))
+        };
+        self.tasks.read().iter().find(named).cloned()
     }
 
     fn admit(&self, ip: IpAddr) -> bool {

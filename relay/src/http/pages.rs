@@ -94,25 +94,3 @@ pub(super) fn metrics(server: &Server) -> String {
     }
     out
 }
-
-/// The piece hashes known so far: every one for a hash-known task, the landed ones (others
-/// `null`) for a URL-only task. Clients poll it to verify pieces before the `.torrent` exists.
-pub(super) fn hash_list(task: &Task) -> String {
-    let hex = |h: &[u8; 20]| floodgate_engine::types::hex(h);
-    let hashes: Vec<Option<String>> = match (task.growing(), task.torrent_file()) {
-        (Some(g), _) => g.hashes().iter().map(|h| h.as_ref().map(hex)).collect(),
-        (None, Some(file)) => floodgate_engine::metainfo::Metainfo::from_bytes(file)
-            .map(|m| m.piece_hashes().iter().map(|h| Some(hex(h))).collect())
-            .unwrap_or_default(),
-        (None, None) => Vec::new(),
-    };
-    serde_json::json!({
-        "id": task.id,
-        "length": task.layout.total_length(),
-        "piece_length": task.layout.piece_length(),
-        "pieces": task.layout.piece_count(),
-        "complete": task.is_complete(),
-        "hashes": hashes,
-    })
-    .to_string()
-}

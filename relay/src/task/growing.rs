@@ -33,6 +33,8 @@ const RECORD: usize = 4 + 20;
 
 struct State {
     hashes: Vec<Option<[u8; 20]>>,
+    /// Pieces in the order they landed (resumed ones first), for incremental hash lists.
+    order: Vec<u32>,
     landed: Bitfield,
     bytes: u64,
     /// Where landed pieces are recorded (append-only), if the content is resumable.
@@ -55,6 +57,7 @@ impl Growing {
         let n = layout.piece_count();
         let state = State {
             hashes: vec![None; n as usize],
+            order: Vec::new(),
             landed: Bitfield::new(n),
             bytes: 0,
             journal: None,
@@ -125,6 +128,7 @@ impl Growing {
         if changed {
             let n = self.layout.piece_count();
             s.hashes = vec![None; n as usize];
+            s.order.clear();
             s.landed = Bitfield::new(n);
             s.bytes = 0;
             let header = self.header();
@@ -173,6 +177,7 @@ impl Growing {
         let mut s = self.state.lock();
         if s.landed.set(p) {
             s.hashes[piece as usize] = Some(hash);
+            s.order.push(piece);
             s.bytes += u64::from(size);
         }
     }
@@ -202,6 +207,7 @@ impl Growing {
         let mut s = self.state.lock();
         if s.landed.set(PieceIndex(piece)) {
             s.hashes[piece as usize] = Some(hash);
+            s.order.push(piece);
             s.bytes += data.len() as u64;
             if let Some(j) = s.journal.as_mut() {
                 let mut rec = [0u8; RECORD];
@@ -224,6 +230,26 @@ impl Growing {
     /// The store the pieces land in.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The hash of `piece`, once it landed.
+    pub fn hash(&self, piece: u32) -> Option<[u8; 20]> {
+        self.state.lock().hashes.get(piece as usize).copied().flatten()
+    }
+
+    /// The pieces that landed after the first `seq` (in landing order) with their hashes, and
+    /// the sequence number to ask from next time. A `seq` from before a restart of the
+    /// journal (the origin changed) is answered from the start.
+    pub fn landed_since(&self, seq: u64) -> (u64, Vec<(u32, [u8; 20])>) {
+        let s = self.state.lock();
+        let from = usize::try_from(seq).unwrap_or(usize::MAX).min(s.order.len());
+        let new = s.order[from..].iter().filter_map(|&p| s.hashes[p as usize].map(|h| (p, h))).collect();
+        (s.order.len() as u64, new)
+    }
+
+    /// The pieces landed so far, as a bitfield.
+    pub fn landed(&self) -> Bitfield {
+        self.state.lock().landed.clone()
     }
 
     /// The hash list so far (`None` for pieces not landed).

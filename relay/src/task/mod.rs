@@ -118,6 +118,8 @@ pub struct Task {
     torrent: OnceLock<TorrentHandle>,
     /// The `.torrent` file: from the start when hashes are known, at completion otherwise.
     torrent_file: OnceLock<Vec<u8>>,
+    /// A URL-only task's provisional swarm (clients trade pieces there during the pull).
+    provisional: OnceLock<TorrentHandle>,
     state: Mutex<TaskState>,
     changed: watch::Sender<u64>,
     /// Whether a piece landed in this run yet.
@@ -140,6 +142,7 @@ impl Task {
             growing: None,
             torrent: OnceLock::new(),
             torrent_file: OnceLock::new(),
+            provisional: OnceLock::new(),
             state: Mutex::new(TaskState::Pulling),
             changed: watch::channel(0).0,
             first_landed: AtomicBool::new(false),
@@ -191,6 +194,17 @@ impl Task {
         self.torrent_file.get().map(Vec::as_slice)
     }
 
+    /// Serves a URL-only task in its provisional swarm: every landed piece is adopted there
+    /// (announced to the distribution's clients with its hash) as it lands.
+    pub fn set_provisional(&self, torrent: TorrentHandle) {
+        let _ = self.provisional.set(torrent);
+    }
+
+    /// The provisional swarm's torrent, if this URL-only task has one.
+    pub fn provisional(&self) -> Option<&TorrentHandle> {
+        self.provisional.get()
+    }
+
     /// Publishes a URL-only task's torrent once it is complete and seeding.
     pub fn set_seeding(&self, file: Vec<u8>, torrent: TorrentHandle) {
         let _ = self.torrent_file.set(file);
@@ -220,21 +234,29 @@ impl Task {
         self.verified_count() == self.layout.piece_count()
     }
 
-    /// BitTorrent (bytes uploaded, connected peers).
+    /// BitTorrent (bytes uploaded, connected peers), the provisional swarm's included.
     pub fn bt_stats(&self) -> (u64, usize) {
-        self.torrent.get().map_or((0, 0), |t| {
+        [self.torrent.get(), self.provisional.get()].into_iter().flatten().fold((0, 0), |(up, peers), t| {
             let s = t.stats();
-            (s.uploaded, s.peers)
+            (up + s.uploaded, peers + s.peers)
         })
     }
 
     /// Adds a piece from the origin: hash-checked (known) or hashed (URL-only), written, announced.
     pub fn import(&self, piece: u32, data: &[u8]) -> Result<ImportOutcome, ImportError> {
         match (&self.growing, self.torrent.get()) {
-            (Some(g), _) => match g.land(piece, data)? {
-                true => Ok(ImportOutcome::Verified),
-                false => Ok(ImportOutcome::AlreadyHad),
-            },
+            (Some(g), _) => {
+                if !g.land(piece, data)? {
+                    return Ok(ImportOutcome::AlreadyHad);
+                }
+                if let (Some(p), Some(hash)) = (self.provisional.get(), g.hash(piece)) {
+                    // The bytes are on disk already (same files): no second write or hash.
+                    if let Err(e) = p.adopt_piece(PieceIndex(piece), data, hash) {
+                        tracing::warn!(task = %self.id, piece, error = %e, "cannot offer the piece in the provisional swarm");
+                    }
+                }
+                Ok(ImportOutcome::Verified)
+            }
             (None, Some(t)) => t.import_piece(PieceIndex(piece), data),
             // Never: a task is built with its growing store or its torrent. Without either it
             // holds no piece at all.
@@ -343,6 +365,11 @@ impl Task {
     /// The piece holding byte `offset`.
     pub fn piece_of(&self, offset: u64) -> u32 {
         (offset / u64::from(self.layout.piece_length())) as u32
+    }
+
+    /// A receiver that wakes when a piece lands or the state changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Waits until `piece` is verified, asking for it first; gives up at `timeout` or on failure.

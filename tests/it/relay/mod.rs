@@ -188,3 +188,18 @@ pub fn json(url: &str) -> Option<serde_json::Value> {
     let (code, body) = curl(url, &[]);
     (code == 200).then(|| serde_json::from_slice(&body).ok()).flatten()
 }
+
+/// Seeds the relay's tracker counts for `info_hash` (hex) in a `/scrape`, if it answers.
+pub fn seeds_in_scrape(http: SocketAddr, info_hash: &str) -> Option<u64> {
+    let raw: Vec<u8> = (0..20)
+        .map(|i| u8::from_str_radix(info_hash.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let encoded: String = raw.iter().map(|b| format!("%{b:02X}")).collect();
+    let (code, body) = curl(&format!("http://{http}/scrape?info_hash={encoded}"), &[]);
+    if code != 200 {
+        return None;
+    }
+    let at = body.windows(11).position(|w| w == b"8:completei")? + 11;
+    let digits: String = body[at..].iter().take_while(|b| b.is_ascii_digit()).map(|&b| b as char).collect();
+    digits.parse().ok()
+}
