@@ -499,12 +499,20 @@ impl Agent {
         // Connected peers that give nothing (e.g. agents that dialed each other before the
         // relay had the task) count as starving too.
         let mut progress = (Instant::now(), torrent.stats().bytes_verified);
+        // Logged once, when a job that started empty verifies its first piece (benchmarks
+        // read its timestamp; polled finely until then).
+        let mut first_piece_pending = progress.1 == 0;
         loop {
-            tokio::time::sleep(every.min(Duration::from_millis(250))).await;
+            let tick = if first_piece_pending { Duration::from_millis(20) } else { Duration::from_millis(250) };
+            tokio::time::sleep(every.min(tick)).await;
             if stop.load(Ordering::Relaxed) {
                 return;
             }
             let s = torrent.stats();
+            if first_piece_pending && s.bytes_verified > 0 {
+                first_piece_pending = false;
+                tracing::info!(dist = %dist, after_ms = started.elapsed().as_millis() as u64, "first piece verified");
+            }
             if let Some(e) = &s.store_error {
                 self.report(
                     &dist,
