@@ -103,6 +103,13 @@ struct State<'a> {
     picked: Vec<floodgate_engine::BlockRef>,
     cands: Vec<(f64, u32, u16)>,
     client_origin_bytes: f64,
+    /// Progressive filling scratch, per node (the origin last).
+    share_up: Vec<f64>,
+    share_down: Vec<f64>,
+    fixed_up: Vec<f64>,
+    fixed_down: Vec<f64>,
+    bound_up: Vec<u32>,
+    bound_down: Vec<u32>,
 }
 
 /// Runs one scenario to the end (every client done) or to its horizon.
@@ -224,6 +231,12 @@ impl<'a> State<'a> {
             picked: Vec::new(),
             cands: Vec::new(),
             client_origin_bytes: 0.0,
+            share_up: vec![0.0; n + 1],
+            share_down: vec![0.0; n + 1],
+            fixed_up: vec![0.0; n + 1],
+            fixed_down: vec![0.0; n + 1],
+            bound_up: vec![0; n + 1],
+            bound_down: vec![0; n + 1],
             have,
             peers,
             topo,
@@ -308,36 +321,94 @@ impl<'a> State<'a> {
         }
     }
 
-    /// Fair-share rate of every flow.
+    /// Rates by progressive filling (approximately max-min fair): each flow starts at the
+    /// smaller of its sender's and receiver's equal shares; then, for a few rounds, what a
+    /// node's flows bound elsewhere leave unused is shared among its flows bound by that node.
     fn rates(&mut self) {
         let s = self.s;
         let eff = s.link_efficiency.clamp(0.01, 1.0);
-        let origin_share = eff * s.origin_cap / f64::from(self.origin_flows.max(1));
         let n = self.topo.clients;
+        // Per-flow cap from outside the links: lease rate (relay pulls), HTTP pace (clients).
         for f in &mut self.flows {
-            let src = if f.src == ORIGIN {
-                origin_share
-            } else {
-                eff * self.topo.up[f.src as usize] / f64::from(self.up_flows[f.src as usize].max(1))
-            };
             let d = f.dst as usize;
-            let mut r = src.min(eff * self.topo.down[d] / f64::from(self.down_flows[d].max(1)));
+            let mut cap = f64::INFINITY;
             if let Some(p) = &self.peers[d] {
                 match f.kind {
                     FlowKind::Origin if d >= n => {
                         if let Some(rate) = self.book.lease(d - n).map(|l| l.rate).filter(|&r| r >= 0) {
-                            r = r.min(rate as f64 / f64::from(p.origin_flows.max(1)));
+                            cap = rate as f64 / f64::from(p.origin_flows.max(1));
                         }
                     }
                     FlowKind::Http | FlowKind::Origin => {
                         if let Allowance::Paced { rate, .. } = p.allowance {
-                            r = r.min(rate as f64 / f64::from(p.http_flows.max(1)));
+                            cap = rate as f64 / f64::from(p.http_flows.max(1));
                         }
                     }
                     FlowKind::Bt => {}
                 }
             }
-            f.rate = r.max(1.0);
+            f.rate = cap;
+        }
+        let up_cap =
+            |st: &Self, x: u32| if x == ORIGIN { eff * s.origin_cap } else { eff * st.topo.up[x as usize] };
+        // share_up / share_down: current per-flow share at each node (origin at index n_nodes).
+        let nodes = self.topo.len();
+        let o = nodes; // the origin's slot
+        for f in &self.flows {
+            let si = if f.src == ORIGIN { o } else { f.src as usize };
+            self.share_up[si] = up_cap(self, f.src)
+                / f64::from(if f.src == ORIGIN { self.origin_flows } else { self.up_flows[si] }.max(1));
+            let d = f.dst as usize;
+            self.share_down[d] = eff * self.topo.down[d] / f64::from(self.down_flows[d].max(1));
+        }
+        for round in 0..3 {
+            for f in &self.flows {
+                let si = if f.src == ORIGIN { o } else { f.src as usize };
+                self.fixed_up[si] = 0.0;
+                self.bound_up[si] = 0;
+                self.fixed_down[f.dst as usize] = 0.0;
+                self.bound_down[f.dst as usize] = 0;
+            }
+            for f in &self.flows {
+                let si = if f.src == ORIGIN { o } else { f.src as usize };
+                let d = f.dst as usize;
+                let (u, dn) = (self.share_up[si], self.share_down[d]);
+                let r = u.min(dn).min(f.rate);
+                if r < u * 0.999 {
+                    self.fixed_up[si] += r;
+                } else {
+                    self.bound_up[si] += 1;
+                }
+                if r < dn * 0.999 {
+                    self.fixed_down[d] += r;
+                } else {
+                    self.bound_down[d] += 1;
+                }
+            }
+            if round == 2 {
+                break;
+            }
+            for f in &self.flows {
+                let si = if f.src == ORIGIN { o } else { f.src as usize };
+                let d = f.dst as usize;
+                if self.bound_up[si] > 0 {
+                    self.share_up[si] =
+                        ((up_cap(self, f.src) - self.fixed_up[si]) / f64::from(self.bound_up[si])).max(1.0);
+                    self.bound_up[si] = 0; // recomputed once per node
+                }
+                if self.bound_down[d] > 0 {
+                    self.share_down[d] = ((eff * self.topo.down[d] - self.fixed_down[d])
+                        / f64::from(self.bound_down[d]))
+                    .max(1.0);
+                    self.bound_down[d] = 0;
+                }
+            }
+        }
+        for i in 0..self.flows.len() {
+            let f = self.flows[i];
+            let si = if f.src == ORIGIN { o } else { f.src as usize };
+            let r = self.share_up[si].min(self.share_down[f.dst as usize]).min(f.rate);
+            self.flows[i].rate = r.max(1.0);
         }
     }
 
