@@ -4,7 +4,8 @@
 //! caller running this under a lock on the limits rows, with `used` summed over the *other*
 //! live leases): for every limited dimension, `used + grant <= limit`.
 
-use crate::db::RelayRow;
+// `super`, not `crate::db`: the simulator compiles this file inside its own `ctl` module.
+use super::relay_row::RelayRow;
 
 /// Share of each limit kept back from relays that already hold another live lease, so a
 /// new relay always finds some quota.

@@ -19,6 +19,7 @@ mod metrics;
 mod monitor;
 mod progress;
 mod push;
+mod relay_row;
 mod selection;
 mod server;
 mod service;

@@ -1,7 +1,8 @@
 //! Relay selection: about 2% of the targets (at least 1), preferring relays in the zones
 //! where the targets are, with low load and good origin quality.
 
-use crate::db::RelayRow;
+// `super`, not `crate::db`: the simulator compiles this file inside its own `ctl` module.
+use super::relay_row::RelayRow;
 use std::collections::HashMap;
 
 /// Share of the target count that becomes relays (within the 1–5% of the design).

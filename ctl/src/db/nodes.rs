@@ -6,32 +6,7 @@ use crate::error::{now_ms, CtlError, CtlResult};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-/// A registered relay.
-#[derive(Debug, Clone)]
-pub struct RelayRow {
-    /// Relay id.
-    pub id: String,
-    /// Addresses (decoded from JSON).
-    pub addresses: Vec<String>,
-    /// Zone label.
-    pub zone: String,
-    /// Upload capacity, bytes/s.
-    pub capacity_bps: i64,
-    /// 0..1.
-    pub load: f64,
-    /// Origin pull rate, bytes/s.
-    pub origin_rate_bps: i64,
-    /// Origin latency, ms.
-    pub origin_latency_ms: f64,
-    /// Origin errors in the last heartbeat.
-    pub origin_errors: i64,
-    /// Bytes served in total.
-    pub bytes_served: i64,
-    /// Last heartbeat or registration.
-    pub last_seen_ms: i64,
-    /// Not timed out.
-    pub alive: bool,
-}
+pub use crate::relay_row::RelayRow;
 
 const RELAY_COLS: &str = "id, addresses, zone, capacity_bps, load, origin_rate_bps, origin_latency_ms, \
      origin_errors, bytes_served, last_seen_ms, alive";
