@@ -3,8 +3,11 @@
 //!
 //! # Decision function
 //! Every sample adds the cumulative BitTorrent payload count to a sliding window; the **BT
-//! rate** is the window's bytes over its span (the span grows to `window` after start).
-//! A sample is **slow** when that rate is below `threshold`, and **starved** when no connected
+//! rate** is the window's bytes over its span (the span grows to `window` after start), the
+//! **recent rate** the same over the last two samples.
+//! A sample is **slow** when either rate is below `threshold` (the recent one catches a stall
+//! the window would hide for most of its span: the last pieces queued at a slow peer while
+//! the download's first minute was fast), and **starved** when no connected
 //! peer has a piece we lack (no peer at all counts: every dial failed, nobody connects in, or
 //! P2P is blocked). Streaks of `slow_samples` consecutive samples decide:
 //!
@@ -260,7 +263,7 @@ impl Switch {
         let recent = self.window.len().saturating_sub(3);
         self.recent_rate = rate_between(self.window.get(recent), self.window.back());
         let starved = s.peers == 0 || !s.useful_peers;
-        let slow = self.bt_rate < self.config.threshold;
+        let slow = self.bt_rate.min(self.recent_rate) < self.config.threshold;
         self.starved = if starved { self.starved + 1 } else { 0 };
         self.slow = if slow && !starved { self.slow + 1 } else { 0 };
         self.fast = if !slow && !starved { self.fast + 1 } else { 0 };
@@ -274,7 +277,9 @@ impl Switch {
             Some((Level::Full, if s.peers == 0 { Reason::NoPeers } else { Reason::NoUsefulPeers }))
         } else {
             match level {
-                Level::Off if self.slow >= n => Some((Level::Partial, Reason::BtSlow(self.bt_rate))),
+                Level::Off if self.slow >= n => {
+                    Some((Level::Partial, Reason::BtSlow(self.bt_rate.min(self.recent_rate))))
+                }
                 Level::Partial if self.slow >= n && !share_left && !period_over => {
                     Some((Level::Full, Reason::ShareUsedUp))
                 }

@@ -82,6 +82,23 @@ fn triggers_only_after_consecutive_slow_samples() {
 }
 
 #[test]
+fn a_stall_after_a_fast_start_triggers_before_the_window_forgets_it() {
+    let mut d = Drive::new(SwitchConfig::default());
+    assert!(d.steps(3 * MB, 20).is_empty(), "40 s at 3 MB/s");
+    // The last pieces sit at a slow peer: the 45 s window still says ~2.4 MB/s. The recent
+    // rate spans two samples, so the first stalled sample is not slow yet; three slow ones are.
+    assert!(d.steps(0, 3).is_empty());
+    let c = d.step(0).expect("three samples of a stalled recent rate switch");
+    assert!(d.switch.bt_rate() > 500_000, "the windowed rate alone would not have: {}", d.switch.bt_rate());
+    assert_eq!((c.from, c.to, c.reason), (Level::Off, Level::Partial, Reason::BtSlow(0)));
+    // A short lull is no stall.
+    let mut d = Drive::new(SwitchConfig::default());
+    d.steps(3 * MB, 20);
+    assert!(d.steps(0, 3).is_empty());
+    assert!(d.steps(3 * MB, 30).is_empty());
+}
+
+#[test]
 fn one_fast_sample_resets_the_streak() {
     let mut d = Drive::new(short());
     // Window 5 s: two slow seconds, then a burst that lifts the windowed rate over the threshold.
