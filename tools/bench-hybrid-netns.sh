@@ -53,6 +53,10 @@ NETNS_SUBNET=10.78.0
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, tc and nft)" >&2; exit 1; }
 case "$hostile_mode" in block | shape) ;; *) echo "HOSTILE must be block or shape" >&2; exit 1 ;; esac
 [ "$hostile_mode" = shape ] || command -v nft > /dev/null || { echo "HOSTILE=block needs nft (Debian: nftables)" >&2; exit 1; }
+if ip link show "${NETNS_PREFIX}br0" > /dev/null 2>&1; then
+    echo "${NETNS_PREFIX}br0 exists: another run is going on (or was killed; remove fgh* namespaces and the bridge)" >&2
+    exit 1
+fi
 if [ -z "${FG_BIN:-}" ]; then cargo build --release -p floodgate -p floodgate-relay -p floodgate-tools -q; fi
 bindir="${FG_BIN:-$PWD/target/release}"
 fg="$bindir/floodgate"
@@ -99,8 +103,8 @@ shape_p2p() {
     local run=() dev="$2" total="$3" field="$4"
     [ -n "$1" ] && run=(ip netns exec "$1")
     "${run[@]}" tc qdisc replace dev "$dev" root handle 1: htb default 20
-    "${run[@]}" tc class add dev "$dev" parent 1: classid 1:1 htb rate "${total}mbit" burst 256kb
-    "${run[@]}" tc class add dev "$dev" parent 1:1 classid 1:10 htb rate "${total}mbit" burst 256kb
+    "${run[@]}" tc class add dev "$dev" parent 1: classid 1:1 htb rate "${total}mbit" burst 256kb quantum 60000
+    "${run[@]}" tc class add dev "$dev" parent 1:1 classid 1:10 htb rate "${total}mbit" burst 256kb quantum 60000
     "${run[@]}" tc class add dev "$dev" parent 1:1 classid 1:20 htb rate "${hostile_rate}mbit" ceil "${hostile_rate}mbit"
     "${run[@]}" tc filter add dev "$dev" parent 1: protocol ip u32 match ip "$field" "$http_port" 0xffff flowid 1:10
 }

@@ -44,9 +44,13 @@ netns_wait_tcp() {
     return 1
 }
 
-# netns_cleanup LAST: removes namespaces 0..LAST and the bridge (veths go with their namespace).
+# netns_cleanup LAST: removes veths, namespaces 0..LAST and the bridge. The veths are removed
+# first: a namespace that some process still holds outlives `ip netns del`, and its veth with it.
 netns_cleanup() {
     local i
-    for i in $(seq 0 "$1"); do ip netns del "${NETNS_PREFIX}$i" 2> /dev/null || true; done
+    for i in $(seq 0 "$1"); do
+        ip link del "${NETNS_PREFIX}h$i" 2> /dev/null || true
+        ip netns del "${NETNS_PREFIX}$i" 2> /dev/null || true
+    done
     ip link del "${NETNS_PREFIX}br0" 2> /dev/null || true
 }
