@@ -24,6 +24,10 @@ up="${UP:-80}"
 down="${DOWN:-400}"
 kinds="${KINDS:-floodgate libtorrent}"
 here="$PWD/tools/bench"
+# shellcheck source=tools/lib/netns.sh
+. tools/lib/netns.sh
+NETNS_PREFIX=fgs
+NETNS_SUBNET=10.77.0
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces and tc)" >&2; exit 1; }
 if [ -z "${FG_BIN:-}" ]; then cargo build --release -p floodgate -q; fi
 fg="${FG_BIN:-$PWD/target/release/floodgate}"
@@ -32,40 +36,26 @@ chmod 755 "$work"
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for i in $(seq 0 "$n"); do ip netns del "fgs$i" 2>/dev/null || true; done
-    ip link del fgsbr0 2>/dev/null || true
+    netns_cleanup "$n"
     rm -rf "$work"
 }
 trap cleanup EXIT
-now() { date +%s.%N; }
 
-# shape DEV MBIT: a token bucket filter on DEV's egress.
-shape() { tc qdisc replace dev "$1" root tbf rate "${2}mbit" burst 256kb latency 100ms; }
-
-ip link add fgsbr0 type bridge
-ip link set fgsbr0 up
+netns_bridge
 for i in $(seq 0 "$n"); do
-    ns="fgs$i"
-    ip netns add "$ns"
-    ip link add "fgsh$i" type veth peer name "fgsn$i"
-    ip link set "fgsn$i" netns "$ns"
-    ip link set "fgsh$i" master fgsbr0 up
-    ip -n "$ns" addr add "10.77.0.$((i + 1))/24" dev "fgsn$i"
-    ip -n "$ns" link set "fgsn$i" up
-    ip -n "$ns" link set lo up
     rate_up=$up; [ "$i" = 0 ] && rate_up=$seed_up
-    ip netns exec "$ns" bash -c "$(declare -f shape); shape fgsn$i $rate_up"
-    shape "fgsh$i" "$down"
+    netns_add "$i" "$rate_up" "$down"
 done
 
 seed_ip=10.77.0.1
 mkdir -p "$work/seed"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/seed/payload.bin"
 "$fg" make-torrent "$work/seed/payload.bin" -o "$work/p.torrent" --tracker "http://$seed_ip:6969/announce" > /dev/null 2>&1
+# shellcheck disable=SC2086 # SEED_ARGS is a list of flags
 ip netns exec fgs0 "$fg" seed "$work/p.torrent" --data "$work/seed" --listen "$seed_ip:6881" \
     --tracker-listen "$seed_ip:6969" ${SEED_ARGS:-} > /dev/null 2> "$work/seed.log" &
 pids+=($!)
-for _ in $(seq 1 200); do ip netns exec fgs1 bash -c "exec 3<>/dev/tcp/$seed_ip/6881" 2>/dev/null && break; sleep 0.05; done
+netns_wait_tcp fgs1 "$seed_ip" 6881 || true
 
 bound=$(awk -v f="$((size_mib * 1024 * 1024))" -v n="$n" -v us="$seed_up" -v u="$up" -v d="$down" 'BEGIN {
     us = us * 1e6 / 8; u = u * 1e6 / 8; d = d * 1e6 / 8;
@@ -77,7 +67,6 @@ echo "Kumar–Ross minimum time: ${bound} s; seed flags: ${SEED_ARGS:-none}"
 group() {
     local name="$1" cpids=() i
     rm -rf "${work:?}/$name"; mkdir -p "$work/$name"
-    local start; start=$(now)
     for i in $(seq 1 "$n"); do
         local out="$work/$name/c$i"; mkdir -p "$out"
         case "$name" in

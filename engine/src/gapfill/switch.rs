@@ -3,14 +3,19 @@
 //!
 //! # Decision function
 //! Every sample adds the cumulative BitTorrent payload count to a sliding window; the **BT
-//! rate** is the window's bytes over its span (the span grows to `window` after start).
-//! A sample is **slow** when that rate is below `threshold`, and **starved** when no connected
+//! rate** is the window's bytes over its span (the span grows to `window` after start), the
+//! **recent rate** the same over the last two samples.
+//! A sample is **slow** when either rate is below `threshold` (the recent one catches a stall
+//! the window would hide for most of its span: the last pieces queued at a slow peer while
+//! the download's first minute was fast), and **starved** when no connected
 //! peer has a piece we lack (no peer at all counts: every dial failed, nobody connects in, or
-//! P2P is blocked). Streaks of `slow_samples` consecutive samples decide:
+//! P2P is blocked), or when BitTorrent, after delivering, has stalled: nothing arrived over the
+//! last two samples (peers that hold the pieces we lack but send nothing are no better than no
+//! peers, and only the full level may overlap the pieces they hold half-delivered). Streaks of `slow_samples` consecutive samples decide:
 //!
 //! | from | to | when |
 //! |---|---|---|
-//! | off, partial | full | starved streak (no useful peer) |
+//! | off, partial | full | starved streak (no useful peer, or BitTorrent stalled) |
 //! | off | partial | slow streak with useful peers |
 //! | partial | full | slow streak and the partial share of this period is used up |
 //! | full | partial | useful peers again for a streak, cooldown over, still slow |
@@ -96,6 +101,8 @@ pub enum Reason {
     NoPeers,
     /// Peers are connected but none has a piece we lack.
     NoUsefulPeers,
+    /// BitTorrent had delivered, then nothing arrived over the last two samples.
+    BtStalled,
     /// At partial level the period's share ran out while BT was still slow.
     ShareUsedUp,
     /// Useful peers came back (the BT rate, bytes/s, is still below the threshold).
@@ -110,6 +117,7 @@ impl std::fmt::Display for Reason {
             Reason::BtSlow(r) => write!(f, "BitTorrent slow ({r} B/s)"),
             Reason::NoPeers => f.write_str("no peer connected"),
             Reason::NoUsefulPeers => f.write_str("no peer has a piece we lack"),
+            Reason::BtStalled => f.write_str("BitTorrent stalled (nothing arrived)"),
             Reason::ShareUsedUp => f.write_str("partial share used up while BitTorrent is slow"),
             Reason::PeersBack(r) => write!(f, "useful peers back ({r} B/s)"),
             Reason::BtRecovered(r) => write!(f, "BitTorrent recovered ({r} B/s)"),
@@ -259,8 +267,9 @@ impl Switch {
         self.bt_rate = rate_between(self.window.front(), self.window.back());
         let recent = self.window.len().saturating_sub(3);
         self.recent_rate = rate_between(self.window.get(recent), self.window.back());
-        let starved = s.peers == 0 || !s.useful_peers;
-        let slow = self.bt_rate < self.config.threshold;
+        let stalled = s.bt_bytes > 0 && self.recent_rate == 0;
+        let starved = s.peers == 0 || !s.useful_peers || stalled;
+        let slow = self.bt_rate.min(self.recent_rate) < self.config.threshold;
         self.starved = if starved { self.starved + 1 } else { 0 };
         self.slow = if slow && !starved { self.slow + 1 } else { 0 };
         self.fast = if !slow && !starved { self.fast + 1 } else { 0 };
@@ -271,10 +280,19 @@ impl Switch {
             self.period.is_some_and(|(start, _)| now.duration_since(start) >= self.config.cooldown);
         let level = self.level;
         let decision = if self.starved >= n && level != Level::Full {
-            Some((Level::Full, if s.peers == 0 { Reason::NoPeers } else { Reason::NoUsefulPeers }))
+            let reason = if s.peers == 0 {
+                Reason::NoPeers
+            } else if !s.useful_peers {
+                Reason::NoUsefulPeers
+            } else {
+                Reason::BtStalled
+            };
+            Some((Level::Full, reason))
         } else {
             match level {
-                Level::Off if self.slow >= n => Some((Level::Partial, Reason::BtSlow(self.bt_rate))),
+                Level::Off if self.slow >= n => {
+                    Some((Level::Partial, Reason::BtSlow(self.bt_rate.min(self.recent_rate))))
+                }
                 Level::Partial if self.slow >= n && !share_left && !period_over => {
                     Some((Level::Full, Reason::ShareUsedUp))
                 }

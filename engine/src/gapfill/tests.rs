@@ -82,6 +82,39 @@ fn triggers_only_after_consecutive_slow_samples() {
 }
 
 #[test]
+fn a_slump_after_a_fast_start_triggers_before_the_window_forgets_it() {
+    let mut d = Drive::new(SwitchConfig::default());
+    assert!(d.steps(3 * MB, 20).is_empty(), "40 s at 3 MB/s");
+    // The last pieces trickle from a slow peer: the 45 s window still says ~2.4 MB/s. The
+    // recent rate spans two samples, so the first slow sample is not slow yet; three are.
+    assert!(d.steps(100_000, 3).is_empty());
+    let c = d.step(100_000).expect("three samples of a slow recent rate switch");
+    assert!(d.switch.bt_rate() > 500_000, "the windowed rate alone would not have: {}", d.switch.bt_rate());
+    assert_eq!((c.from, c.to, c.reason), (Level::Off, Level::Partial, Reason::BtSlow(100_000)));
+    // A short lull is no slump.
+    let mut d = Drive::new(SwitchConfig::default());
+    d.steps(3 * MB, 20);
+    assert!(d.steps(100_000, 3).is_empty());
+    assert!(d.steps(3 * MB, 30).is_empty());
+}
+
+#[test]
+fn a_stall_with_useful_peers_goes_full_but_a_slow_start_only_partial() {
+    // Peers hold what we lack and BitTorrent delivered, then nothing arrives: full, so HTTP
+    // may also take the pieces those peers hold half-sent.
+    let mut d = Drive::new(SwitchConfig::default());
+    d.steps(3 * MB, 20);
+    assert!(d.steps(0, 3).is_empty());
+    let c = d.step(0).expect("a stall switches");
+    assert_eq!((c.from, c.to, c.reason), (Level::Off, Level::Full, Reason::BtStalled));
+    // Nothing delivered yet (peers connected, not unchoked): slow, not stalled.
+    let mut d = Drive::new(SwitchConfig::default());
+    let c = d.steps(0, 3);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].to, c[0].reason), (Level::Partial, Reason::BtSlow(0)));
+}
+
+#[test]
 fn one_fast_sample_resets_the_streak() {
     let mut d = Drive::new(short());
     // Window 5 s: two slow seconds, then a burst that lifts the windowed rate over the threshold.
