@@ -503,7 +503,8 @@ impl Agent {
         // read its timestamp; polled finely until then).
         let mut first_piece_pending = progress.1 == 0;
         loop {
-            let tick = if first_piece_pending { Duration::from_millis(20) } else { Duration::from_millis(250) };
+            let tick =
+                if first_piece_pending { Duration::from_millis(20) } else { Duration::from_millis(250) };
             tokio::time::sleep(every.min(tick)).await;
             if stop.load(Ordering::Relaxed) {
                 return;
