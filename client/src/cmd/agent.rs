@@ -28,6 +28,9 @@ use tonic::transport::Channel;
 
 use crate::gapfill::{GapFillConfig, GapFiller, HttpOptions, SourceKind};
 
+#[path = "agent_metrics.rs"]
+mod metrics;
+
 /// Time limit of one unary call to ctl.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between reconnect attempts.
@@ -62,6 +65,9 @@ pub struct Args {
     /// HTTP gap-filling defaults; a distribution's own settings (its `DistConfig`) win.
     #[command(flatten)]
     pub http: HttpOptions,
+    /// Prometheus `/metrics`.
+    #[command(flatten)]
+    pub metrics: metrics::MetricsArgs,
 }
 
 type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
@@ -106,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .connect_lazy();
         let client = ClientServiceClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20);
         let agent = Arc::new(Agent { args, client, swarm, jobs: Mutex::new(HashMap::new()) });
+        metrics::start(&agent).await?;
         agent.register_until_ok().await;
         tracing::info!(id = %agent.args.id, "registered with ctl");
         tokio::spawn(agent.clone().watch_loop());

@@ -12,6 +12,7 @@ mod conn;
 mod data;
 mod framing;
 mod limits;
+mod metrics;
 mod pages;
 mod response;
 mod tracker;
