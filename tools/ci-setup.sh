@@ -7,6 +7,7 @@
 #  - nginx (a real HTTP origin for the relay tests)
 #  - chromium (the dashboard's browser test drives it headless over CDP)
 #  - systemd (systemd-analyze, to verify the units in deploy/systemd)
+#  - iproute2 and util-linux (`ip`, `unshare`: the README's blocks run in a netns of their own)
 #  - promtool (Debian's prometheus package) to check deploy/prometheus's alerting rules; the
 #    Prometheus server it brings is stopped and disabled again, only the tool is wanted
 set -euo pipefail
@@ -22,6 +23,8 @@ command -v openssl > /dev/null || missing+=(openssl)
 command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v systemd-analyze > /dev/null || missing+=(systemd)
+command -v ip > /dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)   # the README test's netns
+command -v unshare > /dev/null || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -3,7 +3,9 @@
 #   origin (fg-origin, throttled) -> ctl (floodgate-ctl on SQLite) -> relay (`floodgate-relay --ctl`:
 #   takes its task from ctl, pulls with parallel Range requests, verifies and seeds while still
 #   pulling) -> N clients (`floodgate agent`: take their task from ctl, BitTorrent from the relay
-#   and each other, report progress) -> summary: times, origin bytes (ctl's and the origin's), offload.
+#   and each other, report progress) -> summary: times against the Kumar-Ross bound, the
+#   BitTorrent / HTTP split, origin bytes against file x relays, offload. ctl's dashboard
+#   (--http-listen) is up while it runs: its URL is printed.
 #
 #   tools/quickstart.sh [SIZE_MIB] [CLIENTS]        (defaults: 256, 4)
 set -euo pipefail
@@ -27,7 +29,7 @@ mkdir -p "$work/origin" "$work/relay"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/origin/payload.bin"
 info_hash=$("$bin/floodgate" make-torrent "$work/origin/payload.bin" -o "$work/payload.torrent" 2>/dev/null)
 
-origin_port=$(port); ctl_port=$(port); relay_bt=$(port); relay_http=$(port)
+origin_port=$(port); ctl_port=$(port); ctl_http=$(port); relay_bt=$(port); relay_http=$(port)
 rate=$((200 * 1024 * 1024))
 echo "== origin on 127.0.0.1:$origin_port (throttled to 200 MiB/s)"
 "$bin/fg-origin" --file "$work/origin/payload.bin" --listen "127.0.0.1:$origin_port" --rate "$rate" 2> "$work/origin.log" &
@@ -36,9 +38,12 @@ wait_port "$origin_port"
 
 echo "== ctl on 127.0.0.1:$ctl_port (SQLite at $work/floodgate.db)"
 export FLOODGATE_ADMIN_TOKEN=quickstart-admin FLOODGATE_RELAY_TOKEN=quickstart-relay FLOODGATE_CLIENT_TOKEN=quickstart-client
-"$bin/floodgate-ctl" serve --listen "127.0.0.1:$ctl_port" --db "sqlite://$work/floodgate.db" 2> "$work/ctl.log" &
+"$bin/floodgate-ctl" serve --listen "127.0.0.1:$ctl_port" --db "sqlite://$work/floodgate.db" \
+    --http-listen "127.0.0.1:$ctl_http" 2> "$work/ctl.log" &
 pids+=($!)
 wait_port "$ctl_port"
+wait_port "$ctl_http"
+echo "== dashboard: http://127.0.0.1:$ctl_http/   (Prometheus metrics: http://127.0.0.1:$ctl_http/metrics)"
 ctl="http://127.0.0.1:$ctl_port"
 ctljson() { "$bin/floodgate-ctl" "$@" --ctl "$ctl" --token quickstart-admin --json 2>/dev/null; }
 
@@ -105,11 +110,29 @@ echo
 echo "== summary"
 echo "file:              ${size_mib} MiB, info hash ${info_hash}"
 echo "ctl distribution:  $dist, state ${state:-unknown}, origin bytes reported by the relay ${ctl_origin_bytes:-?}"
-awk -v b="$bytes" -v a="$t0" -v z="$last" -v n="$clients" -v o="$origin_bytes" -v f="$first" -v r="$rate" 'BEGIN {
-    printf "clients:           %d, all byte-identical and verified\n", n
-    printf "last client done:  %.2f s after dist create (origin alone needs %.2f s at its rate)\n", z - a, b / r
-    printf "fastest client:    %.2f s after dist create\n", f - a
-    printf "origin served:     %d bytes = %.2f x the file (one relay)\n", o, o / b
-    printf "delivered:         %.0f MiB to clients, offload %.1f x\n", n * b / 1048576, n * b / o
-}'
+relays=1
+echo "$d" > "$work/dist.json"
+python3 - "$work/dist.json" "$bytes" "$clients" "$relays" "$rate" "$origin_bytes" "$t0" "$first" "$last" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+size, n, relays, rate, origin = (int(v) for v in sys.argv[2:7])
+t0, first, last = (float(v) for v in sys.argv[7:10])
+s = d.get("stats") or {}
+bt, http_relay, http_origin = (int(s.get(k, 0)) for k in ("bytes_bt", "bytes_http_relay", "bytes_http_origin"))
+got = max(bt + http_relay + http_origin, 1)
+# Kumar-Ross: T >= max(F/u_s, F/d_min, N F/(u_s + sum u_i)) (ctl's DistStats.min_time_secs, from
+# the rates relays and clients report); here every byte also enters through the throttled
+# origin, so F / origin rate bounds the run too. The larger of the two is the bound.
+ctl_bound = float(s.get("min_time_secs") or 0)
+origin_bound = size / rate
+bound = max(ctl_bound, origin_bound)
+how = f"ctl's min_time_secs {ctl_bound:.2f} s, F / origin rate {origin_bound:.2f} s"
+took = last - t0
+print(f"clients:           {n}, all byte-identical and verified")
+print(f"last client done:  {took:.2f} s after dist create; Kumar-Ross bound {bound:.2f} s ({how}): {took / bound:.1f} x the bound")
+print(f"fastest client:    {first - t0:.2f} s after dist create")
+print(f"received by:       BitTorrent {bt / 2**20:.1f} MiB ({100 * bt / got:.0f}%), HTTP from relays {http_relay / 2**20:.1f} MiB ({100 * http_relay / got:.0f}%), HTTP from origin {http_origin / 2**20:.1f} MiB ({100 * http_origin / got:.0f}%)")
+print(f"origin served:     {origin} bytes = {origin / (size * relays):.2f} x (file x {relays} relay{'s' if relays > 1 else ''})")
+print(f"delivered:         {n * size / 2**20:.0f} MiB to clients, offload {n * size / max(origin, 1):.1f} x")
+PY
 if [ "$failed" -ne 0 ]; then echo "FAILED: $failed client(s) incomplete or different"; exit 1; fi

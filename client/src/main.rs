@@ -5,7 +5,7 @@
 mod cmd;
 mod gapfill;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -14,6 +14,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "floodgate", version, about)]
 struct Cli {
+    /// Log lines as human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = floodgate_proto::LogFormat::Text)]
+    log_format: floodgate_proto::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,14 +38,18 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let argv = floodgate_proto::with_config_file(Cli::command(), std::env::args_os().collect())?;
+    let cli = Cli::parse_from(argv);
+    floodgate_proto::init_logging(cli.log_format, "info");
+    let config = match &cli.command {
+        Command::Get(a) => a.http.config.as_ref(),
+        Command::Agent(a) => a.http.config.as_ref(),
+        _ => None,
+    };
+    if let Some(path) = config {
+        tracing::info!(config = %path.display(), "config file read");
+    }
+    match cli.command {
         Command::MakeTorrent(args) => cmd::make_torrent::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Verify(args) => cmd::verify::run(args),

@@ -1,4 +1,5 @@
-//! `serve` configuration: TOML file, overridden by environment, overridden by flags.
+//! `serve` configuration: TOML file, overridden by environment, overridden by flags. Every key
+//! with its default: `deploy/config/ctl.toml`.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7400"

@@ -32,14 +32,8 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = cli::Cli::parse();
+    floodgate_proto::init_logging(cli.log_format, "info,sqlx=warn");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Err(e) = rt.block_on(cli::run(cli)) {
         eprintln!("error: {e:#}");

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Writes floodgate-ctl.json, the Grafana dashboard for floodgate-ctl's /metrics.
+"""Writes floodgate-ctl.json, the Grafana dashboard for floodgate-ctl's, the relays' and the
+agents' /metrics.
 
 Run it after changing a panel; the JSON is committed so Grafana can import it as is. The
 integration test `metrics::deploy_files_query_only_exported_metrics` checks that every
-metric the dashboard queries exists in ctl's output."""
+metric the dashboard queries exists in some component's output (ctl, relay or agent)."""
 import json, os
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -71,6 +72,19 @@ panel("Relays: load and leases", "timeseries", [
     ("floodgate_ctl_relay_up", "{{relay}} up"),
 ])
 panel("Relays: bytes served", "timeseries", [("rate(floodgate_ctl_relay_served_bytes_total[1m])", "{{relay}} ({{zone}})")], unit="Bps")
+
+# Relays' own /metrics (floodgate-relay --listen-http ADDR, path /metrics).
+panel("Relay uploads by protocol", "timeseries", [("sum by (instance, protocol) (rate(floodgate_relay_served_bytes_total[1m]))", "{{instance}} {{protocol}}")], unit="Bps")
+panel("Relay origin pull per task", "timeseries", [("sum by (instance, task) (rate(floodgate_relay_origin_bytes_total[1m]))", "{{instance}} {{task}}")], unit="Bps")
+panel("Relay peers", "timeseries", [("sum by (instance) (floodgate_relay_peers)", "{{instance}}")], w=8)
+panel("Relay hash failures", "timeseries", [("sum by (instance) (increase(floodgate_relay_hash_failures_total[5m]))", "{{instance}}")], w=8)
+panel("Relay origin retries", "timeseries", [("sum by (instance) (rate(floodgate_relay_origin_retries_total[5m]))", "{{instance}}")], w=8, unit="reqps")
+# Agents' /metrics (floodgate agent --metrics-listen ADDR).
+panel("Agents: bytes received by source", "timeseries", [(f"sum by (source) (rate(floodgate_agent_received_bytes_total{{{D}}}[1m]))", "{{source}}")], unit="Bps")
+panel("Agents: download rate", "timeseries", [(f"floodgate_agent_download_rate_bytes_per_second{{{D}}}", "{{instance}} {{dist}}")], unit="Bps")
+panel("Agents: gap-fill switches by level", "timeseries", [(f"sum by (level) (increase(floodgate_agent_gapfill_switches_total{{{D}}}[5m]))", "to {{level}}")], w=8)
+panel("Agents at each gap-fill level", "timeseries", [(f"sum by (level) (floodgate_agent_gapfill_level{{{D}}})", "{{level}}")], w=8)
+panel("Agents: hash failures", "timeseries", [(f"sum by (source) (increase(floodgate_agent_hash_failures_total{{{D}}}[5m]))", "{{source}}")], w=8)
 
 dash = {
     "title": "Floodgate control plane",

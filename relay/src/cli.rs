@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use floodgate_proto::LogFormat;
 
 use crate::http;
 use crate::setup::TaskOptions;
@@ -12,6 +13,13 @@ use crate::setup::TaskOptions;
 #[derive(Parser, Debug)]
 #[command(name = "floodgate-relay", version, about)]
 pub struct Cli {
+    /// A TOML file whose keys are these flags' long names (`listen-http = "0.0.0.0:8080"`);
+    /// flags and environment variables override it. Example: `deploy/config/relay.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log lines as human-readable text or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Origin URL to pull (standalone mode).
     #[arg(long, conflicts_with = "ctl")]
     pub origin: Option<String>,

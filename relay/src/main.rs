@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use floodgate_engine::swarm::{Swarm, SwarmConfig};
 
 use cli::Cli;
@@ -31,14 +31,12 @@ use setup::{announce_self, known_task, seed_url_only, url_only_task};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let argv = floodgate_proto::with_config_file(Cli::command(), std::env::args_os().collect())?;
+    let cli = Cli::parse_from(argv);
+    floodgate_proto::init_logging(cli.log_format, "info");
+    if let Some(path) = &cli.config {
+        tracing::info!(config = %path.display(), "config file read");
+    }
     if let Some(ctl) = cli.ctl.clone() {
         return ctl_mode::run(cli, ctl);
     }

@@ -45,10 +45,16 @@ pub fn spawn_relay(ctl: &Ctl, id: &str, data_dir: &Path, bt: SocketAddr, http: S
 
 /// Starts `floodgate agent` as `id` in zone z1 with `labels`, downloading into `out`.
 pub fn spawn_agent(ctl: &Ctl, id: &str, labels: &str, out: &Path) -> ChildGuard {
+    spawn_agent_with(ctl, id, labels, out, &[])
+}
+
+/// Like [`spawn_agent`], with `extra` flags.
+pub fn spawn_agent_with(ctl: &Ctl, id: &str, labels: &str, out: &Path, extra: &[&str]) -> ChildGuard {
     ChildGuard::spawn(
         Command::new(bin("floodgate"))
             .args(["agent", "--ctl", &ctl.url(), "--token", CLIENT, "--id", id])
             .args(["--labels", labels, "--zone", "z1", "-o", path(out), "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null()),
     )

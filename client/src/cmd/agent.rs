@@ -31,6 +31,9 @@ use tonic::transport::Channel;
 use super::hash_feed;
 use crate::gapfill::{GapFillConfig, GapFiller, HttpOptions, SourceKind};
 
+#[path = "agent_metrics.rs"]
+mod metrics;
+
 /// Time limit of one unary call to ctl.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between reconnect attempts.
@@ -65,6 +68,9 @@ pub struct Args {
     /// HTTP gap-filling defaults; a distribution's own settings (its `DistConfig`) win.
     #[command(flatten)]
     pub http: HttpOptions,
+    /// Prometheus `/metrics`.
+    #[command(flatten)]
+    pub metrics: metrics::MetricsArgs,
 }
 
 type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
@@ -138,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             waiting: Mutex::new(HashSet::new()),
             promoting: Mutex::new(HashSet::new()),
         });
+        metrics::start(&agent).await?;
         agent.register_until_ok().await;
         tracing::info!(id = %agent.args.id, "registered with ctl");
         tokio::spawn(agent.clone().watch_loop());

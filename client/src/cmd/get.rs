@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     peers.extend(magnet_peers.into_iter().filter(|p| !args.peers.contains(p)));
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
-    let http = args.http.clone().resolve()?;
+    let http = args.http.clone();
     let switch = http.switch(Default::default())?;
     let sources = if http.no_http { Vec::new() } else { http_sources(&meta, &http.http_sources)? };
     let verified = floodgate_engine::store::verified_on_disk(&meta, &args.output);

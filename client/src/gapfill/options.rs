@@ -1,10 +1,10 @@
-//! The gap-filling options of `get` and `agent`: command-line flags, the same keys in a TOML
-//! file (`--config`), then the defaults. Flags override the file.
+//! The gap-filling options of `get` and `agent`: command-line flags, then the defaults. The
+//! `--config` TOML file (keys named like the flags) is merged into the command line before it
+//! is parsed (`floodgate_proto::with_config_file`), so flags override the file.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use floodgate_engine::gapfill::SwitchConfig;
 
 /// Gap-filling flags (also accepted as keys of the `--config` TOML file).
@@ -31,43 +31,13 @@ pub struct HttpOptions {
     /// An HTTP source of the file (repeatable); used after relays, with the torrent's web seeds.
     #[arg(long = "http-source", value_name = "URL")]
     pub http_sources: Vec<String>,
-    /// A TOML file with any of these keys (`bt-threshold = 500000`, `http-source = ["…"]`, …).
+    /// A TOML file whose keys are this command's long flag names (`bt-threshold = 500000`,
+    /// `http-source = ["…"]`, …); flags override it. Example: `deploy/config/agent.toml`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
-/// The keys of the `--config` file.
-#[derive(serde::Deserialize, Debug, Default)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct FileOptions {
-    bt_threshold: Option<u64>,
-    check_interval: Option<f64>,
-    window: Option<f64>,
-    cooldown: Option<f64>,
-    http_share: Option<u8>,
-    no_http: Option<bool>,
-    #[serde(default)]
-    http_source: Vec<String>,
-}
-
 impl HttpOptions {
-    /// Merges the `--config` file under the flags.
-    pub fn resolve(mut self) -> anyhow::Result<HttpOptions> {
-        let Some(path) = self.config.clone() else { return Ok(self) };
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let file: FileOptions =
-            toml::from_str(&text).with_context(|| format!("{} is not a valid config", path.display()))?;
-        self.bt_threshold = self.bt_threshold.or(file.bt_threshold);
-        self.check_interval = self.check_interval.or(file.check_interval);
-        self.window = self.window.or(file.window);
-        self.cooldown = self.cooldown.or(file.cooldown);
-        self.http_share = self.http_share.or(file.http_share);
-        self.no_http |= file.no_http.unwrap_or(false);
-        self.http_sources.extend(file.http_source);
-        Ok(self)
-    }
-
     /// The switch settings: these options over `base`.
     pub fn switch(&self, base: SwitchConfig) -> anyhow::Result<SwitchConfig> {
         let secs = |v: Option<f64>, name: &str, d: Duration| -> anyhow::Result<Duration> {
@@ -102,22 +72,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_override_the_file_and_bad_values_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fg.toml");
-        std::fs::write(&path, "bt-threshold = 100000\nwindow = 30\nhttp-source = [\"http://a/f\"]\n")
-            .unwrap();
-        let opts = HttpOptions { window: Some(50.0), config: Some(path.clone()), ..Default::default() };
-        let opts = opts.resolve().unwrap();
+    fn flags_override_the_defaults_and_bad_values_are_refused() {
+        let opts = HttpOptions { window: Some(50.0), bt_threshold: Some(100_000), ..Default::default() };
         let sw = opts.switch(SwitchConfig::default()).unwrap();
         assert_eq!(sw.threshold, 100_000);
         assert_eq!(sw.window, Duration::from_secs(50));
         assert_eq!(sw.interval, Duration::from_secs(2));
-        assert_eq!(opts.http_sources, vec!["http://a/f".to_string()]);
-        std::fs::write(&path, "bt-treshold = 1\n").unwrap();
-        let e = HttpOptions { config: Some(path), ..Default::default() }.resolve().unwrap_err();
-        assert!(format!("{e:#}").contains("bt-treshold"), "{e:#}");
         let bad = HttpOptions { cooldown: Some(-1.0), ..Default::default() };
+        assert!(bad.switch(SwitchConfig::default()).is_err());
+        let bad = HttpOptions { bt_threshold: Some(0), ..Default::default() };
         assert!(bad.switch(SwitchConfig::default()).is_err());
     }
 }

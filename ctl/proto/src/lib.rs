@@ -10,9 +10,13 @@
 #![allow(clippy::all, missing_docs)]
 
 mod bearer;
+mod config_file;
+mod logging;
 mod reconnect;
 
 pub use bearer::{bearer, Bearer};
+pub use config_file::{with_config_file, ConfigFileError};
+pub use logging::{init_logging, LogFormat};
 pub use reconnect::{follow_stream, retry_until_ok, watch_forever, Backoff, WatchConfig, FIRST_BACKOFF};
 
 /// The `floodgate.v1` package: messages, clients and (with `server`) servers.

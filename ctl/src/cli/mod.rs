@@ -15,6 +15,9 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "floodgate-ctl", version, about)]
 pub struct Cli {
+    /// Log lines as human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = floodgate_proto::LogFormat::Text)]
+    pub log_format: floodgate_proto::LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }

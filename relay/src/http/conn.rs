@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 use super::framing::{request_framing, Framing};
 use super::response::{refuse, write_simple, Simple};
-use super::{data, hashes, pages, Server};
+use super::{data, hashes, metrics, pages, Server};
 
 /// Serves one connection until it closes, errs, or idles out.
 ///
@@ -147,8 +147,8 @@ async fn route(
         return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
     }
     if path == "/metrics" {
-        let body = pages::metrics(server);
-        let ct = "text/plain; version=0.0.4";
+        let body = metrics::render(server);
+        let ct = metrics::CONTENT_TYPE;
         let r = Simple { status: 200, content_type: ct, body: body.as_bytes(), extra: String::new() };
         return write_simple(sock, server, r, head_only, keep).await.map(|_| keep);
     }

@@ -13,6 +13,7 @@ mod data;
 mod framing;
 mod hashes;
 mod limits;
+mod metrics;
 mod pages;
 mod response;
 mod tracker;

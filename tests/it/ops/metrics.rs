@@ -1,7 +1,7 @@
-//! ctl's `/metrics` after a real distribution (origin → relay → agent): OpenMetrics text from
-//! prometheus-client, HELP and TYPE on every family, `_total` counters, no `origin=""` label,
-//! values that match what happened; and the Grafana dashboard and alerting rules in
-//! `deploy/` query only metrics that ctl exports.
+//! The `/metrics` of ctl, the relay and an agent after a real distribution (origin → relay →
+//! agent): OpenMetrics text from prometheus-client, HELP and TYPE on every family, `_total`
+//! counters, no `origin=""` label, values that match what happened; and the Grafana
+//! dashboard and alerting rules in `deploy/` query only metrics that some component exports.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::{Command, Stdio};
@@ -24,6 +24,23 @@ struct Scrape {
     text: String,
     /// The content type it was served with.
     content_type: String,
+    /// The relay's `/metrics` body.
+    relay: String,
+    /// The agent's `/metrics` body.
+    agent: String,
+}
+
+/// The body and content type of `GET url`.
+fn get_metrics(url: &str) -> (String, String) {
+    let (code, body) = curl(url, &[]);
+    assert_eq!(code, 200, "{url}: {}", String::from_utf8_lossy(&body));
+    let (_, head) = curl(url, &["-o", "/dev/null", "-D", "-"]);
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    (String::from_utf8(body).expect("utf-8 metrics"), content_type)
 }
 
 /// Runs one fleet for every test here (they read the same scrape).
@@ -48,16 +65,13 @@ fn scrape() -> &'static Scrape {
             "the distribution did not finish in 60 s: {:?}",
             ctl_json(&fleet.ctl, &["dist", "get", &id])
         );
-        let url = format!("http://{}/metrics", fleet.http);
-        let (code, body) = curl(&url, &[]);
-        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-        let (_, head) = curl(&url, &["-o", "/dev/null", "-D", "-"]);
-        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let content_type = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-type:").map(|v| v.trim().to_string()))
-            .unwrap_or_default();
-        Scrape { dist: id, text: String::from_utf8(body).expect("utf-8 metrics"), content_type }
+        let (text, content_type) = get_metrics(&format!("http://{}/metrics", fleet.http));
+        let (relay, relay_type) = get_metrics(&format!("http://{}/metrics", fleet.relay_http));
+        let (agent, agent_type) = get_metrics(&format!("http://{}/metrics", fleet.agent_metrics[0]));
+        for t in [&relay_type, &agent_type] {
+            assert!(t.starts_with("application/openmetrics-text"), "{t}");
+        }
+        Scrape { dist: id, text, content_type, relay, agent }
     })
 }
 
@@ -93,11 +107,9 @@ fn value(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
     found[0]
 }
 
-#[test]
-fn ctl_metrics_are_well_formed_and_match_the_distribution() {
-    let s = scrape();
-    let t = &s.text;
-    assert!(s.content_type.starts_with("application/openmetrics-text"), "{}", s.content_type);
+/// OpenMetrics text whose every family has HELP and TYPE, whose counters' samples end in
+/// `_total`, every name starting with `prefix`.
+fn assert_well_formed(t: &str, prefix: &str) {
     assert!(t.ends_with("# EOF\n"), "not OpenMetrics text");
     // Every family has HELP and TYPE; counters' samples end in _total.
     let mut types = HashMap::new();
@@ -120,11 +132,67 @@ fn ctl_metrics_are_well_formed_and_match_the_distribution() {
             .find(|f| name == **f || name == format!("{f}_total"))
             .unwrap_or_else(|| panic!("{name} has no TYPE line"));
         assert!(helps.contains(family), "{family} has no HELP line");
-        assert!(name.starts_with("floodgate_"), "{name}");
+        assert!(name.starts_with(prefix), "{name}");
         if types[family] == "counter" {
             assert!(name.ends_with("_total"), "counter sample {name} does not end in _total");
         }
     }
+}
+
+/// The sum of the samples named `name` (any labels).
+fn total(text: &str, name: &str) -> f64 {
+    samples(text).into_iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| v).sum()
+}
+
+#[test]
+fn relay_and_agent_metrics_are_well_formed_and_match_the_distribution() {
+    let s = scrape();
+    let size = SIZE as f64;
+    let r = &s.relay;
+    assert_well_formed(r, "floodgate_relay_");
+    assert_eq!(value(r, "floodgate_relay_tasks", &[]), 1.0);
+    let pulled = total(r, "floodgate_relay_origin_bytes_total");
+    assert!((size..=size * 1.1).contains(&pulled), "relay pulled {pulled} for {SIZE}\n{r}");
+    assert_eq!(total(r, "floodgate_relay_size_bytes"), size);
+    assert_eq!(total(r, "floodgate_relay_verified_bytes"), size);
+    assert_eq!(total(r, "floodgate_relay_hash_failures_total"), 0.0);
+    assert_eq!(total(r, "floodgate_relay_task_failed"), 0.0);
+    let uploaded = total(r, "floodgate_relay_served_bytes_total");
+    assert!(uploaded >= size * 0.5, "the relay uploaded {uploaded} to the one agent\n{r}");
+    assert!(r.contains("floodgate_relay_peers{"), "{r}");
+
+    let a = &s.agent;
+    let id = s.dist.as_str();
+    assert_well_formed(a, "floodgate_agent_");
+    assert_eq!(value(a, "floodgate_agent_tasks", &[]), 1.0);
+    assert_eq!(value(a, "floodgate_agent_verified_bytes", &[("dist", id)]), size);
+    assert_eq!(value(a, "floodgate_agent_size_bytes", &[("dist", id)]), size);
+    let received: f64 = ["bt", "http_relay", "origin"]
+        .iter()
+        .map(|src| value(a, "floodgate_agent_received_bytes_total", &[("dist", id), ("source", src)]))
+        .sum();
+    assert!((size..=size * 1.1).contains(&received), "agent received {received} for {SIZE}\n{a}");
+    // ctl holds the agent's final report; blocks in flight at completion may add a little.
+    let at_ctl = total(&s.text, "floodgate_dist_received_bytes_total");
+    assert!(received >= at_ctl, "agent {received} vs ctl {at_ctl}");
+    let levels: f64 = ["off", "partial", "full"]
+        .iter()
+        .map(|l| value(a, "floodgate_agent_gapfill_level", &[("dist", id), ("level", l)]))
+        .sum();
+    assert_eq!(levels, 1.0, "exactly one gap-fill level is current\n{a}");
+    for l in ["off", "partial", "full"] {
+        value(a, "floodgate_agent_gapfill_switches_total", &[("dist", id), ("level", l)]);
+    }
+    let rate = value(a, "floodgate_agent_download_rate_bytes_per_second", &[("dist", id)]);
+    assert!(rate >= 0.0, "{rate}");
+}
+
+#[test]
+fn ctl_metrics_are_well_formed_and_match_the_distribution() {
+    let s = scrape();
+    let t = &s.text;
+    assert!(s.content_type.starts_with("application/openmetrics-text"), "{}", s.content_type);
+    assert_well_formed(t, "floodgate_");
     assert!(!t.contains("origin=\"\""), "a global limit carries an empty origin label:\n{t}");
 
     // Values that match what happened.
@@ -182,7 +250,9 @@ fn names_in(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn deploy_files_query_only_exported_metrics() {
-    let exported: BTreeSet<String> = samples(&scrape().text).into_iter().map(|(n, _, _)| n).collect();
+    let s = scrape();
+    let exported: BTreeSet<String> =
+        [&s.text, &s.relay, &s.agent].into_iter().flat_map(|t| samples(t)).map(|(n, _, _)| n).collect();
     let known = |n: &str| exported.contains(n);
     let root = workspace().join("deploy");
     for file in ["grafana/floodgate-ctl.json", "prometheus/floodgate-alerts.yml"] {
@@ -190,7 +260,7 @@ fn deploy_files_query_only_exported_metrics() {
         let names = names_in(&text);
         assert!(names.len() >= 10, "{file} queries only {names:?}");
         let unknown: Vec<&String> = names.iter().filter(|n| !known(n)).collect();
-        assert!(unknown.is_empty(), "{file} queries metrics ctl does not export: {unknown:?}");
+        assert!(unknown.is_empty(), "{file} queries metrics no component exports: {unknown:?}");
     }
     // The Grafana file is what its generator writes.
     let generated = Command::new("python3")
