@@ -139,19 +139,10 @@ pub struct AddTorrent {
 impl AddTorrent {
     /// A torrent from its metainfo, with nothing verified yet.
     pub fn new(meta: &Metainfo, store: Store) -> Self {
+        let hashes = PieceHashes::known(meta.piece_hashes());
         AddTorrent {
-            info_hash: meta.info_hash(),
-            layout: meta.layout(),
-            piece_hashes: PieceHashes::known(meta.piece_hashes()),
-            store,
-            verified: None,
-            session: SessionConfig::default(),
-            max_peers: 200,
-            upload_slots: ChokerConfig::default().slots,
-            hash_threads: 0,
-            upload_limit: 0,
-            download_limit: 0,
             info_bytes: Some(Bytes::copy_from_slice(meta.info_bytes())),
+            ..AddTorrent::provisional(meta.info_hash(), meta.layout(), hashes, store)
         }
     }
 
