@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use floodgate_engine::layout::Layout;
 use floodgate_engine::metainfo::{piece_length_for, url_file_name};
 use floodgate_engine::swarm::{ImportError, TorrentHandle};
-use floodgate_engine::types::PieceIndex;
+use floodgate_engine::types::{InfoHash, PieceIndex};
 use floodgate_fetch::{get_body, Conn, HttpUrl};
 use serde::Deserialize;
 
@@ -68,19 +68,9 @@ impl HashList {
     }
 }
 
-/// Decodes 40 hex digits.
+/// Decodes 40 hex digits (the same 20-byte hex form as an info-hash).
 fn unhex(s: &str) -> Option<[u8; 20]> {
-    let b = s.as_bytes();
-    if b.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
+    InfoHash::from_hex(s).map(|h| h.0)
 }
 
 /// The hash list URL of task `task_id` on the relay at `http_addr` (`HOST:PORT`).
