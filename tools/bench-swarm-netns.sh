@@ -3,14 +3,16 @@
 #
 # One seed and N clients, each in its own network namespace on a bridge (10.77.0.0/24), each
 # link shaped with tc tbf: upload on the namespace side of its veth, download on the host side.
-# The seed hosts the tracker. The clients start together; each group (floodgate, then
-# libtorrent via tools/bench/lt_get.py if installed) runs against the same seed in the same run.
+# The seed hosts the tracker. The clients start together; each group (floodgate with the
+# standard choker, floodgate-fleet: the same clients given the seed's --fleet-key so they serve
+# each other without tit-for-tat, then libtorrent via tools/bench/lt_get.py if installed) runs
+# against the same seed in the same run.
 # Prints every group's first / median / last completion and the Kumar–Ross minimum time
 #   T_min = max(F / u_s, F / d_min, N·F / (u_s + Σ u_i))
 # for these rates (the fastest any scheme can give every client the file).
 #
 #   sudo tools/bench-swarm-netns.sh [SIZE_MIB] [CLIENTS]     (defaults: 256, 8)
-#   SEED_UP=200 UP=80 DOWN=400 (Mbit/s), KINDS="floodgate libtorrent"
+#   SEED_UP=200 UP=80 DOWN=400 (Mbit/s), KINDS="floodgate floodgate-fleet libtorrent"
 #   SEED_ARGS="--super-seed"   (extra flags for the floodgate seed)
 #
 # Needs root (ip netns, tc). Everything it creates (namespaces fgs*, bridge fgsbr0) is removed
@@ -22,7 +24,7 @@ n="${2:-8}"
 seed_up="${SEED_UP:-200}"
 up="${UP:-80}"
 down="${DOWN:-400}"
-kinds="${KINDS:-floodgate libtorrent}"
+kinds="${KINDS:-floodgate floodgate-fleet libtorrent}"
 here="$PWD/tools/bench"
 # shellcheck source=tools/lib/netns.sh
 . tools/lib/netns.sh
@@ -53,7 +55,7 @@ head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/seed/payload.bin"
 "$fg" make-torrent "$work/seed/payload.bin" -o "$work/p.torrent" --tracker "http://$seed_ip:6969/announce" > /dev/null 2>&1
 # shellcheck disable=SC2086 # SEED_ARGS is a list of flags
 ip netns exec fgs0 "$fg" seed "$work/p.torrent" --data "$work/seed" --listen "$seed_ip:6881" \
-    --tracker-listen "$seed_ip:6969" ${SEED_ARGS:-} > /dev/null 2> "$work/seed.log" &
+    --tracker-listen "$seed_ip:6969" --fleet-key bench-fleet ${SEED_ARGS:-} > /dev/null 2> "$work/seed.log" &
 pids+=($!)
 netns_wait_tcp fgs1 "$seed_ip" 6881 || true
 
@@ -70,9 +72,10 @@ group() {
     for i in $(seq 1 "$n"); do
         local out="$work/$name/c$i"; mkdir -p "$out"
         case "$name" in
-            floodgate)
+            floodgate | floodgate-fleet)
+                local fleet=(); [ "$name" = floodgate-fleet ] && fleet=(--fleet-key bench-fleet)
                 ip netns exec "fgs$i" "$fg" get "$work/p.torrent" -o "$out" --listen "10.77.0.$((i + 1)):6881" \
-                    --seed-for 10 --json --timeout 600 > "$out.json" 2> "$out.log" &
+                    --seed-for 10 --json --timeout 600 "${fleet[@]}" > "$out.json" 2> "$out.log" &
                 ;;
             libtorrent)
                 ip netns exec "fgs$i" env LT_SEED_FOR=10 LT_LISTEN="10.77.0.$((i + 1)):6881" timeout 600 /usr/bin/python3 "$here/lt_get.py" \
@@ -85,7 +88,7 @@ group() {
     for i in $(seq 1 "$n"); do
         local out="$work/$name/c$i"
         if ! cmp -s "$out/payload.bin" "$work/seed/payload.bin"; then echo "$name client $i: incomplete or wrong"; return; fi
-        if [ "$name" = floodgate ]; then sed 's/.*"seconds":\([0-9.]*\).*/\1/' "$out.json" > "$out.t"; fi
+        if [ "$name" != libtorrent ]; then sed 's/.*"seconds":\([0-9.]*\).*/\1/' "$out.json" > "$out.t"; fi
     done
     cat "$work/$name"/c*.t | sort -n | awk -v g="$name" -v b="$bound" \
         '{ t[NR] = $1 } END { printf "%-11s first %6.2f s  median %6.2f s  last %6.2f s  last / Kumar-Ross bound %.2f\n", g, t[1], t[int((NR+1)/2)], t[NR], t[NR] / b }'

@@ -120,6 +120,8 @@ pub fn url_only_task(
             .with_verified(growing.landed());
         add.max_peers = opts.max_peers;
         add.session.super_seed = opts.super_seed;
+        // Everyone in the provisional swarm is of the distribution: a fleet.
+        add.session.fleet = Some(floodgate_engine::peer::FleetKey::for_distribution(key));
         let torrent = swarm.add_torrent(add)?;
         torrent.disable_peer_downloads();
         task.set_provisional(torrent);

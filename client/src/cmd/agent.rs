@@ -15,6 +15,7 @@ use anyhow::Context;
 use floodgate_engine::gapfill::SwitchConfig;
 use floodgate_engine::hash::PieceHashes;
 use floodgate_engine::metainfo::{provisional_info_hash, url_task_id, Metainfo};
+use floodgate_engine::peer::FleetKey;
 use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{verified_on_disk_against, Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig, TorrentHandle};
@@ -318,8 +319,9 @@ impl Agent {
         let store = Store::open(layout.clone(), &root, StoreConfig::default())
             .with_context(|| format!("cannot open the data files under {}", root.display()))?;
         let info_hash = provisional_info_hash(&task.dist_id);
-        let add = AddTorrent::provisional(info_hash, layout.clone(), PieceHashes::partial(&hashes), store)
+        let mut add = AddTorrent::provisional(info_hash, layout.clone(), PieceHashes::partial(&hashes), store)
             .with_verified(verified);
+        add.session.fleet = Some(FleetKey::for_distribution(&task.dist_id));
         {
             // Still wanted? (cancelled, or replaced by a start from the .torrent meanwhile)
             let jobs = self.jobs.lock();
@@ -418,7 +420,10 @@ impl Agent {
         };
         let store = Store::open(meta.layout(), &root, StoreConfig::default())
             .with_context(|| format!("cannot open the data files under {}", root.display()))?;
-        let torrent = self.swarm.add_torrent(AddTorrent::new(&meta, store).with_verified(verified))?;
+        let mut add = AddTorrent::new(&meta, store).with_verified(verified);
+        // The distribution's agents are one fleet: no tit-for-tat among them.
+        add.session.fleet = Some(FleetKey::for_distribution(&task.dist_id));
+        let torrent = self.swarm.add_torrent(add)?;
         let files = meta.layout().files().iter().map(|f| root.join(&f.path)).collect();
         tracing::info!(dist = %task.dist_id, info_hash = %meta.info_hash(), pieces = meta.piece_count(), "task started");
         self.launch(task, torrent, meta.info_hash().to_hex(), files, false, base)?;

@@ -30,6 +30,9 @@ pub struct Args {
     /// Rate limits.
     #[command(flatten)]
     pub limits: super::swarm_util::Limits,
+    /// Fleet membership.
+    #[command(flatten)]
+    pub fleet: super::swarm_util::Fleet,
     /// Exit as soon as the download is complete.
     #[arg(long, conflicts_with = "seed_for")]
     pub no_seed: bool,
@@ -124,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let verified = floodgate_engine::store::verified_on_disk(&meta, &args.output);
     let resumed = verified.count_ones();
     let (swarm, torrent) =
-        super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits, false)?;
+        super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits, false, args.fleet.key())?;
     let reused = match &args.reuse {
         Some(old) => reuse_old_version(&torrent, old)?,
         None => 0,

@@ -23,6 +23,9 @@ pub struct Args {
     /// Rate limits.
     #[command(flatten)]
     pub limits: super::swarm_util::Limits,
+    /// Fleet membership.
+    #[command(flatten)]
+    pub fleet: super::swarm_util::Fleet,
     /// Stop after this many seconds (default: until interrupted).
     #[arg(long)]
     pub seed_for: Option<u64>,
@@ -58,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let (swarm, torrent) =
-        super::swarm_util::start(&meta, &args.data, args.listen, verified, args.limits, args.super_seed)?;
+        super::swarm_util::start(&meta, &args.data, args.listen, verified, args.limits, args.super_seed, args.fleet.key())?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);
     eprintln!("seeding {} ({} bytes) on {addr}", meta.info_hash(), meta.total_length());
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), addr);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use floodgate_engine::magnet::Magnet;
 use floodgate_engine::metainfo::Metainfo;
+use floodgate_engine::peer::FleetKey;
 use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{Store, StoreConfig};
 use floodgate_engine::swarm::magnet::{fetch_metadata, FetchConfig};
@@ -79,8 +80,25 @@ pub struct Limits {
     pub download_limit: u64,
 }
 
+/// Fleet membership from the command line.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Fleet {
+    /// Secret shared by cooperating Floodgate peers: peers proving they hold it (in the BEP 10
+    /// handshake, bound to both peer ids; the secret never travels) are served without
+    /// tit-for-tat, outside the upload slots. Agents derive it from their distribution.
+    #[arg(long, env = "FLOODGATE_FLEET_KEY", hide_env_values = true)]
+    pub fleet_key: Option<String>,
+}
+
+impl Fleet {
+    /// The key, if one was given.
+    pub fn key(&self) -> Option<FleetKey> {
+        self.fleet_key.as_deref().map(|s| FleetKey::from_secret(s.as_bytes()))
+    }
+}
+
 /// Starts a swarm listening on `listen` and adds the torrent with its store under `root`
-/// (super-seeding, BEP 16, when `super_seed`).
+/// (super-seeding, BEP 16, when `super_seed`; fleet peers recognised with `fleet`).
 pub fn start(
     meta: &Metainfo,
     root: &Path,
@@ -88,6 +106,7 @@ pub fn start(
     verified: Bitfield,
     limits: Limits,
     super_seed: bool,
+    fleet: Option<FleetKey>,
 ) -> anyhow::Result<(Swarm, TorrentHandle)> {
     let store = Store::open(meta.layout(), root, StoreConfig::default())
         .with_context(|| format!("cannot open the data files under {}", root.display()))?;
@@ -100,6 +119,7 @@ pub fn start(
     let swarm = Swarm::start(config).with_context(|| format!("cannot listen on {listen}"))?;
     let mut add = AddTorrent::new(meta, store).with_verified(verified);
     add.session.super_seed = super_seed;
+    add.session.fleet = fleet;
     let torrent = swarm.add_torrent(add)?;
     Ok((swarm, torrent))
 }

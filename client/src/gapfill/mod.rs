@@ -228,7 +228,14 @@ impl Shared {
             if conns.len() <= src {
                 conns.resize_with(src + 1, || None);
             }
-            let claimed = self.claim_run(max_bytes, level == Level::Full);
+            let mut claimed = self.claim_run(max_bytes, level == Level::Full);
+            if claimed.is_empty() && level == Level::Partial && self.torrent.piece_map().in_endgame() {
+                // Endgame at the partial level: only pieces BitTorrent has half delivered are
+                // left, and without overlap HTTP would sit idle while a slow peer finishes them.
+                // Overlap them (the design's endgame rule); whichever source finishes a piece
+                // first wins it.
+                claimed = self.claim_run(max_bytes, true);
+            }
             if claimed.is_empty() {
                 self.sources.lock()[src].busy -= 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,4 +1,5 @@
-//! One peer connection as a sans-IO state machine, and the pieces it needs (rate meter, errors).
+//! One peer connection as a sans-IO state machine, and the pieces it needs (rate meter, request
+//! latency, errors).
 //!
 //! A [`PeerSession`] owns the connection's protocol state (handshake, choke/interest flags, the
 //! peer's bitfield, our outstanding requests, the peer's requests to us) and claims blocks in the
@@ -14,7 +15,8 @@
 //!    [`PeerSession::cancel_request`], [`PeerSession::set_choking`];
 //! 5. [`PeerSession::poll_transmit`] yields the bytes to write, in order (PIECE payloads are the
 //!    block `Bytes` themselves, never copied);
-//! 6. [`PeerSession::handle_timeout`] runs keep-alives and snub detection.
+//! 6. [`PeerSession::handle_timeout`] runs keep-alives and request timeouts (adaptive, from the
+//!    peer's measured request latency: [`RequestLatency`]).
 //!
 //! Dropping a session releases its block claims and its share of piece availability.
 //!
@@ -22,12 +24,16 @@
 //! `ut_metadata` messages sessions pass on as [`PeerEvent::Unhandled`].
 
 mod error;
+mod fleet;
+mod latency;
 pub mod metadata;
 mod rate;
 mod session;
 
 pub use error::PeerError;
+pub use fleet::FleetKey;
 pub use metadata::{MetadataError, MetadataFetch, OUR_UT_METADATA_ID};
+pub use latency::RequestLatency;
 pub use rate::RateMeter;
 pub use session::{PeerEvent, PeerSession, SessionConfig};
 

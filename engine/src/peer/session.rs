@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{PeerError, RateMeter};
+use super::{FleetKey, PeerError, RateMeter, RequestLatency};
 use crate::picker::Picker;
 use crate::piece_map::{Bitfield, PeerSlot, PieceMap, Receipt};
 use crate::types::{BlockRef, InfoHash, PeerId, PieceIndex, BLOCK_SIZE};
@@ -17,8 +17,11 @@ use crate::wire::{Decoder, DecoderConfig, ExtendedHandshake, Handshake, Message,
 /// finite whatever the peer sends.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
-    /// Requests kept in flight at the start, before the rate is known.
+    /// Requests kept in flight at the start, before the first block from the peer.
     pub initial_queue: usize,
+    /// Fewest requests kept in flight once the rate is known (a slow peer holds about
+    /// `queue_time` of its own rate, not a fixed deep pipeline that fast peers then wait for).
+    pub min_queue: usize,
     /// Most requests ever kept in flight to one peer.
     pub max_queue: usize,
     /// The in-flight target is the measured rate times this (a bandwidth-delay product with room).
@@ -40,10 +43,17 @@ pub struct SessionConfig {
     pub keepalive_interval: Duration,
     /// Close after this long without receiving anything.
     pub idle_timeout: Duration,
-    /// Treat the peer as snubbing us after this long with requests out and no block in.
+    /// Longest wait for a block with requests out before the peer counts as snubbing us; the
+    /// wait actually used adapts to the peer's measured request latency (see
+    /// [`RequestLatency`](super::RequestLatency)), never below `min_request_timeout`.
     pub snub_timeout: Duration,
+    /// Shortest request timeout (the timer runs about once a second).
+    pub min_request_timeout: Duration,
     /// Our BEP 10 extended handshake (sent when both sides set the extension bit).
     pub extended: ExtendedHandshake,
+    /// The distribution's fleet key: peers proving they hold it are fleet members (served
+    /// without tit-for-tat). `None`: a standard peer only.
+    pub fleet: Option<FleetKey>,
     /// Super-seeding (BEP 16): announce nothing at the start (HAVE NONE with the fast
     /// extension); the driver reveals pieces one by one with [`PeerSession::piece_verified`].
     pub super_seed: bool,
@@ -53,6 +63,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             initial_queue: 64,
+            min_queue: 4,
             max_queue: 2048,
             queue_time: Duration::from_secs(2),
             endgame_queue: 16,
@@ -62,7 +73,9 @@ impl Default for SessionConfig {
             keepalive_interval: Duration::from_secs(90),
             idle_timeout: Duration::from_secs(240),
             snub_timeout: Duration::from_secs(30),
+            min_request_timeout: Duration::from_secs(2),
             extended: ExtendedHandshake::default(),
+            fleet: None,
             super_seed: false,
         }
     }
@@ -175,9 +188,14 @@ pub struct PeerSession {
     am_interested: bool,
     peer_choking: bool,
     peer_interested: bool,
-    /// Our requests in flight to the peer, oldest first (peers answer in order, so an arriving
-    /// block is nearly always at the front).
-    outstanding: VecDeque<BlockRef>,
+    /// Our requests in flight to the peer with the time each was sent, oldest first (peers
+    /// answer in order, so an arriving block is nearly always at the front).
+    outstanding: VecDeque<(BlockRef, Instant)>,
+    /// Time from request to block, for the adaptive request timeout.
+    latency: RequestLatency,
+    /// When the peer choked us while requests were out (fast extension: they should be
+    /// rejected one by one; the ones that are not are released after a timeout).
+    choked_at: Option<Instant>,
     /// The peer's requests we have handed to the driver as `Upload` and not yet answered.
     uploads_pending: usize,
     /// The peer's requests not yet handed to the driver, rarest piece first (availability when
@@ -190,6 +208,10 @@ pub struct PeerSession {
     /// Bytes of the `Upload` events handed out and not yet answered.
     upload_bytes_out: usize,
     peer_reqq: Option<usize>,
+    /// The peer's id, from its handshake.
+    peer_id: Option<PeerId>,
+    /// Whether the peer proved it belongs to our fleet.
+    fleet_peer: bool,
     snubbed: bool,
     last_recv: Instant,
     last_send: Instant,
@@ -241,12 +263,16 @@ impl PeerSession {
             peer_choking: true,
             peer_interested: false,
             outstanding: VecDeque::new(),
+            latency: RequestLatency::default(),
+            choked_at: None,
             uploads_pending: 0,
             upload_queue: BinaryHeap::new(),
             upload_seq: 0,
             queued_bytes: 0,
             upload_bytes_out: 0,
             peer_reqq: None,
+            peer_id: None,
+            fleet_peer: false,
             snubbed: false,
             last_recv: now,
             last_send: now,
@@ -285,6 +311,11 @@ impl PeerSession {
     /// Whether we want data from the peer.
     pub fn am_interested(&self) -> bool {
         self.am_interested
+    }
+
+    /// Whether the peer proved (in its extended handshake) that it holds our fleet key.
+    pub fn is_fleet_peer(&self) -> bool {
+        self.fleet_peer
     }
 
     /// Whether the peer has stopped sending us requested blocks.
@@ -355,6 +386,7 @@ impl PeerSession {
             return Err(PeerError::SelfConnection);
         }
         self.phase = Phase::Open;
+        self.peer_id = Some(hs.peer_id);
         self.fast = hs.reserved.fast() && self.our_reserved.fast();
         self.extended = hs.reserved.extension_protocol() && self.our_reserved.extension_protocol();
         self.events.push_back(PeerEvent::Handshake { peer_id: hs.peer_id, reserved: hs.reserved });
@@ -364,6 +396,9 @@ impl PeerSession {
             let mut ext = self.config.extended.clone();
             let reqq = u32::try_from(self.config.max_peer_requests).unwrap_or(u32::MAX);
             ext.reqq.get_or_insert(reqq);
+            if let Some(key) = &self.config.fleet {
+                ext.fleet = Some(key.proof(self.info_hash, self.our_id, hs.peer_id));
+            }
             self.push(&ext.to_message());
         }
         Ok(())
@@ -397,9 +432,14 @@ impl PeerSession {
                 if !self.fast {
                     // Without BEP 6 a choke drops every pending request.
                     self.release_outstanding();
+                } else if !self.outstanding.is_empty() {
+                    self.choked_at.get_or_insert(now);
                 }
             }
-            Message::Unchoke => self.peer_choking = false,
+            Message::Unchoke => {
+                self.peer_choking = false;
+                self.choked_at = None;
+            }
             Message::Interested => self.set_peer_interest(true),
             Message::NotInterested => self.set_peer_interest(false),
             Message::Have(piece) => {
@@ -442,7 +482,7 @@ impl PeerSession {
                 if !self.fast {
                     return Err(PeerError::Protocol("REJECT without the fast extension"));
                 }
-                if self.take_outstanding(block) {
+                if self.take_outstanding(block).is_some() {
                     self.map.release_block(block, self.slot)?;
                 }
             }
@@ -450,6 +490,10 @@ impl PeerSession {
             Message::Extended { id: 0, payload } => match ExtendedHandshake::decode(&payload) {
                 Ok(hs) => {
                     self.peer_reqq = hs.reqq.map(|q| q.clamp(1, 100_000) as usize);
+                    self.fleet_peer = match (&self.config.fleet, &hs.fleet, self.peer_id) {
+                        (Some(key), Some(proof), Some(id)) => key.verify(proof, self.info_hash, id, self.our_id),
+                        _ => false,
+                    };
                     self.events.push_back(PeerEvent::Extended(hs));
                 }
                 Err(_) => return Err(PeerError::Protocol("malformed extended handshake")),
@@ -503,10 +547,11 @@ impl PeerSession {
 
     fn on_block(&mut self, block: BlockRef, data: Bytes, now: Instant) -> Result<(), PeerError> {
         self.down.add(data.len() as u64, now);
-        if !self.take_outstanding(block) {
+        let Some(sent) = self.take_outstanding(block) else {
             // Unrequested or already cancelled: not an error (requests race with cancels).
             return Ok(());
-        }
+        };
+        self.latency.sample(now.saturating_duration_since(sent));
         self.last_block = now;
         self.snubbed = false;
         let mut cancels = Vec::new();
@@ -534,14 +579,16 @@ impl PeerSession {
         }
     }
 
-    /// How many requests to keep in flight: the measured rate times `queue_time`, within bounds.
+    /// How many requests to keep in flight: `initial_queue` until the first block, then the
+    /// measured rate times `queue_time`, within bounds (one while snubbed).
     fn queue_target(&mut self, now: Instant) -> usize {
         if self.snubbed {
             return 1;
         }
         let by_rate =
             (self.down.rate(now) * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64) as usize;
-        let mut target = by_rate.max(self.config.initial_queue).min(self.config.max_queue);
+        let floor = if self.latency.samples() == 0 { self.config.initial_queue } else { self.config.min_queue };
+        let mut target = by_rate.max(floor).min(self.config.max_queue);
         if self.map.in_endgame() {
             target = target.min(self.config.endgame_queue);
         }
@@ -571,7 +618,7 @@ impl PeerSession {
             self.last_block = now;
         }
         for block in picked.drain(..) {
-            self.outstanding.push_back(block);
+            self.outstanding.push_back((block, now));
             self.push(&Message::Request(block));
         }
         self.pick_buf = picked;
@@ -587,7 +634,15 @@ impl PeerSession {
     pub fn send_block(&mut self, block: BlockRef, data: Bytes, now: Instant) {
         self.uploads_pending = self.uploads_pending.saturating_sub(1);
         self.upload_bytes_out = self.upload_bytes_out.saturating_sub(block.length as usize);
-        if self.phase != Phase::Open || self.am_choking {
+        if self.phase != Phase::Open {
+            return;
+        }
+        if self.am_choking {
+            // Choked while the driver read it: with the fast extension the peer must hear that
+            // this request is dropped, or it waits for the block until its request timeout.
+            if self.fast {
+                self.push(&Message::RejectRequest(block));
+            }
             return;
         }
         self.up.add(data.len() as u64, now);
@@ -633,7 +688,7 @@ impl PeerSession {
 
     /// Endgame: another session received `block`; withdraw our request for it.
     pub fn cancel_request(&mut self, block: BlockRef) {
-        if self.take_outstanding(block) && self.phase == Phase::Open {
+        if self.take_outstanding(block).is_some() && self.phase == Phase::Open {
             self.push(&Message::Cancel(block));
         }
     }
@@ -675,13 +730,24 @@ impl PeerSession {
             self.close();
             return Err(PeerError::Idle);
         }
+        let timeout = self.request_timeout();
+        if self.peer_choking
+            && self.choked_at.is_some_and(|t| now.saturating_duration_since(t) > timeout)
+        {
+            // Choked and the requests neither rejected nor answered: give them to other peers.
+            self.choked_at = None;
+            self.cancel_outstanding();
+        }
         if !self.outstanding.is_empty()
-            && now.saturating_duration_since(self.last_block) > self.config.snub_timeout
+            && !self.peer_choking
+            && now.saturating_duration_since(self.last_block) > timeout
             && !self.snubbed
         {
-            // Let other peers have these blocks; keep one request out to notice recovery.
+            // Let other peers have these blocks (and tell the peer not to send them); keep one
+            // request out to notice recovery.
+            tracing::debug!(timeout_ms = timeout.as_millis() as u64, outstanding = self.outstanding.len(), "peer snubbed us");
             self.snubbed = true;
-            self.release_outstanding();
+            self.cancel_outstanding();
         }
         if self.phase == Phase::Open
             && self.pending.is_empty()
@@ -747,22 +813,38 @@ impl PeerSession {
         self.peer_has = Bitfield::new(self.map.piece_count());
     }
 
-    /// Removes `block` from our requests in flight; whether it was there. Checks the oldest
-    /// first: peers answer in request order.
-    fn take_outstanding(&mut self, block: BlockRef) -> bool {
-        if self.outstanding.front() == Some(&block) {
-            self.outstanding.pop_front();
-            return true;
+    /// How long requests may go unanswered before the peer counts as snubbing us: the
+    /// measured latency with room, within [`SessionConfig::min_request_timeout`] and
+    /// [`SessionConfig::snub_timeout`].
+    pub fn request_timeout(&self) -> Duration {
+        self.latency.timeout(self.config.min_request_timeout, self.config.snub_timeout)
+    }
+
+    /// Removes `block` from our requests in flight; when it was sent, if it was there. Checks
+    /// the oldest first: peers answer in request order.
+    fn take_outstanding(&mut self, block: BlockRef) -> Option<Instant> {
+        if self.outstanding.front().is_some_and(|(b, _)| *b == block) {
+            return self.outstanding.pop_front().map(|(_, sent)| sent);
         }
-        match self.outstanding.iter().position(|b| *b == block) {
-            Some(i) => self.outstanding.remove(i).is_some(),
-            None => false,
-        }
+        let i = self.outstanding.iter().position(|(b, _)| *b == block)?;
+        self.outstanding.remove(i).map(|(_, sent)| sent)
     }
 
     fn release_outstanding(&mut self) {
-        for block in self.outstanding.drain(..) {
+        for (block, _) in self.outstanding.drain(..) {
             let _ = self.map.release_block(block, self.slot);
+        }
+    }
+
+    /// Releases every request in flight and sends CANCEL for each, so the peer does not spend
+    /// upload on blocks other peers now fetch.
+    fn cancel_outstanding(&mut self) {
+        let blocks: Vec<BlockRef> = self.outstanding.iter().map(|(b, _)| *b).collect();
+        self.release_outstanding();
+        if self.phase == Phase::Open {
+            for block in blocks {
+                self.push(&Message::Cancel(block));
+            }
         }
     }
 

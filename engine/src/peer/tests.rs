@@ -56,6 +56,11 @@ struct Swarm {
     rng: StdRng,
     now: Instant,
     info_hash: InfoHash,
+    /// (link, end) pairs whose sent bytes vanish: a peer that went silent without closing.
+    muted: Vec<(usize, usize)>,
+    /// Steps (virtual milliseconds) so far; every 1000th runs the sessions' timers, as the
+    /// driver's one-second tick does.
+    steps: u64,
 }
 
 impl Swarm {
@@ -66,22 +71,29 @@ impl Swarm {
             rng: StdRng::seed_from_u64(seed),
             now: Instant::now(),
             info_hash: InfoHash([7; 20]),
+            muted: Vec::new(),
+            steps: 0,
         }
     }
 
     /// Connects node `a` to node `b`; each end gets the next free slot on its node.
     fn connect(&mut self, a: usize, b: usize) {
+        self.connect_with(a, b, SessionConfig::default(), SessionConfig::default());
+    }
+
+    /// [`connect`](Self::connect) with a session configuration for each end.
+    fn connect_with(&mut self, a: usize, b: usize, config_a: SessionConfig, config_b: SessionConfig) {
         let slot_for = |node: usize, links: &[Link]| {
             let used = links.iter().flat_map(|l| l.ends.iter()).filter(|(n, _)| *n == node).count();
             PeerSlot(used as u16)
         };
         let sa = slot_for(a, &self.links);
         let sb = slot_for(b, &self.links);
-        let mk = |n: &Node, slot| {
-            PeerSession::new(SessionConfig::default(), n.picker.clone(), slot, self.info_hash, n.id, self.now)
+        let mk = |n: &Node, slot, config| {
+            PeerSession::new(config, n.picker.clone(), slot, self.info_hash, n.id, self.now)
         };
-        let ea = mk(&self.nodes[a], sa);
-        let eb = mk(&self.nodes[b], sb);
+        let ea = mk(&self.nodes[a], sa, config_a);
+        let eb = mk(&self.nodes[b], sb, config_b);
         self.links.push(Link { ends: [(a, ea), (b, eb)] });
     }
 
@@ -89,6 +101,14 @@ impl Swarm {
     /// Returns whether anything moved.
     fn step(&mut self) -> bool {
         self.now += Duration::from_millis(1);
+        self.steps += 1;
+        if self.steps % 1000 == 0 {
+            for l in &mut self.links {
+                for (_, s) in &mut l.ends {
+                    let _ = s.handle_timeout(self.now);
+                }
+            }
+        }
         let mut moved = false;
         for li in 0..self.links.len() {
             for dir in 0..2 {
@@ -96,6 +116,9 @@ impl Swarm {
                 let link = &mut self.links[li];
                 while let Some(chunk) = link.ends[dir].1.poll_transmit(self.now) {
                     bytes.extend_from_slice(&chunk);
+                }
+                if self.muted.contains(&(li, dir)) {
+                    continue;
                 }
                 let mut rest = &bytes[..];
                 while !rest.is_empty() {
@@ -453,4 +476,163 @@ fn requests_beyond_the_queue_limit_are_refused_not_fatal() {
         while s.poll_transmit(now).is_some() {}
     }
     assert_eq!(uploads, 2, "only the first two requests are queued");
+}
+
+#[test]
+fn requests_to_a_peer_that_went_silent_time_out_after_seconds_not_half_a_minute() {
+    // A seed that answered within milliseconds stops sending (a dead link that stays open).
+    // Its requests must be released (and cancelled) after the adaptive request timeout, the
+    // 2 s minimum here, not the fixed 30 s limit; once it talks again the download finishes.
+    let (layout, data, hashes) = torrent(12, 256 * 1024, &[64 << 20]);
+    let mut swarm =
+        Swarm::new(vec![Node::seeder(&layout, &data, hashes.clone()), Node::leecher(&layout, hashes)], 6);
+    swarm.connect(1, 0);
+    let max = SessionConfig::default().snub_timeout;
+    for _ in 0..50 {
+        if swarm.links[0].ends[0].1.request_timeout() < max {
+            break; // the first blocks came back
+        }
+        swarm.step();
+    }
+    fn leecher(s: &Swarm) -> &PeerSession {
+        &s.links[0].ends[0].1
+    }
+    assert!(leecher(&swarm).outstanding() > 1, "requests out to the seed");
+    assert_eq!(leecher(&swarm).request_timeout(), SessionConfig::default().min_request_timeout);
+    swarm.muted.push((0, 1));
+    let muted_at = swarm.now;
+    while !leecher(&swarm).is_snubbed() && swarm.now.saturating_duration_since(muted_at) < Duration::from_secs(40) {
+        swarm.step();
+    }
+    let waited = swarm.now.saturating_duration_since(muted_at);
+    assert!(leecher(&swarm).is_snubbed(), "never timed out");
+    assert!(waited <= Duration::from_millis(3100), "requests released after {waited:?}");
+    assert!(leecher(&swarm).outstanding() <= 1, "one probe request stays out");
+    swarm.muted.clear();
+    for _ in 0..20_000 {
+        if swarm.nodes[1].map.is_complete() {
+            break;
+        }
+        swarm.step();
+    }
+    assert!(swarm.nodes[1].map.is_complete(), "did not recover");
+    assert!(!leecher(&swarm).is_snubbed());
+    assert_eq!(stored(&swarm.nodes[1]), data);
+}
+
+#[test]
+fn a_slow_peer_is_not_given_a_deep_pipeline() {
+    // Once blocks arrive, the pipeline follows the measured rate: a peer giving one block per
+    // 100 ms (~160 KB/s) holds about `queue_time` of it, not `initial_queue` blocks that a
+    // fast peer would later wait for.
+    let (layout, data, hashes) = torrent(13, 256 * 1024, &[16 << 20]);
+    let seed = Node::seeder(&layout, &data, hashes.clone());
+    let leech = Node::leecher(&layout, hashes);
+    let mut t = Instant::now();
+    let ih = InfoHash([3; 20]);
+    let mut a = PeerSession::new(SessionConfig::default(), leech.picker.clone(), PeerSlot(0), ih, leech.id, t);
+    let mut b = PeerSession::new(SessionConfig::default(), seed.picker.clone(), PeerSlot(0), ih, seed.id, t);
+    let mut to_b = Vec::new();
+    let mut to_a = std::collections::VecDeque::new();
+    let mut deepest_late = 0;
+    for tick in 0..300u32 {
+        t += Duration::from_millis(100);
+        while let Some(c) = a.poll_transmit(t) {
+            to_b.extend_from_slice(&c);
+        }
+        b.handle_input(&std::mem::take(&mut to_b), t).unwrap();
+        while let Some(ev) = b.poll_event() {
+            match ev {
+                PeerEvent::PeerInterest(true) => b.set_choking(false),
+                PeerEvent::Upload(block) => {
+                    let off = piece_offset(&seed.store, block.piece) + block.offset as u64;
+                    let bytes = seed.store.read_at(off, block.length as usize).unwrap();
+                    b.send_block(block, bytes, t);
+                }
+                _ => {}
+            }
+        }
+        while let Some(c) = b.poll_transmit(t) {
+            to_a.push_back(c);
+        }
+        // The link carries the control bytes at once but one block per tick.
+        let mut sent_block = false;
+        while let Some(c) = to_a.front() {
+            if c.len() >= 16 * 1024 {
+                if sent_block {
+                    break;
+                }
+                sent_block = true;
+            }
+            let c = to_a.pop_front().unwrap();
+            a.handle_input(&c, t).unwrap();
+        }
+        while a.poll_event().is_some() {}
+        if tick % 10 == 0 {
+            a.handle_timeout(t).unwrap();
+        }
+        if tick >= 100 {
+            deepest_late = deepest_late.max(a.outstanding());
+        }
+    }
+    let target = 2 * 164 * 1024 / (16 * 1024); // queue_time x rate, in blocks
+    assert!(deepest_late <= target + 8, "{deepest_late} requests in flight to a ~160 KB/s peer");
+    assert!(deepest_late >= SessionConfig::default().min_queue, "pipeline {deepest_late} below the floor");
+}
+
+#[test]
+fn a_request_read_while_we_choke_the_peer_is_rejected() {
+    // The driver was reading a block when the choker choked the peer: with the fast
+    // extension the peer must get REJECT, or it would wait for the block until it times out.
+    let (layout, data, hashes) = torrent(14, 16 * 1024, &[2 * 16 * 1024]);
+    let node = Node::seeder(&layout, &data, hashes);
+    let now = Instant::now();
+    let ih = InfoHash([1; 20]);
+    let mut s = PeerSession::new(SessionConfig::default(), node.picker.clone(), PeerSlot(0), ih, node.id, now);
+    let mut hs = crate::wire::Handshake::new(ih, PeerId::generate());
+    hs.reserved = crate::wire::Reserved::FLOODGATE;
+    s.handle_input(&hs.to_bytes(), now).unwrap();
+    s.handle_input(&[0, 0, 0, 1, 2], now).unwrap(); // INTERESTED
+    while s.poll_event().is_some() {}
+    s.set_choking(false);
+    let block = crate::types::BlockRef { piece: PieceIndex(1), offset: 0, length: 16 * 1024 };
+    let mut req = bytes::BytesMut::new();
+    Message::Request(block).encode_head(&mut req);
+    s.handle_input(&req, now).unwrap();
+    let Some(PeerEvent::Upload(got)) = s.poll_event() else { panic!("expected an upload") };
+    assert_eq!(got, block);
+    while s.poll_transmit(now).is_some() {}
+    s.set_choking(true);
+    s.send_block(block, Bytes::copy_from_slice(&data[16 * 1024..]), now);
+    let mut out = Vec::new();
+    while let Some(c) = s.poll_transmit(now) {
+        out.extend_from_slice(&c);
+    }
+    let mut expected = bytes::BytesMut::new();
+    Message::Choke.encode_head(&mut expected);
+    Message::RejectRequest(block).encode_head(&mut expected);
+    assert_eq!(out, expected.to_vec(), "CHOKE then REJECT, and no PIECE");
+}
+
+#[test]
+fn fleet_members_recognise_each_other_and_strangers_do_not_pass() {
+    let (layout, data, hashes) = torrent(15, 64 * 1024, &[256 * 1024]);
+    let mut swarm = Swarm::new(
+        vec![
+            Node::seeder(&layout, &data, hashes.clone()),
+            Node::leecher(&layout, hashes.clone()),
+            Node::leecher(&layout, hashes),
+        ],
+        8,
+    );
+    let member = || SessionConfig { fleet: Some(super::FleetKey::from_secret(b"dist-1")), ..SessionConfig::default() };
+    let other = SessionConfig { fleet: Some(super::FleetKey::from_secret(b"dist-2")), ..SessionConfig::default() };
+    swarm.connect_with(1, 0, member(), member());
+    swarm.connect_with(2, 0, other, member());
+    swarm.run(2_000, |s| s.nodes[1].map.is_complete() && s.nodes[2].map.is_complete());
+    let [(_, a), (_, b)] = &swarm.links[0].ends;
+    assert!(a.is_fleet_peer() && b.is_fleet_peer(), "same key: both ends see a fleet peer");
+    let [(_, c), (_, d)] = &swarm.links[1].ends;
+    assert!(!c.is_fleet_peer() && !d.is_fleet_peer(), "another key proves nothing");
+    assert_eq!(stored(&swarm.nodes[2]), data, "a standard peer is still served");
 }

@@ -4,6 +4,10 @@
 //! get the regular slots; once we are a seed, the peers we upload to fastest keep them (they take
 //! data quickest and so spread it). One more slot rotates optimistically so newcomers get a
 //! chance to show their rate.
+//!
+//! Fleet peers (members of our distribution, proven in the BEP 10 handshake with a
+//! [`FleetKey`](crate::peer::FleetKey)) are cooperative, so tit-for-tat is a cost between them:
+//! every interested fleet peer is unchoked, outside the slots, which standard peers keep.
 
 /// What the choker knows of one connected peer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -18,6 +22,8 @@ pub struct PeerStat {
     pub unchoked: bool,
     /// Whether the peer has every piece (seeds need nothing from us).
     pub is_seed: bool,
+    /// Whether the peer is a member of our fleet.
+    pub fleet: bool,
 }
 
 /// Choker settings.
@@ -41,8 +47,11 @@ impl Default for ChokerConfig {
 /// peer(s) among the rest (pass a counter that grows every optimistic period, e.g. every 30 s).
 pub fn decide(peers: &[PeerStat], we_are_seed: bool, config: ChokerConfig, rotation: usize) -> Vec<bool> {
     let mut out = vec![false; peers.len()];
+    for (o, p) in out.iter_mut().zip(peers) {
+        *o = p.fleet && p.interested && !p.is_seed;
+    }
     let mut candidates: Vec<usize> =
-        (0..peers.len()).filter(|&i| peers[i].interested && !peers[i].is_seed).collect();
+        (0..peers.len()).filter(|&i| peers[i].interested && !peers[i].is_seed && !peers[i].fleet).collect();
     let key = |i: usize| if we_are_seed { peers[i].upload_rate } else { peers[i].download_rate };
     // Highest rate first; on ties keep peers already unchoked (less churn), then by index.
     candidates.sort_by(|&a, &b| {
@@ -66,7 +75,20 @@ mod tests {
     use super::*;
 
     fn peer(interested: bool, down: f64, up: f64) -> PeerStat {
-        PeerStat { interested, download_rate: down, upload_rate: up, unchoked: false, is_seed: false }
+        PeerStat { interested, download_rate: down, upload_rate: up, unchoked: false, is_seed: false, fleet: false }
+    }
+
+    #[test]
+    fn every_interested_fleet_peer_is_unchoked_outside_the_slots() {
+        let mut peers: Vec<_> = (0..6).map(|i| peer(true, i as f64, 0.0)).collect();
+        for p in &mut peers[..4] {
+            p.fleet = true;
+        }
+        peers[3].interested = false;
+        let d = decide(&peers, false, ChokerConfig { slots: 1, optimistic: 0 }, 0);
+        // Fleet 0-2 interested: unchoked whatever their rate; 3 is not interested; of the
+        // standard peers 4 and 5 the one slot goes to the faster, 5.
+        assert_eq!(d, vec![true, true, true, false, false, true]);
     }
 
     #[test]

@@ -198,13 +198,18 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
             }
             PeerEvent::PeerInterest(interested) => {
                 peer.interested.store(interested, Ordering::Relaxed);
-                if interested && !peer.unchoked.load(Ordering::Relaxed) && torrent.try_unchoke_slot() {
+                // A fleet peer needs no slot: every interested member is served at once.
+                let fleet = peer.fleet.load(Ordering::Relaxed);
+                if interested && !peer.unchoked.load(Ordering::Relaxed) && (fleet || torrent.try_unchoke_slot()) {
                     peer.unchoked.store(true, Ordering::Relaxed);
                     peer.want_unchoke.store(true, Ordering::Relaxed);
                     s.session.set_choking(false);
                 }
             }
-            PeerEvent::Extended(hs) => s.peer_ut_metadata = hs.extension_id(UT_METADATA),
+            PeerEvent::Extended(hs) => {
+                s.peer_ut_metadata = hs.extension_id(UT_METADATA);
+                peer.fleet.store(s.session.is_fleet_peer(), Ordering::Relaxed);
+            }
             PeerEvent::Unhandled(Message::Extended { id: OUR_UT_METADATA_ID, payload }) => {
                 serve_metadata(torrent, s, &payload);
             }

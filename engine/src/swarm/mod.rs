@@ -481,16 +481,18 @@ fn run_choker(swarm: Arc<SwarmInner>, config: ChokerConfig, interval: Duration) 
                     upload_rate: p.up_rate.load(Ordering::Relaxed) as f64,
                     unchoked: p.unchoked.load(Ordering::Relaxed),
                     is_seed: p.is_seed.load(Ordering::Relaxed),
+                    fleet: p.fleet.load(Ordering::Relaxed),
                 })
                 .collect();
             let cfg = ChokerConfig { slots: t.upload_slots, ..config };
             // The optimistic slot moves every third round (30 s with the default interval).
             let decision = choker::decide(&stats, t.map.is_complete(), cfg, round / 3);
+            // Fleet peers take no slot: only standard peers count against `upload_slots`.
             let mut unchoked = 0;
-            for (p, up) in peers.iter().zip(decision) {
+            for ((p, up), stat) in peers.iter().zip(decision).zip(&stats) {
                 p.want_unchoke.store(up, Ordering::Relaxed);
                 p.unchoked.store(up, Ordering::Relaxed);
-                unchoked += usize::from(up);
+                unchoked += usize::from(up && !stat.fleet);
             }
             t.unchoked.store(unchoked, Ordering::Relaxed);
         }

@@ -45,6 +45,8 @@ pub(crate) struct PeerShared {
     /// The choker's latest decision, applied by the connection on its next tick.
     pub want_unchoke: AtomicBool,
     pub is_seed: AtomicBool,
+    /// The peer proved it belongs to our fleet (served without tit-for-tat).
+    pub fleet: AtomicBool,
     pub down_rate: AtomicU64,
     pub up_rate: AtomicU64,
     pub hash_failures: AtomicU32,
@@ -61,6 +63,7 @@ impl PeerShared {
             unchoked: AtomicBool::new(false),
             want_unchoke: AtomicBool::new(false),
             is_seed: AtomicBool::new(false),
+            fleet: AtomicBool::new(false),
             down_rate: AtomicU64::new(0),
             up_rate: AtomicU64::new(0),
             hash_failures: AtomicU32::new(0),

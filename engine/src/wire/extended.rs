@@ -35,6 +35,9 @@ pub struct ExtendedHandshake {
     pub metadata_size: Option<u64>,
     /// `yourip`: the receiver's address as the sender sees it.
     pub yourip: Option<IpAddr>,
+    /// `fg_fleet` (Floodgate): proof that the sender belongs to the receiver's fleet, a 20-byte
+    /// digest bound to both peer ids (see [`FleetKey`](crate::peer::FleetKey)).
+    pub fleet: Option<[u8; 20]>,
 }
 
 impl ExtendedHandshake {
@@ -63,6 +66,7 @@ impl ExtendedHandshake {
             reqq: int_field(dict, b"reqq"),
             metadata_size: int_field(dict, b"metadata_size"),
             yourip: dict.get(b"yourip").and_then(|v| v.as_bytes()).and_then(ip_from_bytes),
+            fleet: dict.get(b"fg_fleet").and_then(|v| v.as_bytes()).and_then(|b| <[u8; 20]>::try_from(b).ok()),
         })
     }
 
@@ -70,6 +74,9 @@ impl ExtendedHandshake {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut enc = Encoder::new(out);
         enc.dict(|d| {
+            if let Some(proof) = &self.fleet {
+                d.bytes(b"fg_fleet", proof);
+            }
             d.entry(b"m", |e| {
                 e.dict(|md| {
                     for (name, id) in &self.m {
@@ -138,6 +145,7 @@ mod tests {
             reqq: Some(500),
             metadata_size: Some(31337),
             yourip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))),
+            fleet: None,
         }
     }
 
@@ -157,7 +165,8 @@ mod tests {
     fn round_trip() {
         let mut v6 = full();
         v6.yourip = Some(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        for hs in [full(), v6, ExtendedHandshake::default()] {
+        let fleet = ExtendedHandshake { fleet: Some([9; 20]), ..full() };
+        for hs in [full(), v6, fleet, ExtendedHandshake::default()] {
             let Message::Extended { id: 0, payload } = hs.to_message() else { panic!("not extended 0") };
             assert_eq!(ExtendedHandshake::decode(&payload), Ok(hs));
         }
