@@ -15,15 +15,18 @@
 //! What is modelled: links as a fluid fair share (each flow gets
 //! `min(up(src) / flows(src), down(dst) / flows(dst))`, one request round trip before its first
 //! byte), a bounded random neighbour set per node (like a tracker's numwant), NAT (no inbound)
-//! and P2P-blocked clients, and an origin with a rate cap and a byte quota. Time advances in
-//! fixed steps ([`Scenario::dt`]); a flow that ends inside a step hands the rest of the step
-//! to the node's next flow.
+//! and P2P-blocked clients, and an origin with a rate cap and a byte quota. Rates are recomputed
+//! once per time step ([`Scenario::dt`]); between steps a flow's bytes are settled lazily and
+//! its piece lands at its exact time from a calendar ([`flows`]), so a step costs a few passes over
+//! the flows and the rest of the work is per piece landed; a flow that
+//! ends inside a step hands the rest of the step to the node's next flow.
 //!
 //! Entry points: [`run`] (one scenario to an [`Outcome`]), [`planner::plan`] (how many relays),
 //! [`bound::kumar_ross`].
 
 pub mod bound;
 pub mod ctl;
+pub mod flows;
 pub mod leasebook;
 pub mod mix;
 pub mod planner;

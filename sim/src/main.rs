@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use floodgate_sim::leasebook::LeasePolicy;
 use floodgate_sim::mix::Mix;
 use floodgate_sim::units::{parse_rate, parse_size, show_rate, show_size};
 use floodgate_sim::{planner, plot, run, Scenario};
@@ -116,6 +117,15 @@ struct Fleet {
     /// Stop after this much virtual time, seconds.
     #[arg(long, default_value_t = 86_400.0)]
     horizon: f64,
+    /// Origin rate each relay asks ctl for (the relay's --origin-rate; default: as much as fair).
+    #[arg(long, value_parser = parse_rate)]
+    relay_origin_rate: Option<f64>,
+    /// ctl's rate for a new lease when holders have the whole origin rate: holders (ctl's
+    /// compute_grant: the share counts only relays holding leases, so the first relay gets
+    /// everything and later ones are refused until it lets go) or make-room (a what-if ctl does
+    /// not have: each new relay takes its weighted share and the holders are cut).
+    #[arg(long, default_value = "holders", value_parser = ["holders", "make-room"])]
+    lease_policy: String,
     /// RNG seed (topology, relay pool).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -146,6 +156,12 @@ impl Fleet {
             link_efficiency: self.link_efficiency,
             horizon: self.horizon,
             seed: self.seed,
+            relay_origin_rate: self.relay_origin_rate.unwrap_or(0.0),
+            lease_policy: if self.lease_policy == "holders" {
+                LeasePolicy::Holders
+            } else {
+                LeasePolicy::MakeRoom
+            },
             ..Scenario::default()
         };
         s.switch.threshold = self.threshold as u64;

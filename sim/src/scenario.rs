@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use floodgate_engine::gapfill::SwitchConfig;
 
+use crate::leasebook::LeasePolicy;
 use crate::mix::Mix;
 
 /// One distribution to simulate. [`Scenario::default`] is a small healthy fleet.
@@ -36,10 +37,15 @@ pub struct Scenario {
     pub origin_conns: Option<i64>,
     /// Origin connections a relay asks for (its parallel Range pulls).
     pub relay_pull_conns: i64,
+    /// Origin rate a relay asks ctl for, bytes/s (the relay's `--origin-rate`; 0: as much as
+    /// fair, ctl's share of the limit).
+    pub relay_origin_rate: f64,
     /// Bytes one Range request carries (relay pulls and client gap-filling).
     pub run_bytes: u64,
-    /// ctl's lease TTL; relays renew at a third of it and retry a refused lease after this.
+    /// ctl's lease TTL; relays renew at a third of it.
     pub lease_ttl: Duration,
+    /// How ctl finds a new lease's rate when the holders have the whole origin rate.
+    pub lease_policy: LeasePolicy,
     /// Neighbours each node dials (a tracker's numwant); edges are two-way, so degree ≈ 2×.
     pub dial: usize,
     /// Most concurrent BitTorrent downloads of one node (one per neighbour).
@@ -53,8 +59,9 @@ pub struct Scenario {
     /// Share of a link's rate that carries payload: 1448 of every 1514 bytes on Ethernet with
     /// TCP timestamps (0.956); the links' rates (and the bound) are the raw ones, as `tc` sets.
     pub link_efficiency: f64,
-    /// Time step, seconds (`None`: a tenth of the time the slowest class needs for one piece at
-    /// its download rate, within 5 ms–0.5 s).
+    /// Time step, seconds (`None`: a third of the time one piece takes at the clients' mean
+    /// upload, within 5 ms–0.5 s). Pieces land at their exact times whatever the step; the
+    /// step is how often rates are recomputed and new requests start.
     pub dt: Option<f64>,
     /// Stop after this much virtual time, seconds.
     pub horizon: f64,
@@ -79,8 +86,10 @@ impl Default for Scenario {
             origin_quota: None,
             origin_conns: None,
             relay_pull_conns: 3,
+            relay_origin_rate: 0.0,
             run_bytes: 4 << 20,
             lease_ttl: Duration::from_secs(30),
+            lease_policy: LeasePolicy::Holders,
             dial: 20,
             max_sources: 8,
             relays_per_client: 1,

@@ -1,12 +1,14 @@
 //! The simulation loop: fair-share rates, flows advanced one step at a time, pieces landing in
 //! the engine's piece maps, and the real policies deciding what starts next.
 //!
-//! One step: (1) leases due are acquired or renewed, (2) every flow gets its fair-share rate,
-//! (3) flows advance; each piece that lands is recorded in the receiver's `PieceMap`
-//! (`receive_block`, then verify) and announced to its neighbours (`peer_has`), waking those
-//! that lack it, (4) woken nodes start flows: BitTorrent pieces from the `Picker`, HTTP runs
-//! from `plan_run` within the gap-fill `Switch`'s allowance, relay origin runs within the lease,
-//! (5) every `interval`, each client's switch takes a `Sample`.
+//! One step `[t, t + dt)`: (1) leases due are acquired or renewed, (2) woken nodes start flows:
+//! BitTorrent pieces from the `Picker`, HTTP runs from `plan_run` within the gap-fill `Switch`'s
+//! allowance, relay origin runs within the lease, (3) every flow gets its fair-share rate (a flow
+//! whose rate changes is settled and rescheduled), (4) the pieces the calendar holds for this
+//! step land, each at its own time: recorded in the receiver's `PieceMap` (`receive_block`,
+//! then verify), endgame duplicates of it cancelled, announced to the neighbours that lack it
+//! (`peer_has`), waking them; (5) at each second and each switch `interval` every flow is
+//! settled, and at each interval every client's switch takes a `Sample`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use floodgate_engine::piece_map::{Bitfield, PeerSlot, PieceMap, PieceMapError, R
 use floodgate_engine::{PieceIndex, BLOCK_SIZE};
 
 use crate::bound::kumar_ross;
+use crate::flows::{Flow, FlowKind, FlowTable};
 use crate::leasebook::LeaseBook;
 use crate::report::{Outcome, Second};
 use crate::scenario::Scenario;
@@ -35,31 +38,6 @@ pub enum SimError {
 }
 
 const ORIGIN: u32 = u32::MAX;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FlowKind {
-    Bt,
-    Http,
-    Origin,
-}
-
-/// One transfer: a piece over BitTorrent, or a run of pieces over HTTP.
-#[derive(Clone, Copy, Debug)]
-struct Flow {
-    src: u32,
-    dst: u32,
-    /// Piece in transfer; the run is `piece..end`.
-    piece: u32,
-    end: u32,
-    slot: PeerSlot,
-    kind: FlowKind,
-    /// Bytes left of the current piece.
-    left: f64,
-    rate: f64,
-    /// Time before bytes flow (a round trip); negative: time carried over from a flow that
-    /// ended inside the last step.
-    wait: f64,
-}
 
 /// What a downloading node (client or relay) holds while it downloads.
 struct Peer {
@@ -90,7 +68,12 @@ struct State<'a> {
     up_flows: Vec<u32>,
     down_flows: Vec<u32>,
     origin_flows: u32,
-    flows: Vec<Flow>,
+    ft: FlowTable,
+    due: Vec<u32>,
+    scratch2: Vec<u32>,
+    caps: Vec<f64>,
+    step: u64,
+    now: f64,
     queued: Vec<bool>,
     wake: Vec<u32>,
     book: LeaseBook,
@@ -188,7 +171,13 @@ impl<'a> State<'a> {
             i64::try_from(s.origin_cap as u64).unwrap_or(i64::MAX),
             cap_of(s.origin_quota),
         ];
-        let book = LeaseBook::new(limits, &topo.relay_rows, s.lease_ttl.as_secs_f64(), s.relay_pull_conns);
+        let book = LeaseBook::new(
+            limits,
+            &topo.relay_rows,
+            s.lease_ttl.as_secs_f64(),
+            [s.relay_pull_conns, s.relay_origin_rate as i64],
+            s.lease_policy,
+        );
         let mut out = Outcome {
             file: s.file_size as f64,
             clients: topo.clients,
@@ -209,7 +198,7 @@ impl<'a> State<'a> {
         let pb = s.piece_bytes();
         out.dt = s.dt.unwrap_or_else(|| {
             let mean_up = client_up / topo.clients as f64;
-            (pb / mean_up / 8.0).clamp(0.005, 0.5)
+            (pb / mean_up / 3.0).clamp(0.005, 0.5)
         });
         State {
             s,
@@ -218,7 +207,12 @@ impl<'a> State<'a> {
             up_flows: vec![0; n],
             down_flows: vec![0; n],
             origin_flows: 0,
-            flows: Vec::new(),
+            ft: FlowTable::new(n + 1, out.dt),
+            due: Vec::new(),
+            scratch2: Vec::new(),
+            caps: Vec::new(),
+            step: 0,
+            now: 0.0,
             queued: vec![true; n],
             wake: (0..n as u32).collect(),
             book,
@@ -252,13 +246,19 @@ impl<'a> State<'a> {
         let mut idle_since = 0.0;
         let mut step: u64 = 0;
         while self.clients_left > 0 && t < self.s.horizon {
+            self.step = step;
+            self.now = t;
             self.leases(t);
             self.drain_wakes(t)?;
-            self.rates();
-            self.advance(t, dt)?;
+            self.rates(t);
+            self.land_due(t, dt)?;
             step += 1;
             t = step as f64 * dt;
-            if t + 1e-9 >= next_sample {
+            let sample = t + 1e-9 >= next_sample;
+            if sample || t + 1e-9 >= next_second {
+                self.settle_all(t);
+            }
+            if sample {
                 self.samples(t);
                 next_sample += interval;
             }
@@ -269,7 +269,7 @@ impl<'a> State<'a> {
                 self.cur = Second { switched: self.cur.switched, ..Second::default() };
                 next_second += 1.0;
             }
-            if self.flows.is_empty() {
+            if self.ft.live == 0 {
                 if t - idle_since > 2.0 * self.s.lease_ttl.as_secs_f64() + 10.0 * interval {
                     break; // nothing moves and nothing will (quota gone, nobody to give a piece)
                 }
@@ -278,6 +278,7 @@ impl<'a> State<'a> {
             }
         }
         self.out.simulated = t;
+
         Ok(())
     }
 
@@ -306,6 +307,15 @@ impl<'a> State<'a> {
         }
     }
 
+    /// Node slot of a flow end (the origin has the last slot).
+    fn slot(&self, x: u32) -> usize {
+        if x == ORIGIN {
+            self.topo.len()
+        } else {
+            x as usize
+        }
+    }
+
     fn leases(&mut self, t: f64) {
         let n = self.topo.clients;
         for r in 0..self.topo.relays {
@@ -321,59 +331,84 @@ impl<'a> State<'a> {
         }
     }
 
-    /// Rates by progressive filling (approximately max-min fair): each flow starts at the
-    /// smaller of its sender's and receiver's equal shares; then, for a few rounds, what a
-    /// node's flows bound elsewhere leave unused is shared among its flows bound by that node.
-    fn rates(&mut self) {
-        let s = self.s;
-        let eff = s.link_efficiency.clamp(0.01, 1.0);
-        let n = self.topo.clients;
-        // Per-flow cap from outside the links: lease rate (relay pulls), HTTP pace (clients).
-        for f in &mut self.flows {
-            let d = f.dst as usize;
-            let mut cap = f64::INFINITY;
-            if let Some(p) = &self.peers[d] {
-                match f.kind {
-                    FlowKind::Origin if d >= n => {
-                        if let Some(rate) = self.book.lease(d - n).map(|l| l.rate).filter(|&r| r >= 0) {
-                            cap = rate as f64 / f64::from(p.origin_flows.max(1));
-                        }
-                    }
-                    FlowKind::Http | FlowKind::Origin => {
-                        if let Allowance::Paced { rate, .. } = p.allowance {
-                            cap = rate as f64 / f64::from(p.http_flows.max(1));
-                        }
-                    }
-                    FlowKind::Bt => {}
-                }
-            }
-            f.rate = cap;
+    /// A flow's cap from outside the links: lease rate (relay pulls), HTTP pace (clients).
+    fn flow_cap(&self, f: &Flow) -> f64 {
+        if f.kind == FlowKind::Bt {
+            return f64::INFINITY;
         }
-        let up_cap =
-            |st: &Self, x: u32| if x == ORIGIN { eff * s.origin_cap } else { eff * st.topo.up[x as usize] };
-        // share_up / share_down: current per-flow share at each node (origin at index n_nodes).
-        let nodes = self.topo.len();
-        let o = nodes; // the origin's slot
-        for f in &self.flows {
-            let si = if f.src == ORIGIN { o } else { f.src as usize };
-            self.share_up[si] = up_cap(self, f.src)
-                / f64::from(if f.src == ORIGIN { self.origin_flows } else { self.up_flows[si] }.max(1));
-            let d = f.dst as usize;
-            self.share_down[d] = eff * self.topo.down[d] / f64::from(self.down_flows[d].max(1));
+        let d = f.dst as usize;
+        let n = self.topo.clients;
+        let Some(p) = &self.peers[d] else { return f64::INFINITY };
+        match f.kind {
+            FlowKind::Origin if d >= n => self
+                .book
+                .lease(d - n)
+                .map(|l| l.rate)
+                .filter(|&r| r >= 0)
+                .map_or(f64::INFINITY, |rate| rate as f64 / f64::from(p.origin_flows.max(1))),
+            _ => match p.allowance {
+                Allowance::Paced { rate, .. } => rate as f64 / f64::from(p.http_flows.max(1)),
+                _ => f64::INFINITY,
+            },
+        }
+    }
+
+    fn up_cap(&self, x: usize) -> f64 {
+        let eff = self.s.link_efficiency.clamp(0.01, 1.0);
+        if x == self.topo.len() {
+            eff * self.s.origin_cap
+        } else {
+            eff * self.topo.up[x]
+        }
+    }
+
+    fn down_cap(&self, x: usize) -> f64 {
+        self.s.link_efficiency.clamp(0.01, 1.0) * self.topo.down[x]
+    }
+
+    /// Rates by progressive filling over every flow (approximately max-min fair): each flow
+    /// starts at the smaller of its sender's and receiver's equal shares; then, for a few
+    /// rounds, what a node's flows bound elsewhere leave unused is shared among its flows
+    /// bound by that node. Flows whose rate changes are settled and rescheduled.
+    fn rates(&mut self, t: f64) {
+        let len = self.ft.flows.len();
+        self.caps.clear();
+        self.caps.resize(len, f64::INFINITY);
+        for id in 0..len {
+            let f = self.ft.flows[id];
+            if f.live {
+                self.caps[id] = self.flow_cap(&f);
+            }
+        }
+        for id in 0..len {
+            let f = self.ft.flows[id];
+            if !f.live {
+                continue;
+            }
+            let (si, d) = (self.slot(f.src), f.dst as usize);
+            self.share_up[si] = self.up_cap(si) / self.ft.out[si].len().max(1) as f64;
+            self.share_down[d] = self.down_cap(d) / self.ft.inc[d].len().max(1) as f64;
         }
         for round in 0..3 {
-            for f in &self.flows {
-                let si = if f.src == ORIGIN { o } else { f.src as usize };
+            for id in 0..len {
+                let f = self.ft.flows[id];
+                if !f.live {
+                    continue;
+                }
+                let si = self.slot(f.src);
                 self.fixed_up[si] = 0.0;
                 self.bound_up[si] = 0;
                 self.fixed_down[f.dst as usize] = 0.0;
                 self.bound_down[f.dst as usize] = 0;
             }
-            for f in &self.flows {
-                let si = if f.src == ORIGIN { o } else { f.src as usize };
-                let d = f.dst as usize;
+            for id in 0..len {
+                let f = self.ft.flows[id];
+                if !f.live {
+                    continue;
+                }
+                let (si, d) = (self.slot(f.src), f.dst as usize);
                 let (u, dn) = (self.share_up[si], self.share_down[d]);
-                let r = u.min(dn).min(f.rate);
+                let r = u.min(dn).min(self.caps[id]);
                 if r < u * 0.999 {
                     self.fixed_up[si] += r;
                 } else {
@@ -388,80 +423,100 @@ impl<'a> State<'a> {
             if round == 2 {
                 break;
             }
-            for f in &self.flows {
-                let si = if f.src == ORIGIN { o } else { f.src as usize };
-                let d = f.dst as usize;
+            for id in 0..len {
+                let f = self.ft.flows[id];
+                if !f.live {
+                    continue;
+                }
+                let (si, d) = (self.slot(f.src), f.dst as usize);
                 if self.bound_up[si] > 0 {
                     self.share_up[si] =
-                        ((up_cap(self, f.src) - self.fixed_up[si]) / f64::from(self.bound_up[si])).max(1.0);
+                        ((self.up_cap(si) - self.fixed_up[si]) / f64::from(self.bound_up[si])).max(1.0);
                     self.bound_up[si] = 0; // recomputed once per node
                 }
                 if self.bound_down[d] > 0 {
-                    self.share_down[d] = ((eff * self.topo.down[d] - self.fixed_down[d])
-                        / f64::from(self.bound_down[d]))
-                    .max(1.0);
+                    self.share_down[d] =
+                        ((self.down_cap(d) - self.fixed_down[d]) / f64::from(self.bound_down[d])).max(1.0);
                     self.bound_down[d] = 0;
                 }
             }
         }
-        for i in 0..self.flows.len() {
-            let f = self.flows[i];
-            let si = if f.src == ORIGIN { o } else { f.src as usize };
-            let r = self.share_up[si].min(self.share_down[f.dst as usize]).min(f.rate);
-            self.flows[i].rate = r.max(1.0);
+        for id in 0..len {
+            let f = self.ft.flows[id];
+            if !f.live {
+                continue;
+            }
+            let r = self.share_up[self.slot(f.src)].min(self.share_down[f.dst as usize]).min(self.caps[id]);
+            self.set_rate(id as u32, r.max(1.0), t);
         }
     }
 
-    fn advance(&mut self, t: f64, dt: f64) -> Result<(), SimError> {
-        let mut i = 0;
-        while i < self.flows.len() {
-            let mut f = self.flows[i];
-            let d = f.dst as usize;
-            let cancelled = match &self.peers[d] {
-                None => true,
-                Some(p) => f.kind == FlowKind::Bt && p.map.verified().has(PieceIndex(f.piece)),
-            };
-            if cancelled {
-                // An endgame duplicate superseded: what it carried is waste.
-                self.out.duplicate_bytes += self.pb - f.left;
-                self.end_flow(i, 0.0);
-                continue;
-            }
-            let avail = dt - f.wait;
-            if avail <= 0.0 {
-                self.flows[i].wait -= dt;
-                i += 1;
-                continue;
-            }
-            f.wait = 0.0;
-            let mut bytes = f.rate * avail;
-            let mut ended = None;
+    /// Moves flow `id`'s bytes up to `t` into the accounts.
+    fn settle(&mut self, id: u32, t: f64) {
+        let f = self.ft.flows[id as usize];
+        if !f.live || t <= f.since {
+            return;
+        }
+        let moved = (f.rate * (t - f.since)).min(f.left);
+        let g = &mut self.ft.flows[id as usize];
+        g.left -= moved;
+        g.since = t;
+        self.account(&f, moved);
+    }
+
+    fn settle_all(&mut self, t: f64) {
+        for id in 0..self.ft.flows.len() as u32 {
+            self.settle(id, t);
+        }
+    }
+
+    /// Flow `id` moves at `rate` from `t` on; returns whether the rate changed.
+    fn set_rate(&mut self, id: u32, rate: f64, t: f64) -> bool {
+        let old = self.ft.flows[id as usize].rate;
+        if old > 0.0 && (old - rate).abs() <= 1e-9 * rate {
+            return false;
+        }
+        self.settle(id, t);
+        self.ft.flows[id as usize].rate = rate;
+        self.ft.schedule(id, self.step);
+        true
+    }
+
+    /// Lands the pieces due in the step `[t, t + dt)`, each at its own time.
+    fn land_due(&mut self, t: f64, dt: f64) -> Result<(), SimError> {
+        let mut due = std::mem::take(&mut self.due);
+        self.ft.due(self.step, &mut due);
+        let step_end = t + dt;
+        for &id in &due {
             loop {
-                if bytes < f.left {
-                    f.left -= bytes;
-                    self.account(&f, bytes);
+                let f = self.ft.flows[id as usize];
+                if !f.live {
                     break;
                 }
-                bytes -= f.left;
-                let left = f.left;
-                self.account(&f, left);
-                let at = t + dt - bytes / f.rate;
-                self.land(&f, at)?;
-                f.piece += 1;
-                if f.piece >= f.end || self.peers[d].is_none() {
-                    ended = Some(bytes / f.rate);
+                let at = f.finish();
+                if self.ft.step_of(at) > self.step {
+                    self.ft.schedule(id, self.step);
                     break;
                 }
-                f.left = self.pb;
-            }
-            match ended {
-                Some(leftover) => self.end_flow(i, leftover),
-                None => {
-                    self.flows[i] = f;
-                    i += 1;
+                self.account(&f, f.left);
+                let g = &mut self.ft.flows[id as usize];
+                g.left = 0.0;
+                g.since = at;
+                self.land(id, at)?;
+                let f = self.ft.flows[id as usize];
+                if !f.live {
+                    break;
                 }
+                let g = &mut self.ft.flows[id as usize];
+                g.piece += 1;
+                if g.piece >= g.end || self.peers[f.dst as usize].is_none() {
+                    self.end_flow(id, (step_end - at).max(0.0));
+                    break;
+                }
+                g.left = self.pb;
             }
         }
+        self.due = due;
         Ok(())
     }
 
@@ -499,8 +554,9 @@ impl<'a> State<'a> {
         }
     }
 
-    /// Piece `f.piece` of flow `f` arrived whole at `at`.
-    fn land(&mut self, f: &Flow, at: f64) -> Result<(), SimError> {
+    /// Piece `piece` of flow `id` arrived whole at `at`.
+    fn land(&mut self, id: u32, at: f64) -> Result<(), SimError> {
+        let f = self.ft.flows[id as usize];
         let d = f.dst as usize;
         let Some(p) = self.peers[d].as_ref() else { return Ok(()) };
         let piece = PieceIndex(f.piece);
@@ -517,6 +573,19 @@ impl<'a> State<'a> {
                 p.map.mark_verified(piece)?;
                 let complete = p.map.is_complete();
                 self.announce(f.dst, f.piece);
+                // Endgame duplicates of the piece are superseded: what they carried is waste.
+                let mut ids = std::mem::take(&mut self.scratch2);
+                ids.clear();
+                ids.extend(self.ft.inc[d].iter().copied().filter(|&x| {
+                    let g = &self.ft.flows[x as usize];
+                    x != id && (complete || (g.kind == FlowKind::Bt && g.piece == f.piece))
+                }));
+                for &x in &ids {
+                    self.settle(x, at);
+                    self.out.duplicate_bytes += self.pb - self.ft.flows[x as usize].left;
+                    self.end_flow(x, 0.0);
+                }
+                self.scratch2 = ids;
                 if complete {
                     self.complete(d, at);
                 }
@@ -534,10 +603,15 @@ impl<'a> State<'a> {
             (self.topo.offsets[node as usize] as usize, self.topo.offsets[node as usize + 1] as usize);
         for k in s..e {
             let nb = self.topo.adj[k];
+            // A neighbour holding the piece never picks it again: its availability count would
+            // not change a choice, so the HAVE is not applied (it is the costliest call here).
+            if self.have[nb as usize].has(idx) {
+                continue;
+            }
             if let Some(p) = &self.peers[nb as usize] {
                 // Cannot fail: the index is in range.
                 let _ = p.map.peer_has(piece);
-                if !self.have[nb as usize].has(idx) && p.bt_sources.len() < self.s.max_sources {
+                if p.bt_sources.len() < self.s.max_sources {
                     self.wake(nb);
                 }
             }
@@ -563,9 +637,11 @@ impl<'a> State<'a> {
         }
     }
 
-    /// Removes flow `i`; `leftover` seconds of the step go to the receiver's next flow.
-    fn end_flow(&mut self, i: usize, leftover: f64) {
-        let f = self.flows.swap_remove(i);
+    /// Removes flow `id`; `leftover` seconds of the step go to the receiver's next flow.
+    fn end_flow(&mut self, id: u32, leftover: f64) {
+        let src_slot = self.slot(self.ft.flows[id as usize].src);
+        let dst = self.ft.flows[id as usize].dst as usize;
+        let f = self.ft.remove(id, src_slot, dst);
         if f.src == ORIGIN {
             self.origin_flows -= 1;
         } else {
@@ -607,7 +683,7 @@ impl<'a> State<'a> {
         self.down_flows[dst as usize] += 1;
         let rtt = f64::from(self.topo.rtt[dst as usize]);
         let bonus = self.peers[dst as usize].as_mut().map_or(0.0, |p| std::mem::take(&mut p.bonus));
-        self.flows.push(Flow {
+        let flow = Flow {
             src,
             dst,
             piece,
@@ -616,8 +692,13 @@ impl<'a> State<'a> {
             kind,
             left: self.pb,
             rate: 0.0,
-            wait: rtt - bonus,
-        });
+            since: self.now + rtt - bonus,
+            generation: 0,
+            sched: u64::MAX,
+            live: true,
+        };
+        let src_slot = self.slot(src);
+        self.ft.insert(flow, src_slot, dst as usize);
     }
 
     fn drain_wakes(&mut self, t: f64) -> Result<(), SimError> {

@@ -1,6 +1,7 @@
 //! Small cases with known answers. No timing asserts: virtual time only.
 
 use crate::bound::kumar_ross;
+use crate::leasebook::{make_room, LeaseBook, LeasePolicy};
 use crate::mix::Mix;
 use crate::run;
 use crate::scenario::Scenario;
@@ -122,4 +123,63 @@ fn topology_is_deterministic_two_way_and_keeps_nat_pairs_apart() {
     }
     // ctl's relay_count: 2 % of 500.
     assert_eq!(a.relays, 10);
+}
+
+#[test]
+fn make_room_gives_a_newcomer_its_share_from_the_holders() {
+    // A lone holder with the whole limit: the second relay of equal weight gets half.
+    assert_eq!(make_room(100, 0, 1.0, &[(100, 1.0)]), (50, vec![50]));
+    // Three holders of 33, a fourth arrives: holders cut to floor(75 / 3), it gets the 24 left.
+    assert_eq!(make_room(99, 0, 1.0, &[(33, 1.0), (33, 1.0), (33, 1.0)]), (24, vec![25, 25, 25]));
+    // Room already free: holders keep their grants. Weights: a weight-3 newcomer takes 3/4.
+    assert_eq!(make_room(100, 0, 1.0, &[(10, 1.0)]), (50, vec![10]));
+    assert_eq!(make_room(100, 0, 3.0, &[(100, 1.0)]), (75, vec![25]));
+    // A newcomer wanting less than its share takes only that. Unlimited and zero limits.
+    assert_eq!(make_room(100, 20, 1.0, &[(100, 1.0)]), (20, vec![80]));
+    assert_eq!(make_room(-1, 0, 1.0, &[(5, 1.0)]), (-1, vec![5]));
+    assert_eq!(make_room(0, 0, 1.0, &[(0, 1.0)]), (0, vec![0]));
+}
+
+proptest::proptest! {
+    #[test]
+    fn make_room_never_exceeds_the_limit_nor_raises_holders(
+        limit in 0i64..1_000_000,
+        want in -1i64..1_000_000,
+        weight in 0.0f64..10.0,
+        current in proptest::collection::vec((-1i64..1_000_000, 0.0f64..10.0), 0..50),
+    ) {
+        let (grant, cut) = make_room(limit, want, weight, &current);
+        proptest::prop_assert_eq!(cut.len(), current.len());
+        proptest::prop_assert!(grant >= 0 && cut.iter().all(|&g| g >= 0));
+        proptest::prop_assert!(grant + cut.iter().sum::<i64>() <= limit);
+        for (new, (old, _)) in cut.iter().zip(&current) {
+            proptest::prop_assert!(*old < 0 || new <= old);
+        }
+        proptest::prop_assert!(limit == 0 || want == 0 || grant >= 1);
+        proptest::prop_assert!(want <= 0 || grant <= want);
+    }
+}
+
+#[test]
+fn ctl_gives_the_first_relay_the_whole_rate_and_refused_relays_retry_with_backoff() {
+    let rows = Topology::build(&Scenario { clients: 200, ..Scenario::default() }).relay_rows;
+    assert!(rows.len() >= 2);
+    let mut book = LeaseBook::new([-1, 1000, -1], &rows, 30.0, [3, 0], LeasePolicy::Holders);
+    assert!(book.tick(0, 0.0, 1 << 30));
+    assert_eq!(book.lease(0).map(|l| l.rate), Some(1000));
+    // The second is refused (ctl's Exhausted) and asks again after 0.1 s, then 0.2 s.
+    assert!(!book.tick(1, 0.0, 1 << 30));
+    assert!((book.next[1] - 0.1).abs() < 1e-9);
+    assert!(!book.tick(1, 0.1, 1 << 30));
+    assert!((book.next[1] - 0.3).abs() < 1e-9);
+    assert_eq!(book.refusals, 2);
+    // Once the first lets go, the next attempt gets the rate.
+    book.release(0);
+    assert!(book.tick(1, 0.31, 1 << 30));
+    assert_eq!(book.lease(1).map(|l| l.rate), Some(1000));
+    // The what-if policy splits the rate instead: the second relay takes its weighted share.
+    let mut book = LeaseBook::new([-1, 1000, -1], &rows, 30.0, [3, 0], LeasePolicy::MakeRoom);
+    assert!(book.tick(0, 0.0, 1 << 30) && book.tick(1, 0.0, 1 << 30));
+    let (a, b) = (book.lease(0).map_or(0, |l| l.rate), book.lease(1).map_or(0, |l| l.rate));
+    assert!(a > 0 && b > 0 && a + b <= 1000, "{a} + {b}");
 }
