@@ -366,6 +366,11 @@ impl PeerSession {
             ext.reqq.get_or_insert(reqq);
             self.push(&ext.to_message());
         }
+        if !self.am_choking {
+            // Unchoked before the handshake (`set_choking` only recorded it): the peer starts
+            // out choked, so tell it.
+            self.push(&Message::Unchoke);
+        }
         Ok(())
     }
 
@@ -766,9 +771,11 @@ impl PeerSession {
         }
     }
 
-    /// Encodes a message: control bytes accumulate; a payload is queued as its own chunk.
+    /// Encodes a message: control bytes accumulate; a payload is queued as its own chunk. An
+    /// empty payload is not queued: `poll_transmit` never yields an empty chunk (a batch of only
+    /// empty chunks would be a zero-byte write, which the driver takes for a dead socket).
     fn push(&mut self, msg: &Message) {
-        if let Some(payload) = msg.encode_head(&mut self.pending) {
+        if let Some(payload) = msg.encode_head(&mut self.pending).filter(|p| !p.is_empty()) {
             let payload = payload.clone();
             self.flush_pending();
             self.queued_bytes += payload.len();

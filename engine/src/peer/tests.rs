@@ -454,3 +454,71 @@ fn requests_beyond_the_queue_limit_are_refused_not_fatal() {
     }
     assert_eq!(uploads, 2, "only the first two requests are queued");
 }
+
+/// Found by the `peer_session` fuzz target: an extension message with an empty payload was
+/// queued as an empty chunk, and a write batch of only empty chunks is a zero-byte write.
+#[test]
+fn poll_transmit_never_yields_an_empty_chunk() {
+    let (layout, _, hashes) = torrent(12, 16 * 1024, &[100_000]);
+    let node = Node::leecher(&layout, hashes);
+    let now = Instant::now();
+    let mut s = PeerSession::new(
+        SessionConfig::default(),
+        node.picker.clone(),
+        PeerSlot(0),
+        InfoHash([1; 20]),
+        node.id,
+        now,
+    );
+    let mut hs = crate::wire::Handshake::new(InfoHash([1; 20]), PeerId::generate());
+    hs.reserved = crate::wire::Reserved::FLOODGATE;
+    s.handle_input(&hs.to_bytes(), now).unwrap();
+    while s.poll_transmit(now).is_some() {}
+    s.send_extended(3, Bytes::new());
+    let mut sent = Vec::new();
+    while let Some(chunk) = s.poll_transmit(now) {
+        assert!(!chunk.is_empty(), "an empty chunk to write");
+        sent.extend_from_slice(&chunk);
+    }
+    assert_eq!(sent, [0, 0, 0, 2, 20, 3], "the message is still sent whole");
+    assert!(!s.wants_transmit());
+}
+
+/// Found by the `peer_session` fuzz target: unchoking a peer before its handshake arrived only
+/// recorded the decision; the peer, choked from the start, was never told, and a later choke
+/// went out as a second CHOKE.
+#[test]
+fn an_unchoke_before_the_handshake_is_sent_once_the_connection_opens() {
+    let (layout, data, hashes) = torrent(13, 16 * 1024, &[100_000]);
+    let node = Node::seeder(&layout, &data, hashes);
+    let now = Instant::now();
+    let mut s = PeerSession::new(
+        SessionConfig::default(),
+        node.picker.clone(),
+        PeerSlot(0),
+        InfoHash([1; 20]),
+        node.id,
+        now,
+    );
+    s.set_choking(false);
+    while s.poll_transmit(now).is_some() {}
+    let hs = crate::wire::Handshake::new(InfoHash([1; 20]), PeerId::generate());
+    s.handle_input(&hs.to_bytes(), now).unwrap();
+    let mut decoder = crate::wire::Decoder::new(crate::wire::DecoderConfig::default());
+    while let Some(chunk) = s.poll_transmit(now) {
+        decoder.extend_from_slice(&chunk);
+    }
+    let mut sent = Vec::new();
+    while let Some(m) = decoder.next().unwrap() {
+        sent.push(m);
+    }
+    // Our pieces and extended handshake first, then the unchoke, once.
+    assert_eq!(sent.last(), Some(&Message::Unchoke), "{sent:?}");
+    assert_eq!(sent.iter().filter(|m| **m == Message::Unchoke).count(), 1, "{sent:?}");
+    s.set_choking(true);
+    let mut decoder = crate::wire::Decoder::new(crate::wire::DecoderConfig::default());
+    while let Some(chunk) = s.poll_transmit(now) {
+        decoder.extend_from_slice(&chunk);
+    }
+    assert_eq!(decoder.next().unwrap(), Some(Message::Choke));
+}
