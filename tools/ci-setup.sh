@@ -10,6 +10,7 @@
 #  - iproute2 and util-linux (`ip`, `unshare`: the README's blocks run in a netns of their own)
 #  - promtool (Debian's prometheus package) to check deploy/prometheus's alerting rules; the
 #    Prometheus server it brings is stopped and disabled again, only the tool is wanted
+#  - cargo-fuzz, for tools/fuzz-smoke.sh (the fuzz targets build with the nightly toolchain)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -38,4 +39,8 @@ if ! command -v promtool > /dev/null; then
     if command -v systemctl > /dev/null && [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus > /dev/null 2>&1 || true
     fi
+fi
+if ! command -v cargo-fuzz > /dev/null; then
+    echo "installing cargo-fuzz"
+    cargo install --locked cargo-fuzz
 fi

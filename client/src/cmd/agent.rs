@@ -319,8 +319,9 @@ impl Agent {
         let store = Store::open(layout.clone(), &root, StoreConfig::default())
             .with_context(|| format!("cannot open the data files under {}", root.display()))?;
         let info_hash = provisional_info_hash(&task.dist_id);
-        let mut add = AddTorrent::provisional(info_hash, layout.clone(), PieceHashes::partial(&hashes), store)
-            .with_verified(verified);
+        let mut add =
+            AddTorrent::provisional(info_hash, layout.clone(), PieceHashes::partial(&hashes), store)
+                .with_verified(verified);
         add.session.fleet = Some(FleetKey::for_distribution(&task.dist_id));
         {
             // Still wanted? (cancelled, or replaced by a start from the .torrent meanwhile)

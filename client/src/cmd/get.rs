@@ -126,8 +126,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sources = if http.no_http { Vec::new() } else { http_sources(&meta, &http.http_sources)? };
     let verified = floodgate_engine::store::verified_on_disk(&meta, &args.output);
     let resumed = verified.count_ones();
-    let (swarm, torrent) =
-        super::swarm_util::start(&meta, &args.output, args.listen, verified, args.limits, false, args.fleet.key())?;
+    let (swarm, torrent) = super::swarm_util::start(
+        &meta,
+        &args.output,
+        args.listen,
+        verified,
+        args.limits,
+        false,
+        args.fleet.key(),
+    )?;
     let reused = match &args.reuse {
         Some(old) => reuse_old_version(&torrent, old)?,
         None => 0,

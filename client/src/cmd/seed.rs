@@ -60,8 +60,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (swarm, torrent) =
-        super::swarm_util::start(&meta, &args.data, args.listen, verified, args.limits, args.super_seed, args.fleet.key())?;
+    let (swarm, torrent) = super::swarm_util::start(
+        &meta,
+        &args.data,
+        args.listen,
+        verified,
+        args.limits,
+        args.super_seed,
+        args.fleet.key(),
+    )?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);
     eprintln!("seeding {} ({} bytes) on {addr}", meta.info_hash(), meta.total_length());
     let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), addr);

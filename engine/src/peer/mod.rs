@@ -32,8 +32,8 @@ mod session;
 
 pub use error::PeerError;
 pub use fleet::FleetKey;
-pub use metadata::{MetadataError, MetadataFetch, OUR_UT_METADATA_ID};
 pub use latency::RequestLatency;
+pub use metadata::{MetadataError, MetadataFetch, OUR_UT_METADATA_ID};
 pub use rate::RateMeter;
 pub use session::{PeerEvent, PeerSession, SessionConfig};
 

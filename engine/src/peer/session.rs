@@ -401,6 +401,11 @@ impl PeerSession {
             }
             self.push(&ext.to_message());
         }
+        if !self.am_choking {
+            // Unchoked before the handshake (`set_choking` only recorded it): the peer starts
+            // out choked, so tell it.
+            self.push(&Message::Unchoke);
+        }
         Ok(())
     }
 
@@ -491,7 +496,9 @@ impl PeerSession {
                 Ok(hs) => {
                     self.peer_reqq = hs.reqq.map(|q| q.clamp(1, 100_000) as usize);
                     self.fleet_peer = match (&self.config.fleet, &hs.fleet, self.peer_id) {
-                        (Some(key), Some(proof), Some(id)) => key.verify(proof, self.info_hash, id, self.our_id),
+                        (Some(key), Some(proof), Some(id)) => {
+                            key.verify(proof, self.info_hash, id, self.our_id)
+                        }
                         _ => false,
                     };
                     self.events.push_back(PeerEvent::Extended(hs));
@@ -587,7 +594,8 @@ impl PeerSession {
         }
         let by_rate =
             (self.down.rate(now) * self.config.queue_time.as_secs_f64() / BLOCK_SIZE as f64) as usize;
-        let floor = if self.latency.samples() == 0 { self.config.initial_queue } else { self.config.min_queue };
+        let floor =
+            if self.latency.samples() == 0 { self.config.initial_queue } else { self.config.min_queue };
         let mut target = by_rate.max(floor).min(self.config.max_queue);
         if self.map.in_endgame() {
             target = target.min(self.config.endgame_queue);
@@ -731,9 +739,7 @@ impl PeerSession {
             return Err(PeerError::Idle);
         }
         let timeout = self.request_timeout();
-        if self.peer_choking
-            && self.choked_at.is_some_and(|t| now.saturating_duration_since(t) > timeout)
-        {
+        if self.peer_choking && self.choked_at.is_some_and(|t| now.saturating_duration_since(t) > timeout) {
             // Choked and the requests neither rejected nor answered: give them to other peers.
             self.choked_at = None;
             self.cancel_outstanding();
@@ -745,7 +751,11 @@ impl PeerSession {
         {
             // Let other peers have these blocks (and tell the peer not to send them); keep one
             // request out to notice recovery.
-            tracing::debug!(timeout_ms = timeout.as_millis() as u64, outstanding = self.outstanding.len(), "peer snubbed us");
+            tracing::debug!(
+                timeout_ms = timeout.as_millis() as u64,
+                outstanding = self.outstanding.len(),
+                "peer snubbed us"
+            );
             self.snubbed = true;
             self.cancel_outstanding();
         }
@@ -848,9 +858,11 @@ impl PeerSession {
         }
     }
 
-    /// Encodes a message: control bytes accumulate; a payload is queued as its own chunk.
+    /// Encodes a message: control bytes accumulate; a payload is queued as its own chunk. An
+    /// empty payload is not queued: `poll_transmit` never yields an empty chunk (a batch of only
+    /// empty chunks would be a zero-byte write, which the driver takes for a dead socket).
     fn push(&mut self, msg: &Message) {
-        if let Some(payload) = msg.encode_head(&mut self.pending) {
+        if let Some(payload) = msg.encode_head(&mut self.pending).filter(|p| !p.is_empty()) {
             let payload = payload.clone();
             self.flush_pending();
             self.queued_bytes += payload.len();

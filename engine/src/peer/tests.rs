@@ -501,7 +501,9 @@ fn requests_to_a_peer_that_went_silent_time_out_after_seconds_not_half_a_minute(
     assert_eq!(leecher(&swarm).request_timeout(), SessionConfig::default().min_request_timeout);
     swarm.muted.push((0, 1));
     let muted_at = swarm.now;
-    while !leecher(&swarm).is_snubbed() && swarm.now.saturating_duration_since(muted_at) < Duration::from_secs(40) {
+    while !leecher(&swarm).is_snubbed()
+        && swarm.now.saturating_duration_since(muted_at) < Duration::from_secs(40)
+    {
         swarm.step();
     }
     let waited = swarm.now.saturating_duration_since(muted_at);
@@ -530,7 +532,8 @@ fn a_slow_peer_is_not_given_a_deep_pipeline() {
     let leech = Node::leecher(&layout, hashes);
     let mut t = Instant::now();
     let ih = InfoHash([3; 20]);
-    let mut a = PeerSession::new(SessionConfig::default(), leech.picker.clone(), PeerSlot(0), ih, leech.id, t);
+    let mut a =
+        PeerSession::new(SessionConfig::default(), leech.picker.clone(), PeerSlot(0), ih, leech.id, t);
     let mut b = PeerSession::new(SessionConfig::default(), seed.picker.clone(), PeerSlot(0), ih, seed.id, t);
     let mut to_b = Vec::new();
     let mut to_a = std::collections::VecDeque::new();
@@ -588,7 +591,8 @@ fn a_request_read_while_we_choke_the_peer_is_rejected() {
     let node = Node::seeder(&layout, &data, hashes);
     let now = Instant::now();
     let ih = InfoHash([1; 20]);
-    let mut s = PeerSession::new(SessionConfig::default(), node.picker.clone(), PeerSlot(0), ih, node.id, now);
+    let mut s =
+        PeerSession::new(SessionConfig::default(), node.picker.clone(), PeerSlot(0), ih, node.id, now);
     let mut hs = crate::wire::Handshake::new(ih, PeerId::generate());
     hs.reserved = crate::wire::Reserved::FLOODGATE;
     s.handle_input(&hs.to_bytes(), now).unwrap();
@@ -625,8 +629,10 @@ fn fleet_members_recognise_each_other_and_strangers_do_not_pass() {
         ],
         8,
     );
-    let member = || SessionConfig { fleet: Some(super::FleetKey::from_secret(b"dist-1")), ..SessionConfig::default() };
-    let other = SessionConfig { fleet: Some(super::FleetKey::from_secret(b"dist-2")), ..SessionConfig::default() };
+    let member =
+        || SessionConfig { fleet: Some(super::FleetKey::from_secret(b"dist-1")), ..SessionConfig::default() };
+    let other =
+        SessionConfig { fleet: Some(super::FleetKey::from_secret(b"dist-2")), ..SessionConfig::default() };
     swarm.connect_with(1, 0, member(), member());
     swarm.connect_with(2, 0, other, member());
     swarm.run(2_000, |s| s.nodes[1].map.is_complete() && s.nodes[2].map.is_complete());
@@ -635,4 +641,72 @@ fn fleet_members_recognise_each_other_and_strangers_do_not_pass() {
     let [(_, c), (_, d)] = &swarm.links[1].ends;
     assert!(!c.is_fleet_peer() && !d.is_fleet_peer(), "another key proves nothing");
     assert_eq!(stored(&swarm.nodes[2]), data, "a standard peer is still served");
+}
+
+/// Found by the `peer_session` fuzz target: an extension message with an empty payload was
+/// queued as an empty chunk, and a write batch of only empty chunks is a zero-byte write.
+#[test]
+fn poll_transmit_never_yields_an_empty_chunk() {
+    let (layout, _, hashes) = torrent(12, 16 * 1024, &[100_000]);
+    let node = Node::leecher(&layout, hashes);
+    let now = Instant::now();
+    let mut s = PeerSession::new(
+        SessionConfig::default(),
+        node.picker.clone(),
+        PeerSlot(0),
+        InfoHash([1; 20]),
+        node.id,
+        now,
+    );
+    let mut hs = crate::wire::Handshake::new(InfoHash([1; 20]), PeerId::generate());
+    hs.reserved = crate::wire::Reserved::FLOODGATE;
+    s.handle_input(&hs.to_bytes(), now).unwrap();
+    while s.poll_transmit(now).is_some() {}
+    s.send_extended(3, Bytes::new());
+    let mut sent = Vec::new();
+    while let Some(chunk) = s.poll_transmit(now) {
+        assert!(!chunk.is_empty(), "an empty chunk to write");
+        sent.extend_from_slice(&chunk);
+    }
+    assert_eq!(sent, [0, 0, 0, 2, 20, 3], "the message is still sent whole");
+    assert!(!s.wants_transmit());
+}
+
+/// Found by the `peer_session` fuzz target: unchoking a peer before its handshake arrived only
+/// recorded the decision; the peer, choked from the start, was never told, and a later choke
+/// went out as a second CHOKE.
+#[test]
+fn an_unchoke_before_the_handshake_is_sent_once_the_connection_opens() {
+    let (layout, data, hashes) = torrent(13, 16 * 1024, &[100_000]);
+    let node = Node::seeder(&layout, &data, hashes);
+    let now = Instant::now();
+    let mut s = PeerSession::new(
+        SessionConfig::default(),
+        node.picker.clone(),
+        PeerSlot(0),
+        InfoHash([1; 20]),
+        node.id,
+        now,
+    );
+    s.set_choking(false);
+    while s.poll_transmit(now).is_some() {}
+    let hs = crate::wire::Handshake::new(InfoHash([1; 20]), PeerId::generate());
+    s.handle_input(&hs.to_bytes(), now).unwrap();
+    let mut decoder = crate::wire::Decoder::new(crate::wire::DecoderConfig::default());
+    while let Some(chunk) = s.poll_transmit(now) {
+        decoder.extend_from_slice(&chunk);
+    }
+    let mut sent = Vec::new();
+    while let Some(m) = decoder.next().unwrap() {
+        sent.push(m);
+    }
+    // Our pieces and extended handshake first, then the unchoke, once.
+    assert_eq!(sent.last(), Some(&Message::Unchoke), "{sent:?}");
+    assert_eq!(sent.iter().filter(|m| **m == Message::Unchoke).count(), 1, "{sent:?}");
+    s.set_choking(true);
+    let mut decoder = crate::wire::Decoder::new(crate::wire::DecoderConfig::default());
+    while let Some(chunk) = s.poll_transmit(now) {
+        decoder.extend_from_slice(&chunk);
+    }
+    assert_eq!(decoder.next().unwrap(), Some(Message::Choke));
 }

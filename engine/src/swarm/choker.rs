@@ -75,7 +75,14 @@ mod tests {
     use super::*;
 
     fn peer(interested: bool, down: f64, up: f64) -> PeerStat {
-        PeerStat { interested, download_rate: down, upload_rate: up, unchoked: false, is_seed: false, fleet: false }
+        PeerStat {
+            interested,
+            download_rate: down,
+            upload_rate: up,
+            unchoked: false,
+            is_seed: false,
+            fleet: false,
+        }
     }
 
     #[test]

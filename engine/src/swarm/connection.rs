@@ -200,7 +200,10 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
                 peer.interested.store(interested, Ordering::Relaxed);
                 // A fleet peer needs no slot: every interested member is served at once.
                 let fleet = peer.fleet.load(Ordering::Relaxed);
-                if interested && !peer.unchoked.load(Ordering::Relaxed) && (fleet || torrent.try_unchoke_slot()) {
+                if interested
+                    && !peer.unchoked.load(Ordering::Relaxed)
+                    && (fleet || torrent.try_unchoke_slot())
+                {
                     peer.unchoked.store(true, Ordering::Relaxed);
                     peer.want_unchoke.store(true, Ordering::Relaxed);
                     s.session.set_choking(false);

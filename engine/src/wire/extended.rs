@@ -66,7 +66,10 @@ impl ExtendedHandshake {
             reqq: int_field(dict, b"reqq"),
             metadata_size: int_field(dict, b"metadata_size"),
             yourip: dict.get(b"yourip").and_then(|v| v.as_bytes()).and_then(ip_from_bytes),
-            fleet: dict.get(b"fg_fleet").and_then(|v| v.as_bytes()).and_then(|b| <[u8; 20]>::try_from(b).ok()),
+            fleet: dict
+                .get(b"fg_fleet")
+                .and_then(|v| v.as_bytes())
+                .and_then(|b| <[u8; 20]>::try_from(b).ok()),
         })
     }
 
