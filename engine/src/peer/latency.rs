@@ -37,7 +37,7 @@ impl RequestLatency {
 
     /// The smoothed latency (zero before the first sample).
     pub fn mean(&self) -> Duration {
-        Duration::from_secs_f64(self.mean)
+        Duration::try_from_secs_f64(self.mean).unwrap_or(Duration::MAX)
     }
 
     /// The request timeout: mean plus four deviations, within `[min, max]`; `max` before any
@@ -46,7 +46,8 @@ impl RequestLatency {
         if self.samples == 0 {
             return max.max(min);
         }
-        Duration::from_secs_f64(self.mean + 4.0 * self.deviation).clamp(min, max.max(min))
+        // Samples are durations, so this is finite and non-negative; a huge one saturates.
+        Duration::try_from_secs_f64(self.mean + 4.0 * self.deviation).unwrap_or(max).clamp(min, max.max(min))
     }
 }
 
@@ -93,5 +94,8 @@ mod tests {
         let mut l = RequestLatency::default();
         l.sample(Duration::from_secs(600));
         assert_eq!(l.timeout(MIN, MAX), MAX);
+        l.sample(Duration::MAX);
+        assert_eq!(l.timeout(MIN, MAX), MAX);
+        assert!(l.mean() > Duration::from_secs(1 << 40), "no panic, no wrap: {:?}", l.mean());
     }
 }
