@@ -37,6 +37,12 @@ pub enum FetchError {
     /// The origin sent a response the relay cannot use (no Range support, chunked body).
     #[error("source response unusable: {0}")]
     Unusable(String),
+    /// A document's body is larger than the caller takes.
+    #[error("source body larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The origin's bytes do not match the torrent's piece hash, repeatedly.
     #[error("source data does not match piece {0}'s hash")]
     HashMismatch(u32),
@@ -57,6 +63,7 @@ impl FetchError {
                 | FetchError::Refused(_)
                 | FetchError::Changed(_)
                 | FetchError::Unusable(_)
+                | FetchError::TooLarge { .. }
                 | FetchError::HashMismatch(_)
                 | FetchError::Store(_)
                 | FetchError::Tls(_)

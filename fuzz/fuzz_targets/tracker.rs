@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use floodgate_engine::bencode::decode;
+use floodgate_engine::http::HttpUrl;
 use floodgate_engine::tracker::{
-    parse_announce_response, percent_decode, AnnounceQuery, tracker_url, ScrapeQuery, TrackerConfig,
-    TrackerServer,
+    parse_announce_response, percent_decode, AnnounceQuery, ScrapeQuery, TrackerConfig, TrackerServer,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = percent_decode(text);
-        let _ = tracker_url(text);
+        let _ = HttpUrl::parse(text);
         let query = text.split_once('?').map_or("", |(_, q)| q);
         let _ = AnnounceQuery::parse(query);
         let _ = ScrapeQuery::parse(query);

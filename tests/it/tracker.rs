@@ -8,14 +8,16 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use floodgate_engine::bencode::decode;
-use floodgate_engine::tracker::http_get;
+use floodgate_fetch::{get_response, HttpUrl};
 use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
 use rand::RngCore;
 
 /// `(complete, incomplete, downloaded)` of the tracker's only torrent, from a full scrape.
 fn scrape(tracker: SocketAddr) -> Option<(i64, i64, i64)> {
+    let url = HttpUrl::parse(&format!("http://{tracker}/scrape")).ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
     let (status, body) =
-        http_get(&format!("http://{tracker}/scrape"), Duration::from_secs(5), 1 << 16).ok()?;
+        rt.block_on(get_response(&mut None, &url, Duration::from_secs(5), None, 1 << 16)).ok()?;
     if status != 200 {
         return None;
     }

@@ -19,8 +19,7 @@ use floodgate_engine::peer::FleetKey;
 use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{verified_on_disk_against, Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig, TorrentHandle};
-use floodgate_engine::tracker::{announce, AnnounceRequest, Event};
-use floodgate_engine::types::{InfoHash, PeerId};
+use floodgate_engine::types::InfoHash;
 use floodgate_fetch::HttpUrl;
 use floodgate_proto::v1 as pb;
 use floodgate_proto::{retry_until_ok, watch_forever, Backoff, Bearer, WatchConfig, FIRST_BACKOFF};
@@ -29,6 +28,7 @@ use pb::client_service_client::ClientServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use super::announcer::{Announcer, Schedule, Setup, Trackers};
 use super::hash_feed;
 use crate::gapfill::{GapFillConfig, GapFiller, HttpOptions, SourceKind};
 
@@ -475,17 +475,15 @@ impl Agent {
             base,
         };
         self.jobs.lock().insert(task.dist_id.clone(), job);
-        let ctx = AnnounceCtx {
+        let announce = Setup {
             torrent: torrent.clone(),
             peer_id: self.swarm.peer_id(),
-            port: self.swarm.listen_addr().map_or(self.args.listen.port(), |a| a.port()),
-            relays,
+            listen: self.swarm.listen_addr().unwrap_or(self.args.listen),
+            schedule: Schedule::RELAYS,
+            trackers: relay_trackers(relays),
             stop: stop.clone(),
         };
-        std::thread::Builder::new()
-            .name("fg-agent-announce".into())
-            .spawn(move || announce_loop(ctx))
-            .context("cannot start the announce thread")?;
+        Announcer::start(announce).context("cannot start the announce thread")?.detach();
         let every = match task.config.as_ref().map_or(0, |c| c.check_interval_ms) {
             0 => REPORT_EVERY,
             ms => Duration::from_millis(u64::from(ms))
@@ -712,73 +710,10 @@ fn addrs(relays: &[pb::RelayEndpoint], scheme: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// What the announce thread works with.
-struct AnnounceCtx {
-    torrent: TorrentHandle,
-    peer_id: PeerId,
-    port: u16,
-    relays: Arc<Mutex<Vec<pb::RelayEndpoint>>>,
-    stop: Arc<AtomicBool>,
-}
-
-/// Announces to every relay's tracker (`http://RELAY/announce`) and dials the peers it names:
-/// every 15 s, every 3 s while no peer is connected or none gave anything for 3 s.
-fn announce_loop(ctx: AnnounceCtx) {
-    let mut dialed: HashSet<SocketAddr> = HashSet::new();
-    let mut started = false;
-    let mut was_complete = ctx.torrent.is_complete();
-    let mut next = Instant::now();
-    let mut progress = (Instant::now(), ctx.torrent.stats().bytes_verified);
-    while !ctx.stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
-        let complete = ctx.torrent.is_complete();
-        let s = ctx.torrent.stats();
-        if s.bytes_verified != progress.1 {
-            progress = (Instant::now(), s.bytes_verified);
-        }
-        // No peer, or peers that give nothing for 3 s: ask again soon and dial everyone anew.
-        let starving = !complete && (s.peers == 0 || progress.0.elapsed() >= Duration::from_secs(3));
-        if Instant::now() < next && complete == was_complete {
-            continue;
-        }
-        if starving {
-            dialed.clear();
-        }
-        let event = if !started {
-            Some(Event::Started)
-        } else if complete && !was_complete {
-            Some(Event::Completed)
-        } else {
-            None
-        };
-        was_complete = complete;
-        let req = AnnounceRequest {
-            info_hash: ctx.torrent.info_hash(),
-            peer_id: ctx.peer_id,
-            port: ctx.port,
-            uploaded: s.uploaded,
-            downloaded: s.downloaded,
-            left: s.total_length.saturating_sub(s.bytes_verified),
-            event,
-            numwant: Some(50),
-            key: None,
-        };
-        let trackers = addrs(&ctx.relays.lock(), "http://");
-        for t in trackers {
-            let url = format!("http://{t}/announce");
-            match announce(&url, &req, Duration::from_secs(5)) {
-                Ok(resp) => {
-                    started = true;
-                    for peer in resp.peers {
-                        let own = peer.port() == ctx.port && peer.ip().is_loopback();
-                        if !own && !peer.ip().is_unspecified() && dialed.insert(peer) {
-                            ctx.torrent.connect(peer);
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(%url, error = %e, "announce failed"),
-            }
-        }
-        next = Instant::now() + if starving { Duration::from_secs(3) } else { Duration::from_secs(15) };
-    }
+/// Every relay's tracker (`http://RELAY/announce`), each its own tier, read from `relays`
+/// whenever the announcer looks (a task update changes the list).
+fn relay_trackers(relays: Arc<Mutex<Vec<pb::RelayEndpoint>>>) -> Trackers {
+    Box::new(move || {
+        addrs(&relays.lock(), "http://").into_iter().map(|a| vec![format!("http://{a}/announce")]).collect()
+    })
 }

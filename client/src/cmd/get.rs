@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use floodgate_engine::metainfo::Metainfo;
 use floodgate_fetch::HttpUrl;
 
-use super::swarm_util::Announcer;
+use super::announcer::Announcer;
 use crate::gapfill::{GapFillConfig, GapFillReport, GapFiller, HttpOptions, SourceKind};
 
 /// Arguments of `get`.
@@ -141,9 +141,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let announce_as = swarm.listen_addr().unwrap_or(args.listen);
-    let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), announce_as);
+    let announcer = Announcer::for_torrent(&meta, torrent.clone(), swarm.peer_id(), announce_as);
     if peers.is_empty() && announcer.is_none() && sources.is_empty() && !torrent.is_complete() {
-        bail!("no peers and no HTTP source: give --peer or --http-source, or use a torrent with an http:// tracker or web seeds");
+        bail!("no peers and no HTTP source: give --peer or --http-source, or use a torrent with an http(s):// tracker or web seeds");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod agent;
+mod announcer;
 pub mod get;
 mod hash_feed;
 pub mod info;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use floodgate_engine::tracker::{TrackerConfig, TrackerRunner};
 
-use super::swarm_util::Announcer;
+use super::announcer::Announcer;
 
 /// Arguments of `seed`.
 #[derive(clap::Args, Debug)]
@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);
     eprintln!("seeding {} ({} bytes) on {addr}", meta.info_hash(), meta.total_length());
-    let announcer = Announcer::start(&meta, torrent.clone(), swarm.peer_id(), addr);
+    let announcer = Announcer::for_torrent(&meta, torrent.clone(), swarm.peer_id(), addr);
     // Scripts read the address from stdout.
     println!("{addr}");
     let deadline = args.seed_for.map(|s| std::time::Instant::now() + Duration::from_secs(s));

@@ -1,4 +1,4 @@
-//! Errors of tracker requests, responses and the HTTP client.
+//! Errors of tracker responses and query strings.
 
 /// Why an announce response body was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,52 +51,4 @@ pub enum QueryError {
     /// More parameters than the server reads.
     #[error("too many parameters")]
     TooMany,
-}
-
-/// Why an HTTP GET to a tracker failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The URL is not `http://host[:port]/...` (HTTPS and other schemes are not supported).
-    #[error("unsupported tracker URL {url:?}: {why}")]
-    Url {
-        /// The URL.
-        url: String,
-        /// What is wrong with it.
-        why: &'static str,
-    },
-    /// Resolving, connecting, reading or writing failed (timeouts included).
-    #[error("tracker I/O: {0}")]
-    Io(#[from] std::io::Error),
-    /// The response head is not valid HTTP.
-    #[error("tracker HTTP: {0}")]
-    Http(#[from] crate::http::HttpError),
-    /// The body (or chunked framing) is malformed or ends early.
-    #[error("tracker response body: {0}")]
-    Body(&'static str),
-    /// The body is larger than allowed.
-    #[error("tracker response body larger than {limit} bytes")]
-    TooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// The whole exchange took longer than the timeout.
-    #[error("tracker request timed out")]
-    TimedOut,
-}
-
-/// Why an announce failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AnnounceError {
-    /// The HTTP exchange failed.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// The tracker answered with a status other than 200 and no bencoded failure.
-    #[error("tracker answered HTTP {status}")]
-    Status {
-        /// The status code.
-        status: u16,
-    },
-    /// The tracker's body was a failure or is malformed.
-    #[error(transparent)]
-    Response(#[from] ResponseError),
 }

@@ -1,11 +1,11 @@
-//! Unit tests and property tests of the tracker core; one loopback test of the I/O edge.
+//! Unit tests and property tests of the tracker core (announcing over loopback is tested in
+//! `floodgate-fetch`, where the I/O is).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::client::dechunk_for_test;
 use super::*;
 use crate::bencode::decode;
 use crate::types::{InfoHash, PeerId};
@@ -97,44 +97,6 @@ fn percent_coding_edge_cases() {
     let mut s = String::new();
     percent_encode(b"a-._~ /%", &mut s);
     assert_eq!(s, "a-._~%20%2F%25");
-}
-
-#[test]
-fn http_urls() {
-    let u = tracker_url("http://tracker.example:8080/announce?k=v#frag").unwrap();
-    assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("tracker.example", 8080, "/announce?k=v"));
-    let u = tracker_url("http://[::1]/a").unwrap();
-    assert_eq!((u.host.as_str(), u.port), ("::1", 80));
-    let u = tracker_url("HTTP://h?x").unwrap();
-    assert_eq!(u.target, "/?x");
-    for bad in [
-        "https://t/announce",
-        "udp://t:80",
-        "t/announce",
-        "http://:80/",
-        "http://h:0/",
-        "http://h:x/",
-        "http://u@h/",
-        "http://[::1/",
-        "http://h/a b",
-    ] {
-        assert!(tracker_url(bad).is_err(), "{bad}");
-    }
-    let err = tracker_url("https://t/announce").unwrap_err().to_string();
-    assert!(err.contains("HTTPS"), "{err}");
-}
-
-#[test]
-fn chunked_bodies() {
-    assert_eq!(
-        dechunk_for_test(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\n", 100).unwrap(),
-        Some(b"abcde".to_vec())
-    );
-    assert_eq!(dechunk_for_test(b"3\r\nabc\r\n", 100).unwrap(), None);
-    assert_eq!(dechunk_for_test(b"3\r\nab", 100).unwrap(), None);
-    assert!(dechunk_for_test(b"zz\r\n", 100).is_err());
-    assert!(dechunk_for_test(b"3\r\nabcXX", 100).is_err());
-    assert!(matches!(dechunk_for_test(b"ffffffff\r\n", 100), Err(ClientError::TooLarge { .. })));
 }
 
 fn server() -> TrackerServer {
@@ -293,32 +255,6 @@ fn server_rejects_bad_requests() {
     assert_eq!(t.torrent_count(), 0);
 }
 
-#[test]
-fn announce_over_loopback() {
-    let runner = TrackerRunner::start("127.0.0.1:0".parse().unwrap(), TrackerConfig::default()).unwrap();
-    let url = format!("http://{}/announce", runner.local_addr());
-    let timeout = Duration::from_secs(10);
-    let first = announce(&url, &request(Some(Event::Started)), timeout).unwrap();
-    assert!(first.peers.is_empty());
-    let second = AnnounceRequest { peer_id: PeerId([7; 20]), port: 7000, ..request(Some(Event::Started)) };
-    let r = announce(&url, &second, timeout).unwrap();
-    assert_eq!(r.peers, vec!["127.0.0.1:6881".parse().unwrap()]);
-    assert_eq!(r.interval, 120);
-    let (status, _) = http_get(&format!("http://{}/nope", runner.local_addr()), timeout, 1024).unwrap();
-    assert_eq!(status, 404);
-    let err = announce(&format!("http://{}/nope", runner.local_addr()), &second, timeout).unwrap_err();
-    assert!(matches!(err, AnnounceError::Response(ResponseError::Failure { .. })), "{err}");
-    let err = announce(&format!("http://{}/", free_port_url()), &second, Duration::from_secs(2)).unwrap_err();
-    assert!(matches!(err, AnnounceError::Client(ClientError::Io(_))), "{err}");
-    assert_eq!(runner.server().lock().peer_count(&InfoHash([0xab; 20])), 2);
-}
-
-/// An address nothing listens on.
-fn free_port_url() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 fn arb_peer() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
         (any::<[u8; 4]>(), 1u16..).prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(ip.into()), port)),
@@ -391,7 +327,6 @@ proptest! {
         let mut prefixed = b"d8:intervali5e5:peers".to_vec();
         prefixed.extend_from_slice(&body);
         let _ = parse_announce_response(&prefixed);
-        let _ = dechunk_for_test(&body, 128);
     }
 
     #[test]
@@ -400,6 +335,6 @@ proptest! {
         let (status, body) = t.handle(&target, IpAddr::V4(Ipv4Addr::LOCALHOST), Instant::now());
         prop_assert!(status == 200 || status == 404);
         prop_assert!(decode(&body).is_ok());
-        let _ = tracker_url(&format!("http://{target}"));
+        let _ = crate::http::HttpUrl::parse(&format!("http://{target}"));
     }
 }
