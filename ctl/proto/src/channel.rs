@@ -230,7 +230,10 @@ impl CtlTarget {
                 CtlConnectError::Refused { url, detail: e.to_string(), prefix }
             }
             Some(e) => CtlConnectError::Tls { url, detail: e.to_string() },
-            None => CtlConnectError::Unreachable { url, detail: chain(err) },
+            None => match find_alert(err) {
+                Some(detail) => CtlConnectError::Refused { url, detail, prefix },
+                None => CtlConnectError::Unreachable { url, detail: chain(err) },
+            },
         }
     }
 
@@ -299,6 +302,23 @@ fn find_rustls_error<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a rustls::E
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if let Some(r) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
                 return Some(r);
+            }
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// An alert from ctl that reached us only as text: after the handshake (TLS 1.3 refuses a
+/// client certificate there) the alert comes through h2 as an `io::Error` holding rustls's
+/// message, not the rustls error itself.
+fn find_alert(err: &(dyn Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let text = io.to_string();
+            if io.kind() == std::io::ErrorKind::InvalidData && text.starts_with("received fatal alert") {
+                return Some(text);
             }
         }
         next = e.source();
@@ -381,6 +401,9 @@ mod tests {
             rustls::AlertDescription::CertificateRequired,
         ));
         assert!(matches!(t.classify(&refused), CtlConnectError::Refused { .. }));
+        let as_text =
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "received fatal alert: CertificateRequired");
+        assert!(matches!(t.classify(&as_text), CtlConnectError::Refused { .. }));
         let down = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let e = t.classify(&down);
         assert!(matches!(e, CtlConnectError::Unreachable { .. }) && !e.is_permanent(), "{e}");
