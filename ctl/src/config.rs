@@ -9,6 +9,7 @@
 //! client_token = "…"                   # or FLOODGATE_CLIENT_TOKEN
 //! tls_cert = "cert.pem"                # optional, with tls_key
 //! tls_key = "key.pem"
+//! tls_client_ca = "clients-ca.pem"     # optional: require client certificates (mutual TLS)
 //! http_listen = "127.0.0.1:7401"       # optional: /metrics and the dashboard
 //! relay_timeout_secs = 15
 //! lease_ttl_secs = 30
@@ -40,6 +41,8 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS.
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) client certificates must be signed by (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
     /// HTTP listen address for `/metrics` and the dashboard.
     pub http_listen: Option<String>,
     /// Relay heartbeat timeout.

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// Everything `serve` needs, resolved from flags, env and config file.
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub tokens: Tokens,
     /// TLS certificate and key (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// CA (PEM) that client certificates must be signed by; none: no client certificate asked.
+    pub tls_client_ca: Option<PathBuf>,
     /// `/metrics` + dashboard address.
     pub http_listen: Option<SocketAddr>,
     /// Tunables.
@@ -43,9 +45,14 @@ pub enum ServeError {
     /// Database open or migration failed.
     #[error("database: {0}")]
     Db(#[from] crate::error::CtlError),
-    /// TLS files unreadable.
-    #[error("TLS files: {0}")]
-    Tls(std::io::Error),
+    /// A TLS file (certificate, key, client CA) is unreadable.
+    #[error("TLS file {}: {source}", path.display())]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// Reflection service could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -123,11 +130,21 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true);
     if let Some((cert, key)) = &opts.tls {
-        let cert = std::fs::read(cert).map_err(ServeError::Tls)?;
-        let key = std::fs::read(key).map_err(ServeError::Tls)?;
-        builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
+        let read =
+            |p: &PathBuf| std::fs::read(p).map_err(|source| ServeError::Tls { path: p.clone(), source });
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+        if let Some(ca) = &opts.tls_client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
+        builder = builder.tls_config(tls)?;
     }
-    tracing::info!(addr = %opts.listen, db = %redact(&opts.db_url), tls = opts.tls.is_some(), "floodgate-ctl serving");
+    tracing::info!(
+        addr = %opts.listen,
+        db = %redact(&opts.db_url),
+        tls = opts.tls.is_some(),
+        client_certs = opts.tls_client_ca.is_some(),
+        "floodgate-ctl serving"
+    );
     builder
         .add_service(admin)
         .add_service(relay)

@@ -26,6 +26,16 @@ pub struct Cli {
     /// Control plane URL (ctl mode): register there and run the tasks it assigns.
     #[arg(long)]
     pub ctl: Option<String>,
+    /// Extra CA certificates (PEM) trusted for an https:// control plane, besides the system roots.
+    #[arg(long, requires = "ctl")]
+    pub ctl_ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the control plane (when it runs with
+    /// `--tls-client-ca`).
+    #[arg(long, requires_all = ["ctl", "ctl_client_key"])]
+    pub ctl_client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --ctl-client-cert.
+    #[arg(long, requires = "ctl_client_cert")]
+    pub ctl_client_key: Option<PathBuf>,
     /// Relay token for the control plane.
     #[arg(long, env = "FLOODGATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

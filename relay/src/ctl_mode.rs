@@ -15,7 +15,9 @@ use anyhow::Context;
 use floodgate_engine::swarm::{Swarm, SwarmConfig};
 use floodgate_engine::types::InfoHash;
 use floodgate_proto::v1 as pb;
-use floodgate_proto::{retry_until_ok, watch_forever, Backoff, Bearer, WatchConfig, FIRST_BACKOFF};
+use floodgate_proto::{
+    retry_until_ok, watch_forever, Backoff, Bearer, CtlTarget, WatchConfig, FIRST_BACKOFF,
+};
 use parking_lot::Mutex;
 use pb::lease_service_client::LeaseServiceClient;
 use pb::relay_service_client::RelayServiceClient;
@@ -87,10 +89,13 @@ pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
     rt.block_on(async move {
-        let channel = Channel::from_shared(ctl.clone())
-            .with_context(|| format!("bad ctl URL {ctl}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let target = CtlTarget {
+            ca: cli.ctl_ca.clone(),
+            client_cert: cli.ctl_client_cert.clone(),
+            client_key: cli.ctl_client_key.clone(),
+            ..CtlTarget::new(ctl.clone(), "ctl-")
+        };
+        let channel = target.connect_or_lazy().await?;
         let client = RelayServiceClient::with_interceptor(channel.clone(), auth.clone())
             .max_decoding_message_size(64 << 20);
         let leases = LeaseServiceClient::with_interceptor(channel, auth);

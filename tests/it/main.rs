@@ -3,6 +3,7 @@
 
 mod bt;
 mod ctl;
+mod ctl_tls;
 mod e2e;
 mod faststart;
 mod hybrid;

@@ -22,7 +22,9 @@ use floodgate_engine::swarm::{AddTorrent, Swarm, SwarmConfig, TorrentHandle};
 use floodgate_engine::types::InfoHash;
 use floodgate_fetch::HttpUrl;
 use floodgate_proto::v1 as pb;
-use floodgate_proto::{retry_until_ok, watch_forever, Backoff, Bearer, WatchConfig, FIRST_BACKOFF};
+use floodgate_proto::{
+    retry_until_ok, watch_forever, Backoff, Bearer, CtlTarget, WatchConfig, FIRST_BACKOFF,
+};
 use parking_lot::Mutex;
 use pb::client_service_client::ClientServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -48,6 +50,16 @@ pub struct Args {
     /// Control plane URL, e.g. http://ctl.example:7400.
     #[arg(long)]
     pub ctl: String,
+    /// Extra CA certificates (PEM) trusted for an https:// control plane, besides the system roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the control plane (when it runs with
+    /// `--tls-client-ca`).
+    #[arg(long, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Client token for the control plane.
     #[arg(long, env = "FLOODGATE_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -132,10 +144,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let channel = Channel::from_shared(args.ctl.clone())
-            .with_context(|| format!("bad ctl URL {}", args.ctl))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let target = CtlTarget {
+            ca: args.ca.clone(),
+            client_cert: args.client_cert.clone(),
+            client_key: args.client_key.clone(),
+            ..CtlTarget::new(args.ctl.clone(), "")
+        };
+        let channel = target.connect_or_lazy().await?;
         let client = ClientServiceClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20);
         let agent = Arc::new(Agent {
             args,

@@ -5,9 +5,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use floodgate_proto::v1 as pb;
 use floodgate_proto::v1::admin_service_client::AdminServiceClient;
+use floodgate_proto::CtlTarget;
 use std::path::PathBuf;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 
 /// Where and how to reach ctl.
 #[derive(Args, Debug)]
@@ -18,9 +19,15 @@ pub struct Conn {
     /// Admin bearer token.
     #[arg(long, env = "FLOODGATE_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
-    /// CA certificate (PEM) to verify an https:// ctl.
+    /// CA certificate (PEM) to verify an https:// ctl, besides the system roots.
     #[arg(long, global = true)]
     ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a ctl that requires one (`serve --tls-client-ca`).
+    #[arg(long, global = true, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -108,17 +115,13 @@ type Admin = AdminServiceClient<InterceptedService<Channel, AuthFn>>;
 
 async fn connect(c: &Conn) -> anyhow::Result<Admin> {
     let token = c.token.clone().context("no token: pass --token or set FLOODGATE_TOKEN")?;
-    let mut ep =
-        Endpoint::from_shared(c.ctl.clone()).with_context(|| format!("bad --ctl URL {:?}", c.ctl))?;
-    if c.ctl.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &c.ca {
-            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        ep = ep.tls_config(tls)?;
-    }
-    let ch = ep.connect().await.with_context(|| format!("connecting to {}", c.ctl))?;
+    let target = CtlTarget {
+        ca: c.ca.clone(),
+        client_cert: c.client_cert.clone(),
+        client_key: c.client_key.clone(),
+        ..CtlTarget::new(c.ctl.clone(), "")
+    };
+    let ch = target.connect().await?;
     let auth = floodgate_proto::bearer(&token).context("token is not valid header text")?;
     let f: AuthFn = Box::new(auth);
     Ok(AdminServiceClient::with_interceptor(ch, f).max_decoding_message_size(64 << 20))

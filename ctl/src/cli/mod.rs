@@ -78,6 +78,10 @@ struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM): require every gRPC client (relays, agents, admin CLI) to present
+    /// a certificate signed by them (mutual TLS; tokens are still required). Needs TLS.
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
     /// Address for Prometheus `/metrics` and the dashboard (off by default).
     #[arg(long)]
     http_listen: Option<String>,
@@ -124,6 +128,10 @@ fn serve_options(a: ServeArgs) -> anyhow::Result<ServeOptions> {
         (None, None) => None,
         _ => bail!("TLS needs both a certificate and a key"),
     };
+    let tls_client_ca = a.tls_client_ca.or(file.tls_client_ca);
+    if tls_client_ca.is_some() && tls.is_none() {
+        bail!("--tls-client-ca needs TLS (--tls-cert and --tls-key)");
+    }
     let secs = |v: Option<f64>, d: f64, name: &str| -> anyhow::Result<i64> {
         let v = v.unwrap_or(d);
         if !(0.1..=86_400.0).contains(&v) {
@@ -137,6 +145,7 @@ fn serve_options(a: ServeArgs) -> anyhow::Result<ServeOptions> {
         db_url: a.db.or(file.db).unwrap_or_else(|| crate::db::sqlite::DEFAULT_URL.to_string()),
         tokens,
         tls,
+        tls_client_ca,
         http_listen,
         runtime: Runtime {
             relay_timeout_ms: secs(a.relay_timeout_secs.or(file.relay_timeout_secs), 15.0, "relay timeout")?,
