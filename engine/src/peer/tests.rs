@@ -102,7 +102,7 @@ impl Swarm {
     fn step(&mut self) -> bool {
         self.now += Duration::from_millis(1);
         self.steps += 1;
-        if self.steps % 1000 == 0 {
+        if self.steps.is_multiple_of(1000) {
             for l in &mut self.links {
                 for (_, s) in &mut l.ends {
                     let _ = s.handle_timeout(self.now);
@@ -571,7 +571,7 @@ fn a_slow_peer_is_not_given_a_deep_pipeline() {
             a.handle_input(&c, t).unwrap();
         }
         while a.poll_event().is_some() {}
-        if tick % 10 == 0 {
+        if tick.is_multiple_of(10) {
             a.handle_timeout(t).unwrap();
         }
         if tick >= 100 {
