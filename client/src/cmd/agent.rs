@@ -521,7 +521,10 @@ impl Agent {
         let http = || filler.as_ref().map(|f| f.report()).unwrap_or_default();
         let started = Instant::now();
         let mut last = (Instant::now(), torrent.stats().bytes_verified);
-        let mut redial = Instant::now() + Duration::from_secs(1);
+        // The relays hear of the task when we do and may refuse our first dial while they set
+        // it up: before the first byte, dial again soon (50 ms, doubling).
+        let mut redial_wait = Duration::from_millis(50);
+        let mut redial = Instant::now() + redial_wait;
         // Connected peers that give nothing (e.g. agents that dialed each other before the
         // relay had the task) count as starving too.
         let mut progress = (Instant::now(), torrent.stats().bytes_verified);
@@ -568,9 +571,10 @@ impl Agent {
                 progress = (Instant::now(), s.bytes_verified);
             }
             // Before the first byte the relays may still be setting the task up (they hear of
-            // it at the same time as we do): look again every second, later every 5 s.
+            // it at the same time as we do): peers that give nothing for 300 ms count as a
+            // stall; later 3 s.
             let patience =
-                if s.bytes_verified == 0 { Duration::from_secs(1) } else { Duration::from_secs(3) };
+                if s.bytes_verified == 0 { Duration::from_millis(300) } else { Duration::from_secs(3) };
             let stalled = progress.0.elapsed() >= patience;
             if (s.peers == 0 || stalled) && Instant::now() >= redial {
                 if let Some(job) = self.jobs.lock().get(&dist) {
@@ -578,8 +582,12 @@ impl Agent {
                         torrent.connect(addr);
                     }
                 }
-                redial =
-                    Instant::now() + if s.bytes_verified == 0 { patience } else { Duration::from_secs(5) };
+                redial_wait = if s.bytes_verified == 0 {
+                    (redial_wait * 2).min(Duration::from_secs(1))
+                } else {
+                    Duration::from_secs(5)
+                };
+                redial = Instant::now() + redial_wait;
             }
             if last.0.elapsed() >= every {
                 let speed =
