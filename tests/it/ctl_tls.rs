@@ -17,12 +17,14 @@ use crate::relay::{path, Fixture, Origin};
 const SIZE: usize = 2 * 1024 * 1024;
 
 /// A test CA, ctl's certificate for 127.0.0.1 and a client certificate, all signed by the CA.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    /// Makes the CA (`ca.pem`), ctl's certificate (`ctl.pem`, `ctl.key`) and a client
+    /// certificate (`client.pem`, `client.key`) in a temporary directory.
+    pub(crate) fn new() -> Pki {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
@@ -60,7 +62,8 @@ impl Pki {
         Pki { dir }
     }
 
-    fn file(&self, name: &str) -> String {
+    /// The path of one of the files.
+    pub(crate) fn file(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
 }

@@ -196,59 +196,14 @@ async fn cli_json_roundtrip() {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Unauthenticated"));
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl is not installed");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_cli() {
-    let (dir, db) = sqlite_db();
-    let d = dir.path();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    openssl(
-        d,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=fg-test-ca"],
-        ]
-        .concat(),
-    );
-    openssl(
-        d,
-        &[&["req"][..], &ec, &["-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost"]].concat(),
-    );
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "cert.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    let cert = d.join("cert.pem").display().to_string();
-    let key = d.join("key.pem").display().to_string();
+    let (_dir, db) = sqlite_db();
+    let pki = crate::ctl_tls::Pki::new();
+    let (cert, key) = (pki.file("ctl.pem"), pki.file("ctl.key"));
     let ctl = Ctl::start(&db, &["--tls-cert", &cert, "--tls-key", &key]);
     let https = format!("https://127.0.0.1:{}", ctl.addr.port());
-    let ca = d.join("ca.pem").display().to_string();
+    let ca = pki.file("ca.pem");
     let run = |url: &str, extra: &[&str]| {
         Command::new(bin("floodgate-ctl"))
             .args(["dist", "list", "--json", "--ctl", url, "--token", ADMIN])
