@@ -221,6 +221,7 @@ impl Relay {
             origin_errors: origin_retries.saturating_sub(last.origin_retries),
             bytes_served: total_served,
             tasks,
+            instance: floodgate_proto::process_instance(),
         }
     }
 

@@ -616,6 +616,7 @@ impl Agent {
             speed_bps,
             state: state as i32,
             reason,
+            instance: floodgate_proto::process_instance(),
             ..Default::default()
         };
         // The final report matters: retry it a few times.

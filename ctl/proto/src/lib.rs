@@ -13,12 +13,14 @@
 mod bearer;
 mod channel;
 mod config_file;
+mod instance;
 mod logging;
 mod reconnect;
 
 pub use bearer::{bearer, Bearer};
 pub use channel::{CtlConnectError, CtlTarget, CONNECT_TIMEOUT};
 pub use config_file::{with_config_file, ConfigFileError};
+pub use instance::process_instance;
 pub use logging::{init_logging, LogFormat};
 pub use reconnect::{follow_stream, retry_until_ok, watch_forever, Backoff, WatchConfig, FIRST_BACKOFF};
 

@@ -24,6 +24,9 @@ pub struct ProgressRow {
     pub state: &'static str,
     /// Why it failed.
     pub reason: String,
+    /// The reporting process (`ProgressReport.instance` as stored, 0 = unknown): another
+    /// instance than the stored one means a restart, and the stored counts are kept.
+    pub instance: i64,
 }
 
 /// A stored distribution. `selector` and `config` are base64 prost encodings.
@@ -359,7 +362,12 @@ impl Db {
         }
         let now = now_ms();
         sqlx::query(
-            "UPDATE client_assignments SET bytes_bt = $3, bytes_http_relay = $4, bytes_http_origin = $5, \
+            // SET reads the row as it was: a new instance folds the old counts into `earlier_*`.
+            "UPDATE client_assignments SET \
+             earlier_bt = earlier_bt + CASE WHEN instance <> $12 THEN bytes_bt ELSE 0 END, \
+             earlier_http_relay = earlier_http_relay + CASE WHEN instance <> $12 THEN bytes_http_relay ELSE 0 END, \
+             earlier_http_origin = earlier_http_origin + CASE WHEN instance <> $12 THEN bytes_http_origin ELSE 0 END, \
+             instance = $12, bytes_bt = $3, bytes_http_relay = $4, bytes_http_origin = $5, \
              speed_bps = $6, upload_bps = $7, download_bps = $8, state = $9, reason = $10, updated_ms = $11 \
              WHERE dist_id = $1 AND client_id = $2",
         )
@@ -374,6 +382,7 @@ impl Db {
         .bind(state)
         .bind(&p.reason)
         .bind(now)
+        .bind(p.instance)
         .execute(&mut ***tx)
         .await?;
         if state == "done" || state == "failed" {
@@ -413,9 +422,9 @@ impl Db {
              CAST(COALESCE(SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END), 0) AS BIGINT) AS done, \
              CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed, \
              CAST(COALESCE(SUM(CASE WHEN state = 'cancelled' THEN 1 ELSE 0 END), 0) AS BIGINT) AS cancelled, \
-             CAST(COALESCE(SUM(bytes_bt), 0) AS BIGINT) AS bytes_bt, \
-             CAST(COALESCE(SUM(bytes_http_relay), 0) AS BIGINT) AS bytes_http_relay, \
-             CAST(COALESCE(SUM(bytes_http_origin), 0) AS BIGINT) AS bytes_http_origin, \
+             CAST(COALESCE(SUM(bytes_bt + earlier_bt), 0) AS BIGINT) AS bytes_bt, \
+             CAST(COALESCE(SUM(bytes_http_relay + earlier_http_relay), 0) AS BIGINT) AS bytes_http_relay, \
+             CAST(COALESCE(SUM(bytes_http_origin + earlier_http_origin), 0) AS BIGINT) AS bytes_http_origin, \
              CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN speed_bps ELSE 0 END), 0) AS BIGINT) AS speed_bps, \
              CAST(COALESCE(SUM(upload_bps), 0) AS BIGINT) AS upload_sum, \
              CAST(COALESCE(MIN(CASE WHEN download_bps > 0 THEN download_bps END), 0) AS BIGINT) AS download_min \
@@ -425,7 +434,7 @@ impl Db {
         .fetch_one(self.pool())
         .await?;
         let rel = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(ra.origin_bytes), 0) AS BIGINT) AS origin_bytes, \
+            "SELECT CAST(COALESCE(SUM(ra.origin_bytes + ra.earlier_origin_bytes), 0) AS BIGINT) AS origin_bytes, \
              CAST(COALESCE(SUM(CASE WHEN ra.state = 'active' THEN r.capacity_bps ELSE 0 END), 0) AS BIGINT) AS cap \
              FROM relay_assignments ra JOIN relays r ON r.id = ra.relay_id WHERE ra.dist_id = $1",
         )
@@ -474,23 +483,29 @@ impl Db {
         rows.iter().map(dist_from).collect()
     }
 
-    /// Relay-reported counters for one distribution; learns the file size.
+    /// Relay-reported counters for one distribution; learns the file size. `instance` is the
+    /// relay process's (0 = unknown): a new one keeps the earlier process's counts.
     pub async fn relay_task_status(
         &self,
         relay_id: &str,
         dist_id: &str,
+        instance: i64,
         origin_bytes: i64,
         served: i64,
         size: i64,
     ) -> CtlResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "UPDATE relay_assignments SET origin_bytes = $3, bytes_served = $4 WHERE dist_id = $1 AND relay_id = $2",
+            "UPDATE relay_assignments SET \
+             earlier_origin_bytes = earlier_origin_bytes + CASE WHEN instance <> $5 THEN origin_bytes ELSE 0 END, \
+             earlier_bytes_served = earlier_bytes_served + CASE WHEN instance <> $5 THEN bytes_served ELSE 0 END, \
+             instance = $5, origin_bytes = $3, bytes_served = $4 WHERE dist_id = $1 AND relay_id = $2",
         )
         .bind(dist_id)
         .bind(relay_id)
         .bind(origin_bytes)
         .bind(served)
+        .bind(instance)
         .execute(&mut **tx)
         .await?;
         if size > 0 {
@@ -529,10 +544,10 @@ impl Db {
     pub async fn origin_bytes_by_host(&self) -> CtlResult<Vec<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT host, CAST(SUM(b) AS BIGINT) AS bytes FROM ( \
-               SELECT d.origin_host AS host, ra.origin_bytes AS b FROM relay_assignments ra \
+               SELECT d.origin_host AS host, ra.origin_bytes + ra.earlier_origin_bytes AS b FROM relay_assignments ra \
                  JOIN distributions d ON d.id = ra.dist_id \
                UNION ALL \
-               SELECT d.origin_host AS host, ca.bytes_http_origin AS b FROM client_assignments ca \
+               SELECT d.origin_host AS host, ca.bytes_http_origin + ca.earlier_http_origin AS b FROM client_assignments ca \
                  JOIN distributions d ON d.id = ca.dist_id \
              ) t GROUP BY host ORDER BY host",
         )

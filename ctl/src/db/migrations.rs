@@ -111,6 +111,20 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX audit_log_at ON audit_log (at_ms)",
         ],
     ),
+    (
+        // Counters of earlier processes: an agent or relay restarted mid-download reports
+        // totals from zero again; what its earlier lives counted is kept here.
+        3,
+        &[
+            "ALTER TABLE client_assignments ADD COLUMN instance BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE client_assignments ADD COLUMN earlier_bt BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE client_assignments ADD COLUMN earlier_http_relay BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE client_assignments ADD COLUMN earlier_http_origin BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE relay_assignments ADD COLUMN instance BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE relay_assignments ADD COLUMN earlier_origin_bytes BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE relay_assignments ADD COLUMN earlier_bytes_served BIGINT NOT NULL DEFAULT 0",
+        ],
+    ),
 ];
 
 /// Applies every migration not yet recorded. Several replicas starting at once on

@@ -94,6 +94,8 @@ impl ClientService for Client {
             dist_id: p.dist_id,
             client_id: p.client_id,
             reason: p.reason,
+            // Stored as the same 64 bits.
+            instance: p.instance as i64,
         };
         let now = self.0.progress.report(row).await?;
         Ok(Response::new(pb::ReportProgressResponse { cancelled: now == "cancelled" }))

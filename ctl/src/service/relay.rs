@@ -61,6 +61,7 @@ impl RelayService for Relay {
                 .relay_task_status(
                     &h.id,
                     &t.dist_id,
+                    h.instance as i64,
                     clamp_u64(t.origin_bytes),
                     clamp_u64(t.bytes_served),
                     clamp_u64(t.size),

@@ -345,3 +345,56 @@ async fn label_targets_join_later_and_watch_streams_progress() {
     assert_eq!(last.state, pb::DistState::Done as i32, "watch ends with the final state");
     assert_eq!(last.stats.expect("stats").done, 1);
 }
+
+/// An agent or relay killed mid-download starts its counters from zero again; ctl tells the
+/// new process by its instance id and keeps what the earlier one reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_of_a_restarted_agent_or_relay_add_up_across_its_lives() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let (mut admin, mut relay, mut client) = (ctl.admin().await, ctl.relay().await, ctl.client().await);
+    register_relay(&mut relay, "r1", "z1").await;
+    register_client(&mut client, "c1", &[]).await;
+    let created = admin
+        .create_distribution(create_req(pb::TargetSelector { client_ids: vec!["c1".into()], ..Default::default() }))
+        .await
+        .expect("create")
+        .into_inner();
+    let report = |instance: u64, bt: u64, http: u64| pb::ProgressReport {
+        client_id: "c1".into(),
+        dist_id: created.id.clone(),
+        bytes_bt: bt,
+        bytes_http_relay: http,
+        state: pb::TaskState::Running as i32,
+        instance,
+        ..Default::default()
+    };
+    let beat = |instance: u64, origin: u64| pb::RelayHeartbeatRequest {
+        id: "r1".into(),
+        instance,
+        tasks: vec![pb::RelayTaskStatus { dist_id: created.id.clone(), origin_bytes: origin, ..Default::default() }],
+        ..Default::default()
+    };
+    let stats = |admin: &mut Admin| {
+        let mut admin = admin.clone();
+        let id = created.id.clone();
+        async move {
+            let d = admin.get_distribution(pb::GetDistributionRequest { id }).await.expect("get").into_inner();
+            let s = d.stats.expect("stats");
+            (s.bytes_bt, s.bytes_http_relay, s.origin_bytes)
+        }
+    };
+    // First lives: reports grow, each replacing the last.
+    client.report_progress(report(11, 100, 10)).await.expect("report");
+    client.report_progress(report(11, 300, 20)).await.expect("report");
+    relay.relay_heartbeat(beat(21, 400)).await.expect("heartbeat");
+    relay.relay_heartbeat(beat(21, 600)).await.expect("heartbeat");
+    assert_eq!(stats(&mut admin).await, (300, 20, 600));
+    // Both restarted (new instances, counters from zero): the earlier totals stay.
+    client.report_progress(report(12, 50, 0)).await.expect("report");
+    relay.relay_heartbeat(beat(22, 100)).await.expect("heartbeat");
+    assert_eq!(stats(&mut admin).await, (350, 20, 700));
+    client.report_progress(report(12, 80, 5)).await.expect("report");
+    relay.relay_heartbeat(beat(22, 150)).await.expect("heartbeat");
+    assert_eq!(stats(&mut admin).await, (380, 25, 750));
+}
