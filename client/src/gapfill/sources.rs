@@ -1,7 +1,8 @@
 //! The HTTP sources of one download, in the order they are used: relays, then the torrent's
 //! web seeds (BEP 19 `url-list`, magnet `ws=`) and sources given by hand, then the origin.
 //! A source that errors is backed off; one whose bytes fail a piece hash is demoted, and
-//! dropped on a second strike; one whose length or validators do not fit is dropped at once.
+//! dropped on a second strike; one whose length or validators do not fit is dropped at once; one
+//! that keeps failing in ways that may pass (down, 5xx, stalls) rests, tried every 30 s.
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,12 @@ use floodgate_fetch::{backoff, HttpUrl, Validators};
 
 /// Hash failures after which a source is dropped (the first one demotes it).
 const DROP_AFTER_STRIKES: u32 = 2;
-/// Errors in a row after which a source is dropped.
-const DROP_AFTER_ERRORS: u32 = 8;
+/// Errors in a row after which a source is only tried every [`RESTING_RETRY`].
+const REST_AFTER_ERRORS: u32 = 8;
+/// How often a source that keeps failing is tried again (libtorrent waits 30 s before it
+/// retries a failed web seed). A relay that was down or restarting comes back this way; it is
+/// never dropped for errors that may pass.
+const RESTING_RETRY: Duration = Duration::from_secs(30);
 
 /// Where a source sits in the order, and how its bytes are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,11 +83,17 @@ impl Source {
         self.rate = if self.rate == 0.0 { rate } else { 0.7 * self.rate + 0.3 * rate };
     }
 
-    /// Records a failed request: backed off, dropped after too many in a row.
+    /// Records a failed request: dropped if the error cannot pass (`fatal`), else backed off,
+    /// and after many in a row tried only every [`RESTING_RETRY`].
     pub fn failed(&mut self, why: &str, fatal: bool, now: Instant) {
         self.errors += 1;
-        if fatal || self.errors >= DROP_AFTER_ERRORS {
+        if fatal {
             self.drop_it(why);
+        } else if self.errors >= REST_AFTER_ERRORS {
+            if self.errors == REST_AFTER_ERRORS {
+                tracing::warn!(source = %self.url, reason = why, errors = self.errors, "HTTP source keeps failing; retrying it every 30 s");
+            }
+            self.not_before = Some(now + RESTING_RETRY);
         } else {
             self.not_before = Some(now + backoff(self.errors - 1));
         }
@@ -148,5 +159,17 @@ mod tests {
         assert_eq!(best(&s, now + Duration::from_secs(1), 2), Some(0), "at most per_source workers");
         s[0].failed("wrong length", true, now);
         assert!(s[0].dropped.is_some());
+    }
+
+    #[test]
+    fn a_source_that_keeps_failing_rests_but_comes_back() {
+        let now = Instant::now();
+        let mut s = vec![src("http://r/f", SourceKind::Relay)];
+        for _ in 0..20 {
+            s[0].failed("connection refused", false, now);
+        }
+        assert!(s[0].dropped.is_none(), "errors that may pass never drop a source");
+        assert_eq!(best(&s, now + Duration::from_secs(29), 1), None, "resting");
+        assert_eq!(best(&s, now + RESTING_RETRY, 1), Some(0), "tried again after the rest");
     }
 }
