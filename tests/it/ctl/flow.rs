@@ -356,7 +356,10 @@ async fn counters_of_a_restarted_agent_or_relay_add_up_across_its_lives() {
     register_relay(&mut relay, "r1", "z1").await;
     register_client(&mut client, "c1", &[]).await;
     let created = admin
-        .create_distribution(create_req(pb::TargetSelector { client_ids: vec!["c1".into()], ..Default::default() }))
+        .create_distribution(create_req(pb::TargetSelector {
+            client_ids: vec!["c1".into()],
+            ..Default::default()
+        }))
         .await
         .expect("create")
         .into_inner();
@@ -372,14 +375,19 @@ async fn counters_of_a_restarted_agent_or_relay_add_up_across_its_lives() {
     let beat = |instance: u64, origin: u64| pb::RelayHeartbeatRequest {
         id: "r1".into(),
         instance,
-        tasks: vec![pb::RelayTaskStatus { dist_id: created.id.clone(), origin_bytes: origin, ..Default::default() }],
+        tasks: vec![pb::RelayTaskStatus {
+            dist_id: created.id.clone(),
+            origin_bytes: origin,
+            ..Default::default()
+        }],
         ..Default::default()
     };
     let stats = |admin: &mut Admin| {
         let mut admin = admin.clone();
         let id = created.id.clone();
         async move {
-            let d = admin.get_distribution(pb::GetDistributionRequest { id }).await.expect("get").into_inner();
+            let d =
+                admin.get_distribution(pb::GetDistributionRequest { id }).await.expect("get").into_inner();
             let s = d.stats.expect("stats");
             (s.bytes_bt, s.bytes_http_relay, s.origin_bytes)
         }
