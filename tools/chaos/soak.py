@@ -185,7 +185,8 @@ def main():
         origin_samples = []  # (monotonic time, cumulative body bytes)
 
         def origin_proc(mode):
-            cmd = [b("fg-origin"), "--file", payload, "--listen", f"127.0.0.1:{origin_port}"] + ORIGIN_MODES[mode]
+            cmd = [b("fg-origin"), "--file", payload, "--listen", f"127.0.0.1:{origin_port}",
+                   "--send-buffer", "65536"] + ORIGIN_MODES[mode]
             return Proc("origin", cmd, os.path.join(work, "origin.log"), env, origin_port)
 
         def origin_bytes_now():

@@ -60,6 +60,12 @@ pub struct Args {
     /// Print the listening address on stdout once bound (for scripts).
     #[arg(long)]
     pub print_addr: bool,
+    /// Cap each connection's send buffer at this many bytes, so that `body_bytes` stays within
+    /// about that much of what has really left the socket. Without it the kernel's autotuning
+    /// takes a whole 1 MiB range at once from a client reading slowly, and the counter runs
+    /// ahead of the wire by a range per connection.
+    #[arg(long)]
+    pub send_buffer: Option<usize>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +97,11 @@ async fn main() -> anyhow::Result<()> {
     loop {
         let (sock, peer) = listener.accept().await?;
         let _ = sock.set_nodelay(true);
+        if let Some(bytes) = args.send_buffer {
+            if let Err(e) = socket2::SockRef::from(&sock).set_send_buffer_size(bytes) {
+                tracing::warn!(%peer, "cannot cap the send buffer: {e}");
+            }
+        }
         let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = http::serve_connection(sock, state).await {
