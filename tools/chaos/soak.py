@@ -394,13 +394,14 @@ def main():
         served = origin_samples[-1][1] if origin_samples else 0
         pulled_by = sum(1 for i in (1, 2) if os.path.isdir(os.path.join(work, f"relay{i}")) and
                         any(os.scandir(os.path.join(work, f"relay{i}"))))
-        peak = 0.0
+        peak, peak_at = 0.0, 0.0
         for i, (t0, b0) in enumerate(origin_samples):
             for t1, b1 in origin_samples[i + 1:]:
                 if t1 - t0 >= 10:
-                    peak = max(peak, (b1 - b0) / (t1 - t0))
+                    if (b1 - b0) / (t1 - t0) > peak:
+                        peak, peak_at = (b1 - b0) / (t1 - t0), t0 - t_start
                     break
-        check(peak <= 1.25 * a.rate, f"origin peak over 10 s windows {peak / 1e6:.2f} MB/s against the {a.rate / 1e6:.2f} MB/s limit")
+        check(peak <= 1.25 * a.rate, f"origin peak over 10 s windows {peak / 1e6:.2f} MB/s (from {peak_at:.1f} s) against the {a.rate / 1e6:.2f} MB/s limit")
         check(served <= pulled_by * size * 1.25,
               f"origin served {served / size:.2f} x the file with {pulled_by} relay(s) pulling")
         ctl_origin = stats.get("origin_bytes", 0)
