@@ -16,26 +16,38 @@
 //! 5. [`PeerSession::poll_transmit`] yields the bytes to write, in order (PIECE payloads are the
 //!    block `Bytes` themselves, never copied);
 //! 6. [`PeerSession::handle_timeout`] runs keep-alives and request timeouts (adaptive, from the
-//!    peer's measured request latency: [`RequestLatency`]).
+//!    peer's measured request latency: [`RequestLatency`]) when the timer the driver armed for
+//!    [`PeerSession::poll_timeout`] fires.
 //!
 //! Dropping a session releases its block claims and its share of piece availability.
 //!
 //! [`MetadataFetch`] is the BEP 9 side: assembling an info dictionary (magnet links) from the
-//! `ut_metadata` messages sessions pass on as [`PeerEvent::Unhandled`].
+//! `ut_metadata` messages sessions pass on as [`PeerEvent::Unhandled`];
+//! [`answer_metadata_request`] is the serving side.
+//!
+//! Policy a driver applies around a session, pure and on passed-in time too: [`SuperSeed`]
+//! (which piece BEP 16 reveals to a peer next) and [`unchoke_on_interest`] (an interested peer
+//! unchoked at once when a slot is free).
 
 mod error;
 mod fleet;
 mod latency;
 pub mod metadata;
+mod metadata_serve;
 mod rate;
 mod session;
+mod super_seed;
+mod unchoke;
 
 pub use error::PeerError;
 pub use fleet::FleetKey;
 pub use latency::RequestLatency;
 pub use metadata::{MetadataError, MetadataFetch, OUR_UT_METADATA_ID};
+pub use metadata_serve::answer_metadata_request;
 pub use rate::RateMeter;
 pub use session::{PeerEvent, PeerSession, SessionConfig};
+pub use super_seed::{RevealView, SuperSeed, REVEAL_AHEAD, REVEAL_IDLE};
+pub use unchoke::unchoke_on_interest;
 
 #[cfg(test)]
 mod tests;

@@ -729,7 +729,8 @@ impl PeerSession {
         }
     }
 
-    /// Keep-alives, idle and snub detection, and request top-up. Call at least every few seconds.
+    /// Keep-alives, idle and snub detection, and request top-up. Call at
+    /// [`poll_timeout`](Self::poll_timeout), and at least every few seconds.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
         if self.phase == Phase::Closed {
             return Err(PeerError::Closed);
@@ -768,6 +769,30 @@ impl PeerSession {
         }
         self.fill_requests(now);
         Ok(())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has something to do: the idle limit,
+    /// the release of requests a silent or choking peer holds, or a keep-alive (`None` once
+    /// closed). The driver arms one timer for the earliest of these (quinn's `poll_timeout`),
+    /// asks again after every input, and calls `handle_timeout` when it fires; calling it
+    /// earlier does no harm. The instant is just past each limit, as the limits are strict.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        let timeout = self.request_timeout();
+        let mut at = self.last_recv + self.config.idle_timeout;
+        if let (true, Some(choked)) = (self.peer_choking, self.choked_at) {
+            at = at.min(choked + timeout);
+        }
+        if !self.outstanding.is_empty() && !self.peer_choking && !self.snubbed {
+            at = at.min(self.last_block + timeout);
+        }
+        // With bytes waiting to be written no keep-alive is due: the write will reset it.
+        if self.phase == Phase::Open && self.pending.is_empty() && self.queue.is_empty() {
+            at = at.min(self.last_send + self.config.keepalive_interval);
+        }
+        Some(at + Duration::from_millis(1))
     }
 
     /// The next event for the driver. The peer's requests come out as [`PeerEvent::Upload`]

@@ -20,11 +20,14 @@ use tokio_uring::net::TcpStream;
 
 use super::throttle;
 use super::torrent::{PeerShared, Torrent, TorrentEvent};
-use crate::peer::{PeerError, PeerEvent, PeerSession, OUR_UT_METADATA_ID};
+use crate::peer::{
+    answer_metadata_request, unchoke_on_interest, PeerError, PeerEvent, PeerSession, RevealView, SuperSeed,
+    OUR_UT_METADATA_ID,
+};
 use crate::piece_map::Bitfield;
 use crate::ratelimit::RateChain;
 use crate::types::{PeerId, PieceIndex};
-use crate::wire::{metadata_piece_len, Message, MetadataMessage, METADATA_PIECE_LEN, UT_METADATA};
+use crate::wire::{Message, UT_METADATA};
 
 /// Bytes read per receive call, at most.
 const READ_CHUNK: usize = 256 * 1024;
@@ -32,12 +35,9 @@ const READ_CHUNK: usize = 256 * 1024;
 /// read fills the space it was given, so a downloading peer soon reads in large chunks while an
 /// idle or upload-only peer (a relay's or seed's many leechers) holds 16 KiB, not 256 KiB.
 const READ_FIRST: usize = 16 * 1024;
-/// Super-seeding: pieces revealed to one peer and not yet announced back by it. Two keep the
-/// peer busy while it reports the first; one at a time (BEP 16's letter) idles it per piece.
-const REVEAL_AHEAD: usize = 2;
-/// Super-seeding: how long a peer with nothing revealed waits before it is shown a piece
-/// that other peers already have (it could fetch that from them).
-const REVEAL_IDLE: Duration = Duration::from_secs(1);
+/// Housekeeping that is not the session's (rates for the choker, the choker's decisions) runs
+/// at least this often; the session's own deadlines arm the same timer when sooner.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Chunks handed to one `writev` (under IOV_MAX).
 const MAX_IOVECS: usize = 512;
 
@@ -51,10 +51,8 @@ struct Shared {
     closed: bool,
     /// The id the peer wants `ut_metadata` messages under (its extended handshake).
     peer_ut_metadata: Option<u8>,
-    /// Super-seeding: revealed pieces the peer has not announced yet.
-    revealed: Vec<PieceIndex>,
-    /// Super-seeding: when the last piece was revealed to this peer.
-    last_reveal: Instant,
+    /// Super-seeding: what this peer was shown (`None` when not super-seeding).
+    super_seed: Option<SuperSeed>,
 }
 
 /// Runs one connection to the end. `initial` holds bytes already read from the socket (the
@@ -92,8 +90,7 @@ pub(crate) async fn run(
         upload_cache: None,
         closed: false,
         peer_ut_metadata: None,
-        revealed: Vec::new(),
-        last_reveal: Instant::now(),
+        super_seed: torrent.session.super_seed.then(|| SuperSeed::new(now)),
     }));
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
@@ -200,10 +197,8 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
                 peer.interested.store(interested, Ordering::Relaxed);
                 // A fleet peer needs no slot: every interested member is served at once.
                 let fleet = peer.fleet.load(Ordering::Relaxed);
-                if interested
-                    && !peer.unchoked.load(Ordering::Relaxed)
-                    && (fleet || torrent.try_unchoke_slot())
-                {
+                let unchoked = peer.unchoked.load(Ordering::Relaxed);
+                if unchoke_on_interest(interested, unchoked, fleet, || torrent.try_unchoke_slot()) {
                     peer.unchoked.store(true, Ordering::Relaxed);
                     peer.want_unchoke.store(true, Ordering::Relaxed);
                     s.session.set_choking(false);
@@ -222,57 +217,51 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
     peer.is_seed.store(s.session.peer_is_seed(), Ordering::Relaxed);
 }
 
-/// Super-seeding: keeps up to `REVEAL_AHEAD` pieces revealed (HAVE) to this peer that it has
-/// not announced yet. Each new one is the piece we have and the peer lacks that the fewest
-/// peers have, then that was revealed to the fewest peers: every peer gets different pieces,
-/// which it can only pass on to the others, so the seed's upload is spent on pieces the swarm
-/// lacks rather than on copies of what it already trades. A piece some peer already has (or
-/// was shown) is revealed only to a peer left with nothing to fetch from us for `REVEAL_IDLE`:
-/// until then it can get that piece from the peer that has it (this matters for a relay whose pull, not its
-/// upload, is the limit: clients then keep up with the pull and need every new piece at once).
-fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
-    let session = &s.session;
-    s.revealed.retain(|&p| !session.peer_has_piece(p));
-    let verified = torrent.map.verified();
-    while s.revealed.len() < REVEAL_AHEAD {
-        // (availability, times revealed) of each piece we have and the peer lacks; no copy of
-        // the bitfield, as this runs after every read from a super-seeded peer.
-        let best = (0..torrent.map.piece_count())
-            .map(PieceIndex)
-            .filter(|&p| verified.has(p) && !s.announced.has(p) && !s.session.peer_has_piece(p))
-            .map(|p| (torrent.map.availability(p), torrent.reveals[p.0 as usize].load(Ordering::Relaxed), p))
-            .min();
-        let Some((availability, reveals, p)) = best else { return };
-        let idle = s.revealed.is_empty() && now.duration_since(s.last_reveal) >= REVEAL_IDLE;
-        // Already with a peer, or on its way to one: the others get it from there.
-        if (availability > 0 || reveals > 0) && !idle {
-            return;
-        }
-        s.last_reveal = now;
-        torrent.reveals[p.0 as usize].fetch_add(1, Ordering::Relaxed);
-        s.announced.set(p);
-        s.revealed.push(p);
-        s.session.piece_verified(p, now);
+/// What [`SuperSeed`] sees: the torrent's pieces and this peer's side of them.
+struct Reveal<'a> {
+    torrent: &'a Torrent,
+    session: &'a PeerSession,
+    announced: &'a Bitfield,
+}
+
+impl RevealView for Reveal<'_> {
+    fn piece_count(&self) -> u32 {
+        self.torrent.map.piece_count()
+    }
+    fn may_reveal(&self, p: PieceIndex) -> bool {
+        self.torrent.map.verified().has(p) && !self.announced.has(p) && !self.session.peer_has_piece(p)
+    }
+    fn peer_has(&self, p: PieceIndex) -> bool {
+        self.session.peer_has_piece(p)
+    }
+    fn availability(&self, p: PieceIndex) -> u32 {
+        self.torrent.map.availability(p)
+    }
+    fn reveals(&self, p: PieceIndex) -> u32 {
+        self.torrent.reveals[p.0 as usize].load(Ordering::Relaxed)
     }
 }
 
-/// Answers a BEP 9 request with a piece of the info dictionary, or a reject when we do not
-/// know it (or the piece does not exist). Other `ut_metadata` messages are ignored.
+/// Super-seeding: reveals (HAVE) to this peer what its [`SuperSeed`] policy picks now.
+fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
+    let Some(mut policy) = s.super_seed.take() else { return };
+    loop {
+        let view = Reveal { torrent, session: &s.session, announced: &s.announced };
+        let Some(p) = policy.next_reveal(now, &view) else { break };
+        torrent.reveals[p.0 as usize].fetch_add(1, Ordering::Relaxed);
+        s.announced.set(p);
+        s.session.piece_verified(p, now);
+    }
+    s.super_seed = Some(policy);
+}
+
+/// Answers a BEP 9 request (see [`answer_metadata_request`]).
 fn serve_metadata(torrent: &Torrent, s: &mut Shared, payload: &Bytes) {
-    let (Some(peer_id), Ok(MetadataMessage::Request { piece })) =
-        (s.peer_ut_metadata, MetadataMessage::decode(payload))
+    let (Some(peer_id), Some(reply)) =
+        (s.peer_ut_metadata, answer_metadata_request(torrent.info_bytes.as_ref(), payload))
     else {
         return;
     };
-    let info = torrent.info_bytes.as_ref();
-    let reply = info
-        .and_then(|info| {
-            let len = metadata_piece_len(piece, info.len() as u64)?;
-            let start = piece as usize * METADATA_PIECE_LEN as usize;
-            let data = info.slice(start..start + len as usize);
-            Some(MetadataMessage::Data { piece, total_size: info.len() as u64, data })
-        })
-        .unwrap_or(MetadataMessage::Reject { piece });
     let mut out = Vec::new();
     reply.encode(&mut out);
     s.session.send_extended(peer_id, Bytes::from(out));
@@ -382,9 +371,19 @@ async fn control_loop(
     wake_writer: Rc<Notify>,
     mut events: broadcast::Receiver<TorrentEvent>,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer: the session's next deadline, a super-seed reveal falling due, or housekeeping.
+    let mut housekeeping = Instant::now() + HOUSEKEEPING;
     loop {
+        let wake = {
+            let s = shared.borrow();
+            [s.session.poll_timeout(), s.super_seed.as_ref().and_then(SuperSeed::deadline)]
+                .into_iter()
+                .flatten()
+                .fold(housekeeping, Instant::min)
+                // Never sooner than 1 ms from now: a deadline that handling failed to move
+                // cannot spin the thread.
+                .max(Instant::now() + Duration::from_millis(1))
+        };
         tokio::select! {
             ev = events.recv() => {
                 let mut s = shared.borrow_mut();
@@ -419,9 +418,12 @@ async fn control_loop(
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
-            _ = tick.tick() => {
+            () = tokio::time::sleep_until(wake.into()) => {
                 let mut s = shared.borrow_mut();
                 let now = Instant::now();
+                if now >= housekeeping {
+                    housekeeping = now + HOUSEKEEPING;
+                }
                 if peer.close.load(Ordering::Relaxed) || s.session.handle_timeout(now).is_err() {
                     s.closed = true;
                     drop(s);

@@ -1,0 +1,211 @@
+//! Super-seeding (BEP 16): which piece a seed reveals to one peer next, as pure policy on
+//! passed-in time. The driver shows it the torrent and the peer through [`RevealView`], applies
+//! each piece it returns (a HAVE to the peer, the torrent's reveal count) and arms a timer for
+//! [`SuperSeed::deadline`].
+
+use std::time::{Duration, Instant};
+
+use crate::types::PieceIndex;
+
+/// Pieces revealed to one peer and not yet announced back by it. Two keep the peer busy while
+/// it reports the first; one at a time (BEP 16's letter) idles it per piece.
+pub const REVEAL_AHEAD: usize = 2;
+
+/// How long a peer with nothing revealed waits before it is shown a piece that other peers
+/// already have (it could fetch that from them).
+pub const REVEAL_IDLE: Duration = Duration::from_secs(1);
+
+/// What the reveal policy reads of the torrent and of one peer.
+pub trait RevealView {
+    /// Pieces in the torrent.
+    fn piece_count(&self) -> u32;
+    /// We hold `piece` verified, have not announced it to this peer, and the peer lacks it.
+    fn may_reveal(&self, piece: PieceIndex) -> bool;
+    /// The peer announced `piece` (HAVE or bitfield).
+    fn peer_has(&self, piece: PieceIndex) -> bool;
+    /// How many connected peers hold `piece`.
+    fn availability(&self, piece: PieceIndex) -> u32;
+    /// How many peers `piece` was revealed to so far.
+    fn reveals(&self, piece: PieceIndex) -> u32;
+}
+
+/// One peer's super-seeding state: what it was shown and has not passed on yet.
+///
+/// Each new reveal is the piece we have and the peer lacks that the fewest peers have, then
+/// that was revealed to the fewest peers: every peer gets different pieces, which it can only
+/// pass on to the others, so the seed's upload goes to pieces the swarm lacks rather than to
+/// copies of what it already trades. A piece some peer already has (or was shown) is revealed
+/// only to a peer left with nothing to fetch from us for [`REVEAL_IDLE`]: until then it can get
+/// that piece from the peer that has it. (This matters for a relay whose pull, not its upload,
+/// is the limit: clients then keep up with the pull and need every new piece at once.)
+#[derive(Debug, Clone)]
+pub struct SuperSeed {
+    /// Revealed pieces the peer has not announced yet.
+    revealed: Vec<PieceIndex>,
+    /// When the last piece was revealed to this peer.
+    last_reveal: Instant,
+}
+
+impl SuperSeed {
+    /// A peer connected at `now`, shown nothing yet.
+    pub fn new(now: Instant) -> Self {
+        SuperSeed { revealed: Vec::new(), last_reveal: now }
+    }
+
+    /// The next piece to reveal to this peer now, if any. Call until `None` after every read
+    /// from the peer, every newly verified piece and at [`deadline`](Self::deadline); the
+    /// driver must apply each piece returned (announce it, count the reveal) before the next
+    /// call, so the view reflects it.
+    pub fn next_reveal(&mut self, now: Instant, view: &impl RevealView) -> Option<PieceIndex> {
+        self.revealed.retain(|&p| !view.peer_has(p));
+        if self.revealed.len() >= REVEAL_AHEAD {
+            return None;
+        }
+        // (availability, times revealed) of each piece we may reveal; no copy of a bitfield,
+        // as this runs after every read from a super-seeded peer.
+        let best = (0..view.piece_count())
+            .map(PieceIndex)
+            .filter(|&p| view.may_reveal(p))
+            .map(|p| (view.availability(p), view.reveals(p), p))
+            .min();
+        let idle = self.revealed.is_empty() && now.saturating_duration_since(self.last_reveal) >= REVEAL_IDLE;
+        let Some((availability, reveals, piece)) = best else {
+            if idle {
+                // Nothing to show an idle peer: look again in `REVEAL_IDLE`, so the deadline
+                // moves on instead of staying in the past.
+                self.last_reveal = now;
+            }
+            return None;
+        };
+        // Already with a peer, or on its way to one: the others get it from there.
+        if (availability > 0 || reveals > 0) && !idle {
+            return None;
+        }
+        self.last_reveal = now;
+        self.revealed.push(piece);
+        Some(piece)
+    }
+
+    /// When a piece held elsewhere may next be revealed to this idle peer (`None` while it
+    /// still has revealed pieces to fetch): the driver's timer for [`next_reveal`](Self::next_reveal).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.revealed.is_empty().then(|| self.last_reveal + REVEAL_IDLE)
+    }
+
+    /// Revealed pieces the peer has not announced yet.
+    pub fn outstanding(&self) -> &[PieceIndex] {
+        &self.revealed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A torrent we fully hold, and one peer.
+    struct View {
+        availability: Vec<u32>,
+        reveals: Vec<u32>,
+        peer_has: Vec<bool>,
+        announced: Vec<bool>,
+    }
+
+    impl View {
+        fn new(pieces: usize) -> View {
+            View {
+                availability: vec![0; pieces],
+                reveals: vec![0; pieces],
+                peer_has: vec![false; pieces],
+                announced: vec![false; pieces],
+            }
+        }
+
+        /// What the driver does with a revealed piece.
+        fn apply(&mut self, p: PieceIndex) {
+            self.announced[p.0 as usize] = true;
+            self.reveals[p.0 as usize] += 1;
+        }
+
+        fn reveal_all(&mut self, s: &mut SuperSeed, now: Instant) -> Vec<u32> {
+            let mut out = Vec::new();
+            while let Some(p) = s.next_reveal(now, self) {
+                self.apply(p);
+                out.push(p.0);
+            }
+            out
+        }
+    }
+
+    impl RevealView for View {
+        fn piece_count(&self) -> u32 {
+            self.availability.len() as u32
+        }
+        fn may_reveal(&self, p: PieceIndex) -> bool {
+            !self.announced[p.0 as usize] && !self.peer_has[p.0 as usize]
+        }
+        fn peer_has(&self, p: PieceIndex) -> bool {
+            self.peer_has[p.0 as usize]
+        }
+        fn availability(&self, p: PieceIndex) -> u32 {
+            self.availability[p.0 as usize]
+        }
+        fn reveals(&self, p: PieceIndex) -> u32 {
+            self.reveals[p.0 as usize]
+        }
+    }
+
+    #[test]
+    fn a_new_peer_is_shown_two_pieces_nobody_has() {
+        let now = Instant::now();
+        let mut view = View::new(8);
+        view.availability[0] = 1; // with another peer already
+        view.reveals[1] = 1; // shown to another peer
+        let mut s = SuperSeed::new(now);
+        assert_eq!(view.reveal_all(&mut s, now), vec![2, 3]);
+        assert_eq!(s.deadline(), None, "busy with two revealed pieces");
+    }
+
+    #[test]
+    fn the_next_piece_comes_when_the_peer_announces_one() {
+        let now = Instant::now();
+        let mut view = View::new(8);
+        let mut s = SuperSeed::new(now);
+        assert_eq!(view.reveal_all(&mut s, now), vec![0, 1]);
+        assert_eq!(view.reveal_all(&mut s, now), Vec::<u32>::new());
+        view.peer_has[0] = true;
+        assert_eq!(view.reveal_all(&mut s, now), vec![2]);
+        assert_eq!(s.outstanding(), &[PieceIndex(1), PieceIndex(2)]);
+    }
+
+    #[test]
+    fn an_idle_peer_is_shown_a_piece_others_have_after_a_second() {
+        let t0 = Instant::now();
+        let mut view = View::new(2);
+        view.availability = vec![2, 1];
+        let mut s = SuperSeed::new(t0);
+        // Everything we have is already out there: the peer should trade for it first.
+        assert_eq!(view.reveal_all(&mut s, t0), Vec::<u32>::new());
+        let due = s.deadline().expect("idle peer has a deadline");
+        assert_eq!(due, t0 + REVEAL_IDLE);
+        assert_eq!(view.reveal_all(&mut s, due - Duration::from_millis(1)), Vec::<u32>::new());
+        // Idle for a second: shown the rarest piece, and only one while it fetches it.
+        assert_eq!(view.reveal_all(&mut s, due), vec![1]);
+        assert_eq!(s.deadline(), None);
+        view.peer_has[1] = true;
+        let later = due + Duration::from_millis(10);
+        assert_eq!(view.reveal_all(&mut s, later), Vec::<u32>::new());
+        assert_eq!(s.deadline(), Some(later + REVEAL_IDLE - Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn nothing_is_revealed_once_the_peer_has_everything() {
+        let now = Instant::now();
+        let mut view = View::new(3);
+        view.peer_has = vec![true; 3];
+        let mut s = SuperSeed::new(now);
+        let later = now + Duration::from_secs(5);
+        assert_eq!(view.reveal_all(&mut s, later), Vec::<u32>::new());
+        // The idle deadline moved past `later`: a driver's timer does not fire again at once.
+        assert_eq!(s.deadline(), Some(later + REVEAL_IDLE));
+    }
+}
