@@ -121,12 +121,14 @@ s = d.get("stats") or {}
 bt, http_relay, http_origin = (int(s.get(k, 0)) for k in ("bytes_bt", "bytes_http_relay", "bytes_http_origin"))
 got = max(bt + http_relay + http_origin, 1)
 # Kumar-Ross: T >= max(F/u_s, F/d_min, N F/(u_s + sum u_i)) (ctl's DistStats.min_time_secs, from
-# the rates relays and clients report); here every byte also enters through the throttled
-# origin, so F / origin rate bounds the run too. The larger of the two is the bound.
+# the capacities relays and clients report, else from the rates ctl measured: min_time_basis);
+# here every byte also enters through the throttled origin, so F / origin rate bounds the run
+# too. The larger of the two is the bound.
 ctl_bound = float(s.get("min_time_secs") or 0)
+ctl_basis = s.get("min_time_basis") or "none"
 origin_bound = size / rate
 bound = max(ctl_bound, origin_bound)
-how = f"ctl's min_time_secs {ctl_bound:.2f} s, F / origin rate {origin_bound:.2f} s"
+how = f"ctl's min_time_secs {ctl_bound:.2f} s ({ctl_basis}), F / origin rate {origin_bound:.2f} s"
 took = last - t0
 print(f"clients:           {n}, all byte-identical and verified")
 print(f"last client done:  {took:.2f} s after dist create; Kumar-Ross bound {bound:.2f} s ({how}): {took / bound:.1f} x the bound")

@@ -17,7 +17,7 @@ pub fn state_name(s: i32) -> &'static str {
 
 /// One distribution with its statistics.
 pub fn dist(d: &pb::Distribution) -> Value {
-    let s = d.stats.unwrap_or_default();
+    let s = d.stats.clone().unwrap_or_default();
     let t = d.targets.clone().unwrap_or_default();
     json!({
         "id": d.id, "origin_url": redact(&d.origin_url), "state": state_name(d.state),
@@ -29,6 +29,7 @@ pub fn dist(d: &pb::Distribution) -> Value {
             "failed": s.failed, "cancelled": s.cancelled, "progress": s.progress, "speed_bps": s.speed_bps,
             "bytes_bt": s.bytes_bt, "bytes_http_relay": s.bytes_http_relay, "bytes_http_origin": s.bytes_http_origin,
             "origin_bytes": s.origin_bytes, "offload_ratio": s.offload_ratio, "min_time_secs": s.min_time_secs,
+            "min_time_basis": s.min_time_basis,
         }
     })
 }

@@ -18,6 +18,64 @@ pub fn kumar_ross(f: f64, n: f64, us: f64, dmin: f64, sum_u: f64) -> f64 {
     t.max(n * f / (us + sum_u.max(0.0)))
 }
 
+/// What a Kumar–Ross bound's rates came from (`DistStats.min_time_basis`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Capacities relays and clients report (`relay_capacity_bps`, `download_bps`, `upload_bps`).
+    Configured,
+    /// Rates ctl measured from the reports: the relays' current origin pull rates and the
+    /// running clients' current download speeds.
+    Measured,
+    /// No rate known: the bound is 0.
+    None,
+}
+
+impl Basis {
+    /// The name shown in the API, the CLI and the dashboard.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Configured => "configured",
+            Basis::Measured => "measured",
+            Basis::None => "none",
+        }
+    }
+}
+
+/// The Kumar–Ross bound for a distribution of `size` bytes and what it is based on. Configured
+/// capacities win while the relays report one; else the bound is taken over the rates ctl
+/// measured: u_s = the active relays' current origin pull rates, d_min = the slowest running
+/// client's current download speed, and u_s + Σu_i = the running clients' summed download
+/// speed (every byte a client receives was uploaded by a relay or a peer), at least u_s. A term
+/// whose rate is unknown (0) is left out; with none left the bound is 0, basis `None`. A
+/// measured bound follows the current rates: it is what the rates now allow, not a capacity.
+pub fn min_time(row: &StatsRow, size: i64) -> (f64, Basis) {
+    let (f, n) = (size as f64, row.targets as f64);
+    let configured = kumar_ross(
+        f,
+        n,
+        row.relay_capacity_bps as f64,
+        row.download_min_bps as f64,
+        row.upload_sum_bps as f64,
+    );
+    if configured > 0.0 {
+        return (configured, Basis::Configured);
+    }
+    if f <= 0.0 {
+        return (0.0, Basis::None);
+    }
+    let us = row.relay_origin_rate_bps.max(0) as f64;
+    let dmin = row.speed_min_bps.max(0) as f64;
+    let total = (row.speed_bps.max(0) as f64).max(us);
+    let terms = [(us, f), (dmin, f), (total, n * f)];
+    let t =
+        terms.iter().filter(|(rate, _)| *rate > 0.0).map(|(rate, bytes)| bytes / rate).fold(0.0, f64::max);
+    if t > 0.0 {
+        (t, Basis::Measured)
+    } else {
+        (0.0, Basis::None)
+    }
+}
+
 /// Builds the statistics message from database aggregates and the file size.
 pub fn build(row: &StatsRow, size: i64) -> DistStats {
     let delivered = (row.bytes_bt + row.bytes_http_relay + row.bytes_http_origin).max(0);
@@ -33,6 +91,7 @@ pub fn build(row: &StatsRow, size: i64) -> DistStats {
     } else {
         row.done as f64 / row.targets as f64
     };
+    let (min_time_secs, basis) = min_time(row, size);
     DistStats {
         targets: row.targets as u64,
         pending: row.pending as u64,
@@ -47,13 +106,8 @@ pub fn build(row: &StatsRow, size: i64) -> DistStats {
         bytes_http_origin: row.bytes_http_origin.max(0) as u64,
         origin_bytes: origin_bytes as u64,
         offload_ratio: if origin_bytes > 0 { delivered as f64 / origin_bytes as f64 } else { 0.0 },
-        min_time_secs: kumar_ross(
-            size as f64,
-            row.targets as f64,
-            row.relay_capacity_bps as f64,
-            row.download_min_bps as f64,
-            row.upload_sum_bps as f64,
-        ),
+        min_time_secs,
+        min_time_basis: basis.as_str().to_string(),
     }
 }
 
@@ -68,6 +122,60 @@ mod tests {
         // Upload-bound swarm: 100·1000/(100+0) = 1000 s.
         assert_eq!(kumar_ross(1000.0, 100.0, 100.0, 0.0, 0.0), 1000.0);
         assert_eq!(kumar_ross(0.0, 100.0, 100.0, 1.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn configured_capacities_win_over_measured_rates() {
+        let row = StatsRow {
+            targets: 10,
+            relay_capacity_bps: 100,
+            download_min_bps: 50,
+            upload_sum_bps: 900,
+            relay_origin_rate_bps: 1,
+            speed_min_bps: 1,
+            speed_bps: 1,
+            ..Default::default()
+        };
+        assert_eq!(min_time(&row, 1000), (20.0, Basis::Configured));
+        let s = build(&row, 1000);
+        assert_eq!((s.min_time_secs, s.min_time_basis.as_str()), (20.0, "configured"));
+    }
+
+    #[test]
+    fn without_configured_rates_the_bound_uses_measured_ones() {
+        // No capacities reported. Relays pull at 100 B/s in all; the slowest running client
+        // gets 25 B/s, all of them 400 B/s together. F = 1000, N = 10:
+        // F/u_s = 10 s, F/d_min = 40 s, N·F/400 = 25 s -> 40 s.
+        let row = StatsRow {
+            targets: 10,
+            running: 10,
+            relay_origin_rate_bps: 100,
+            speed_min_bps: 25,
+            speed_bps: 400,
+            ..Default::default()
+        };
+        assert_eq!(min_time(&row, 1000), (40.0, Basis::Measured));
+        let s = build(&row, 1000);
+        assert_eq!((s.min_time_secs, s.min_time_basis.as_str()), (40.0, "measured"));
+        // Aggregate-bound: the clients' summed speed is below the relays' pull rate, so
+        // u_s + Σu_i is taken as u_s: N·F/100 = 100 s.
+        let row =
+            StatsRow { targets: 10, relay_origin_rate_bps: 100, speed_min_bps: 50, speed_bps: 60, ..row };
+        assert_eq!(min_time(&row, 1000), (100.0, Basis::Measured));
+        // Relays done pulling (origin rate 0): the client terms alone, 1000/25 = 40 s and
+        // 10·1000/400 = 25 s.
+        let row = StatsRow { relay_origin_rate_bps: 0, speed_min_bps: 25, speed_bps: 400, ..row };
+        assert_eq!(min_time(&row, 1000), (40.0, Basis::Measured));
+    }
+
+    #[test]
+    fn with_no_rate_at_all_the_bound_is_none() {
+        let row = StatsRow { targets: 3, ..Default::default() };
+        assert_eq!(min_time(&row, 1000), (0.0, Basis::None));
+        assert_eq!(build(&row, 1000).min_time_basis, "none");
+        // Rates but no known size: nothing to bound.
+        let row = StatsRow { targets: 3, relay_origin_rate_bps: 10, speed_bps: 10, ..Default::default() };
+        assert_eq!(min_time(&row, 0), (0.0, Basis::None));
     }
 
     #[test]

@@ -105,11 +105,15 @@ fn serve_options(a: ServeArgs) -> anyhow::Result<ServeOptions> {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
+    for key in &file.old_keys {
+        let new = key.replace('_', "-");
+        tracing::warn!(key = %key, "config file key `{key}` is the old spelling: use `{new}` (the old one goes in the next release)");
+    }
     let token = |flag_env: &str, file: Option<String>, role: &str| -> anyhow::Result<String> {
         match env(flag_env).or(file) {
             Some(t) if t.len() >= 8 => Ok(t),
             Some(_) => bail!("the {role} token must be at least 8 characters"),
-            None => bail!("no {role} token: set {flag_env} or {role}_token in the config file"),
+            None => bail!("no {role} token: set {flag_env} or {role}-token in the config file"),
         }
     };
     let tokens = Tokens {

@@ -11,7 +11,7 @@ pub fn dist(d: &pb::Distribution, as_json: bool) {
         println!("{}", json::dist(d));
         return;
     }
-    let s = d.stats.unwrap_or_default();
+    let s = d.stats.clone().unwrap_or_default();
     println!(
         "id:        {}\nurl:       {}\nstate:     {}\nrelays:    {}",
         d.id,
@@ -24,9 +24,19 @@ pub fn dist(d: &pb::Distribution, as_json: bool) {
         s.targets, s.pending, s.running, s.done, s.failed, s.cancelled
     );
     println!(
-        "progress:  {:.1}%  speed {} B/s\nbytes:     bt {}  http-relay {}  origin {}  (origin total {}, offload {:.1}x)\nmin time:  {:.1} s (Kumar–Ross)",
-        s.progress * 100.0, s.speed_bps, s.bytes_bt, s.bytes_http_relay, s.bytes_http_origin, s.origin_bytes, s.offload_ratio, s.min_time_secs
+        "progress:  {:.1}%  speed {} B/s\nbytes:     bt {}  http-relay {}  origin {}  (origin total {}, offload {:.1}x)\nmin time:  {:.1} s (Kumar–Ross, {} rates)",
+        s.progress * 100.0, s.speed_bps, s.bytes_bt, s.bytes_http_relay, s.bytes_http_origin, s.origin_bytes, s.offload_ratio, s.min_time_secs,
+        basis_name(&s.min_time_basis)
     );
+}
+
+/// `min_time_basis` as shown: a ctl older than the field sends "" (its bound is configured or 0).
+fn basis_name(basis: &str) -> &str {
+    if basis.is_empty() {
+        "unknown"
+    } else {
+        basis
+    }
 }
 
 /// A list of distributions.
@@ -37,7 +47,7 @@ pub fn dists(ds: &[pb::Distribution], as_json: bool) {
     }
     println!("{:<20} {:<10} {:>12} {:>8}  URL", "ID", "STATE", "DONE/TARGETS", "PROGRESS");
     for d in ds {
-        let s = d.stats.unwrap_or_default();
+        let s = d.stats.clone().unwrap_or_default();
         println!(
             "{:<20} {:<10} {:>12} {:>7.1}%  {}",
             d.id,
@@ -55,7 +65,7 @@ pub fn progress_line(d: &pb::Distribution, as_json: bool) {
         println!("{}", json::dist(d));
         return;
     }
-    let s = d.stats.unwrap_or_default();
+    let s = d.stats.clone().unwrap_or_default();
     print!(
         "\r{} {:<9} {:>5.1}%  {}/{} done  {} failed  {} B/s  offload {:.1}x   ",
         d.id,

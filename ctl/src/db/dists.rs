@@ -126,6 +126,10 @@ pub struct StatsRow {
     pub relay_origin_bytes: i64,
     /// Sum of the capacities of the distribution's active relays.
     pub relay_capacity_bps: i64,
+    /// Smallest current download speed of a running client (0 if none reports one).
+    pub speed_min_bps: i64,
+    /// Sum of the current origin pull rates the distribution's active relays last reported.
+    pub relay_origin_rate_bps: i64,
 }
 
 impl Db {
@@ -427,7 +431,9 @@ impl Db {
              CAST(COALESCE(SUM(bytes_http_origin + earlier_http_origin), 0) AS BIGINT) AS bytes_http_origin, \
              CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN speed_bps ELSE 0 END), 0) AS BIGINT) AS speed_bps, \
              CAST(COALESCE(SUM(upload_bps), 0) AS BIGINT) AS upload_sum, \
-             CAST(COALESCE(MIN(CASE WHEN download_bps > 0 THEN download_bps END), 0) AS BIGINT) AS download_min \
+             CAST(COALESCE(MIN(CASE WHEN download_bps > 0 THEN download_bps END), 0) AS BIGINT) AS download_min, \
+             CAST(COALESCE(MIN(CASE WHEN state = 'running' AND speed_bps > 0 THEN speed_bps END), 0) AS BIGINT) \
+             AS speed_min \
              FROM client_assignments WHERE dist_id = $1",
         )
         .bind(dist_id)
@@ -435,7 +441,9 @@ impl Db {
         .await?;
         let rel = sqlx::query(
             "SELECT CAST(COALESCE(SUM(ra.origin_bytes + ra.earlier_origin_bytes), 0) AS BIGINT) AS origin_bytes, \
-             CAST(COALESCE(SUM(CASE WHEN ra.state = 'active' THEN r.capacity_bps ELSE 0 END), 0) AS BIGINT) AS cap \
+             CAST(COALESCE(SUM(CASE WHEN ra.state = 'active' THEN r.capacity_bps ELSE 0 END), 0) AS BIGINT) AS cap, \
+             CAST(COALESCE(SUM(CASE WHEN ra.state = 'active' THEN r.origin_rate_bps ELSE 0 END), 0) AS BIGINT) \
+             AS origin_rate \
              FROM relay_assignments ra JOIN relays r ON r.id = ra.relay_id WHERE ra.dist_id = $1",
         )
         .bind(dist_id)
@@ -456,6 +464,8 @@ impl Db {
             download_min_bps: r.try_get("download_min")?,
             relay_origin_bytes: rel.try_get("origin_bytes")?,
             relay_capacity_bps: rel.try_get("cap")?,
+            speed_min_bps: r.try_get("speed_min")?,
+            relay_origin_rate_bps: rel.try_get("origin_rate")?,
         })
     }
 

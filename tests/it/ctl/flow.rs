@@ -140,6 +140,7 @@ async fn end_to_end_push_progress_stats_cancel() {
     assert!((s.offload_ratio - 2.0).abs() < 1e-9, "delivered 2000 / origin 1000, got {}", s.offload_ratio);
     // F=1000, u_s=125e6, d_min=50 -> F/d_min = 20 s dominates.
     assert!((s.min_time_secs - 20.0).abs() < 1e-6, "Kumar–Ross {}", s.min_time_secs);
+    assert_eq!(s.min_time_basis, "configured");
     assert_eq!(d.state, pb::DistState::Active as i32);
     client.report_progress(report("c2", pb::TaskState::Done, 1000)).await.expect("report c2 done");
     let d = admin
@@ -405,4 +406,76 @@ async fn counters_of_a_restarted_agent_or_relay_add_up_across_its_lives() {
     client.report_progress(report(12, 80, 5)).await.expect("report");
     relay.relay_heartbeat(beat(22, 150)).await.expect("heartbeat");
     assert_eq!(stats(&mut admin).await, (380, 25, 750));
+}
+
+/// A relay and clients that report no capacities (as the real ones do): the bound comes from
+/// the rates ctl measured, says so in gRPC, `dist get --json` and the text output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_reported_capacities_the_bound_uses_measured_rates() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let (mut admin, mut relay, mut client) = (ctl.admin().await, ctl.relay().await, ctl.client().await);
+    relay
+        .register_relay(pb::RegisterRelayRequest {
+            id: "r1".into(),
+            addresses: vec!["http://r1.test:8080".into()],
+            zone: "z1".into(),
+            capacity_bps: 0,
+        })
+        .await
+        .expect("register relay");
+    register_client(&mut client, "c1", &[]).await;
+    register_client(&mut client, "c2", &[]).await;
+    let created = admin
+        .create_distribution(create_req(pb::TargetSelector {
+            client_ids: vec!["c1".into(), "c2".into()],
+            ..Default::default()
+        }))
+        .await
+        .expect("create")
+        .into_inner();
+    let stats = |d: pb::Distribution| d.stats.expect("stats");
+    let get = || pb::GetDistributionRequest { id: created.id.clone() };
+    let s = stats(admin.get_distribution(get()).await.expect("get").into_inner());
+    assert_eq!((s.min_time_secs, s.min_time_basis.as_str()), (0.0, "none"), "nothing measured yet");
+
+    // The relay pulls at 100 B/s; c1 gets 40 B/s, c2 10 B/s (no capacities reported).
+    relay
+        .relay_heartbeat(pb::RelayHeartbeatRequest {
+            id: "r1".into(),
+            origin_rate_bps: 100,
+            tasks: vec![pb::RelayTaskStatus {
+                dist_id: created.id.clone(),
+                size: 1000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("heartbeat");
+    for (id, speed) in [("c1", 40), ("c2", 10)] {
+        let report = pb::ProgressReport {
+            client_id: id.into(),
+            dist_id: created.id.clone(),
+            bytes_bt: 100,
+            speed_bps: speed,
+            state: pb::TaskState::Running as i32,
+            ..Default::default()
+        };
+        client.report_progress(report).await.expect("report");
+    }
+    // F = 1000: F/u_s = 10 s, F/d_min = 1000/10 = 100 s, N·F/Σspeed = 2000/max(50, 100) = 20 s.
+    let s = stats(admin.get_distribution(get()).await.expect("get").into_inner());
+    assert_eq!(s.min_time_basis, "measured");
+    assert!((s.min_time_secs - 100.0).abs() < 1e-9, "Kumar–Ross {}", s.min_time_secs);
+
+    let json = crate::e2e::ctl_json(&ctl, &["dist", "get", &created.id]).expect("dist get --json");
+    assert_eq!(json["stats"]["min_time_basis"], "measured", "{json}");
+    assert_eq!(json["stats"]["min_time_secs"], 100.0, "{json}");
+    let out = Command::new(bin("floodgate-ctl"))
+        .args(["dist", "get", &created.id, "--ctl", &ctl.url(), "--token", ADMIN])
+        .output()
+        .expect("dist get");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("min time:  100.0 s (Kumar–Ross, measured rates)"), "{text}");
 }

@@ -226,7 +226,7 @@ async fn config_file_and_cli_watch() {
     let cfg = dir.path().join("ctl.toml");
     std::fs::write(
         &cfg,
-        format!("listen = \"{addr}\"\ndb = \"{db}\"\nadmin_token = \"{ADMIN}\"\nrelay_token = \"{RELAY}\"\nclient_token = \"{CLIENT}\"\n"),
+        format!("listen = \"{addr}\"\ndb = \"{db}\"\nadmin-token = \"{ADMIN}\"\nrelay-token = \"{RELAY}\"\nclient-token = \"{CLIENT}\"\n"),
     )
     .expect("write config");
     // Without tokens ctl refuses to start.

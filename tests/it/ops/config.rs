@@ -1,7 +1,8 @@
 //! `--config FILE` and `--log-format json` on the real binaries: the example files in
 //! `deploy/config/` are accepted by `floodgate-relay`, `floodgate agent` and `floodgate-ctl
 //! serve`; a flag overrides a file value, a file value is used when no flag is given, an
-//! unknown key is refused by name, and JSON log lines are JSON.
+//! unknown key is refused by name, ctl still reads the snake_case keys of earlier releases
+//! (warning about each), and JSON log lines are JSON.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -184,17 +185,16 @@ fn long_flags(exe: &str, args: &[&str]) -> Vec<String> {
 
 #[test]
 fn example_configs_list_every_flag() {
-    for (exe, args, file, snake) in [
-        ("floodgate-relay", &[][..], "relay.toml", false),
-        ("floodgate", &["agent"][..], "agent.toml", false),
-        ("floodgate-ctl", &["serve"][..], "ctl.toml", true),
+    for (exe, args, file) in [
+        ("floodgate-relay", &[][..], "relay.toml"),
+        ("floodgate", &["agent"][..], "agent.toml"),
+        ("floodgate-ctl", &["serve"][..], "ctl.toml"),
     ] {
         let text = std::fs::read_to_string(example(file)).expect("example config");
-        for flag in long_flags(exe, args) {
-            if snake && flag == "log-format" {
+        for key in long_flags(exe, args) {
+            if exe == "floodgate-ctl" && key == "log-format" {
                 continue; // ctl: a flag only (before `serve`), documented in the file
             }
-            let key = if snake { flag.replace('-', "_") } else { flag };
             let listed = text.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
                 l.strip_prefix(key.as_str()).is_some_and(|r| r.trim_start().starts_with('='))
@@ -202,4 +202,55 @@ fn example_configs_list_every_flag() {
             assert!(listed, "deploy/config/{file} does not list `{key}` ({exe} {args:?})");
         }
     }
+}
+
+#[test]
+fn ctl_still_reads_an_old_snake_case_file_with_a_warning_and_refuses_unknown_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db_dir, db) = sqlite_db();
+    let (grpc, http) = (free_addr(), free_addr());
+    // A ctl.toml as earlier releases wrote it: every multi-word key in snake_case.
+    let old = dir.path().join("ctl-old.toml");
+    let text = format!(
+        "listen = \"{grpc}\"\ndb = \"{db}\"\nadmin_token = \"{ADMIN}\"\nrelay_token = \"{RELAY}\"\n\
+         client_token = \"{CLIENT}\"\nhttp_listen = \"{http}\"\nrelay_timeout_secs = 15.0\n\
+         lease_ttl_secs = 30.0\nprogress_batch = 512\nmax_message_bytes = 16777216\n"
+    );
+    std::fs::write(&old, text).expect("write config");
+    let log = dir.path().join("ctl.log");
+    let _ctl = ChildGuard::spawn(
+        Command::new(bin("floodgate-ctl"))
+            .args(["serve", "--config", path(&old)])
+            .env_remove("FLOODGATE_ADMIN_TOKEN")
+            .env_remove("FLOODGATE_RELAY_TOKEN")
+            .env_remove("FLOODGATE_CLIENT_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("log file")),
+    )
+    .expect("spawn floodgate-ctl");
+    listening(grpc, &log, "floodgate-ctl serve with an old-style config");
+    // http_listen was read: the dashboard side is up where the old key said.
+    listening(http, &log, "floodgate-ctl's HTTP side from `http_listen`");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    for key in ["http_listen", "relay_timeout_secs", "admin_token", "max_message_bytes"] {
+        let new = key.replace('_', "-");
+        assert!(
+            text.lines().any(|l| l.contains(&format!("`{key}`")) && l.contains(&format!("`{new}`"))),
+            "no warning naming `{key}` and `{new}`:\n{text}"
+        );
+    }
+
+    // A misspelt key stops ctl at once, naming the key.
+    let bad = dir.path().join("ctl-bad.toml");
+    std::fs::write(&bad, "http-lisen = \"127.0.0.1:7401\"\n").expect("write config");
+    let out = Command::new(bin("floodgate-ctl"))
+        .args(["serve", "--config", path(&bad), "--db", &db])
+        .env("FLOODGATE_ADMIN_TOKEN", ADMIN)
+        .env("FLOODGATE_RELAY_TOKEN", RELAY)
+        .env("FLOODGATE_CLIENT_TOKEN", CLIENT)
+        .output()
+        .expect("run floodgate-ctl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unknown field `http-lisen`"), "{err}");
 }

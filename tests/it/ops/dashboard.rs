@@ -88,6 +88,15 @@ fn dashboard_shows_progress_and_cancels_only_with_the_admin_token() {
         Duration::from_secs(10),
     )
     .expect("no rate chart lines");
+    // Neither the real relay nor the agents report capacities: the bound shown is taken over
+    // the rates ctl measured while the transfer runs, and says so.
+    b.wait_js(
+        &format!(
+            "document.querySelector('#dist-{id} [data-field=bound-basis]')?.textContent.includes('measured rates') || null"
+        ),
+        Duration::from_secs(10),
+    )
+    .expect("the dashboard did not show a bound from measured rates");
     b.screenshot(&artifact_dir().join("dashboard-progress.png"));
 
     // Without a token: refused, shown as refused, nothing changes.

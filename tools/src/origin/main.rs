@@ -70,6 +70,9 @@ pub struct Args {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // Not `floodgate_proto::init_logging` (and so no `--log-format`): that crate brings tonic,
+    // prost, rustls and ring with it (`cargo tree -p floodgate-tools` would go from 51 crates to
+    // 148) into a test origin that needs none of them; text logs to stderr are enough here.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -115,9 +115,11 @@ function chart(d, limits) {
 function renderDist(d, limits) {
   const s = d.stats;
   const pct = (s.progress * 100).toFixed(1);
+  // min_time_basis: "configured" (reported capacities), "measured" (current rates) or "none".
+  const basis = s.min_time_basis === "measured" ? "measured rates" : "configured rates";
   const bound = s.min_time_secs > 0
-    ? `${fmtSecs(d.elapsed_secs)} vs bound ${fmtSecs(s.min_time_secs)} (${(d.elapsed_secs / s.min_time_secs).toFixed(2)}×)`
-    : `${fmtSecs(d.elapsed_secs)} (bound unknown yet)`;
+    ? `${fmtSecs(d.elapsed_secs)} vs bound ${fmtSecs(s.min_time_secs)} (${(d.elapsed_secs / s.min_time_secs).toFixed(2)}×) <span class="muted" data-field="bound-basis">from ${basis}</span>`
+    : `${fmtSecs(d.elapsed_secs)} <span class="muted" data-field="bound-basis">(bound unknown yet: no rates)</span>`;
   const cancel = d.state === "active"
     ? `<button type="button" class="cancel" id="cancel-${esc(d.id)}" data-id="${esc(d.id)}">Cancel</button>` : "";
   return `<article class="dist" id="dist-${esc(d.id)}" data-state="${esc(d.state)}" data-progress="${s.progress}">
