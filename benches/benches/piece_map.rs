@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p floodgate-benches --bench piece_map -- --warm-up-time 1 --measurement-time 3`
 
+// criterion_group! generates undocumented public functions.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,6 +6,9 @@
 //! path, not the disk. With `FLOODGATE_STORE_DISK_MIB=N` set, it instead writes N MiB to disk
 //! once per path with `fdatasync`, to compare with `dd ... conv=fdatasync` (`BENCHMARKS.md`).
 
+// criterion_group! generates undocumented public functions.
+#![allow(missing_docs)]
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 

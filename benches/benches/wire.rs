@@ -1,6 +1,9 @@
 //! Wire protocol hot paths: decoding a stream of 16 KiB PIECE messages, and encoding their
 //! 13-byte headers (the payload goes out by vectored I/O, never copied).
 
+// criterion_group! generates undocumented public functions.
+#![allow(missing_docs)]
+
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use floodgate_engine::wire::{piece_header, Decoder, DecoderConfig, Message, PIECE_HEADER_LEN};

@@ -6,7 +6,7 @@ use floodgate_proto::v1 as pb;
 
 /// The caller of an admin action.
 #[derive(Debug, Clone)]
-pub struct Actor {
+pub(crate) struct Actor {
     /// Role of the token it presented (changes need `admin`).
     pub role: &'static str,
     /// `grpc` or `http`.
@@ -17,7 +17,7 @@ pub struct Actor {
 
 impl Actor {
     /// An admin calling over gRPC (the interceptor has already checked the token).
-    pub fn grpc<T>(req: &tonic::Request<T>) -> Actor {
+    pub(crate) fn grpc<T>(req: &tonic::Request<T>) -> Actor {
         Actor {
             role: "admin",
             via: "grpc",
@@ -26,12 +26,12 @@ impl Actor {
     }
 
     /// An admin calling the HTTP API from `peer`.
-    pub fn http(peer: std::net::SocketAddr) -> Actor {
+    pub(crate) fn http(peer: std::net::SocketAddr) -> Actor {
         Actor { role: "admin", via: "http", peer: peer.to_string() }
     }
 
     /// An entry for `action` on `target`, with what changed as JSON, stamped now.
-    pub fn entry(&self, action: &str, target: &str, detail: serde_json::Value) -> AuditRow {
+    pub(crate) fn entry(&self, action: &str, target: &str, detail: serde_json::Value) -> AuditRow {
         AuditRow {
             at_ms: now_ms(),
             role: self.role.to_string(),
@@ -45,7 +45,7 @@ impl Actor {
 }
 
 /// The protobuf form of a stored entry.
-pub fn to_pb(r: AuditRow) -> pb::AuditEntry {
+pub(crate) fn to_pb(r: AuditRow) -> pb::AuditEntry {
     pb::AuditEntry {
         at_unix_ms: r.at_ms,
         role: r.role,

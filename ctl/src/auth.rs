@@ -9,7 +9,7 @@ use tonic::{Request, Status};
 
 /// Which token a service expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// Admin API.
     Admin,
     /// Relay and lease APIs.
@@ -20,7 +20,7 @@ pub enum Role {
 
 /// The three tokens.
 #[derive(Clone)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     /// Admin token.
     pub admin: String,
     /// Relay token.
@@ -43,7 +43,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// An interceptor admitting `role` (or admin).
-pub fn interceptor(
+pub(crate) fn interceptor(
     tokens: Arc<Tokens>,
     role: Role,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {

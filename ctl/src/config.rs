@@ -27,12 +27,12 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Default gRPC listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
 
 /// The config file's fields (all optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     /// gRPC listen address.
     pub listen: Option<String>,
     /// Database URL.
@@ -77,7 +77,7 @@ pub struct FileConfig {
 
 /// Config file read errors.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The file could not be read.
     #[error("reading {}", path.display())]
     Read {
@@ -98,14 +98,14 @@ pub enum ConfigError {
 
 impl FileConfig {
     /// Reads a TOML config file.
-    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Self::parse(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 
     /// Parses the TOML text of a config file.
-    pub fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
+    pub(crate) fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
         let mut config: FileConfig = toml::from_str(text)?;
         // The file parsed, so it is a table of known keys; the ones with `_` are old spellings.
         let table: toml::Table = toml::from_str(text)?;

@@ -7,24 +7,24 @@ use floodgate_proto::v1 as pb;
 use prost::Message;
 
 /// Encodes a message as base64 text for a TEXT column.
-pub fn encode_msg<M: Message>(m: &M) -> String {
+pub(crate) fn encode_msg<M: Message>(m: &M) -> String {
     BASE64.encode(&m.encode_to_vec())
 }
 
 /// Decodes a message stored by [`encode_msg`].
-pub fn decode_msg<M: Message + Default>(s: &str) -> CtlResult<M> {
+pub(crate) fn decode_msg<M: Message + Default>(s: &str) -> CtlResult<M> {
     let bytes = BASE64.decode(s.as_bytes()).map_err(|e| CtlError::Corrupt(e.to_string()))?;
     M::decode(bytes.as_slice()).map_err(|e| CtlError::Corrupt(e.to_string()))
 }
 
 /// Base64 bytes column.
-pub fn decode_bytes(s: &str) -> CtlResult<Vec<u8>> {
+pub(crate) fn decode_bytes(s: &str) -> CtlResult<Vec<u8>> {
     BASE64.decode(s.as_bytes()).map_err(|e| CtlError::Corrupt(e.to_string()))
 }
 
 /// Parses a target selector, `id1,label:x,all` (comma-separated client ids, `label:NAME`
 /// terms, `all`).
-pub fn parse_selector(s: &str) -> CtlResult<pb::TargetSelector> {
+pub(crate) fn parse_selector(s: &str) -> CtlResult<pb::TargetSelector> {
     let mut sel = pb::TargetSelector::default();
     for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         if t == "all" || t == "*" {
@@ -42,7 +42,7 @@ pub fn parse_selector(s: &str) -> CtlResult<pb::TargetSelector> {
 }
 
 /// Fills zero fields with the design defaults and validates ranges.
-pub fn normalize_config(c: Option<pb::DistConfig>) -> CtlResult<pb::DistConfig> {
+pub(crate) fn normalize_config(c: Option<pb::DistConfig>) -> CtlResult<pb::DistConfig> {
     let mut c = c.unwrap_or_default();
     let or = |v: u32, d: u32| if v == 0 { d } else { v };
     if c.bt_slow_threshold_bps == 0 {
@@ -67,7 +67,7 @@ pub fn normalize_config(c: Option<pb::DistConfig>) -> CtlResult<pb::DistConfig> 
 }
 
 /// The client task for a distribution served by `relays`.
-pub fn task(d: &DistRow, relays: &[RelayRow]) -> CtlResult<pb::Task> {
+pub(crate) fn task(d: &DistRow, relays: &[RelayRow]) -> CtlResult<pb::Task> {
     Ok(pb::Task {
         dist_id: d.id.clone(),
         origin_url: d.origin_url.clone(),
@@ -80,7 +80,7 @@ pub fn task(d: &DistRow, relays: &[RelayRow]) -> CtlResult<pb::Task> {
 }
 
 /// The relay task for a distribution.
-pub fn relay_task(d: &DistRow, target_count: u64) -> CtlResult<pb::RelayTask> {
+pub(crate) fn relay_task(d: &DistRow, target_count: u64) -> CtlResult<pb::RelayTask> {
     Ok(pb::RelayTask {
         dist_id: d.id.clone(),
         origin_url: d.origin_url.clone(),
@@ -92,12 +92,12 @@ pub fn relay_task(d: &DistRow, target_count: u64) -> CtlResult<pb::RelayTask> {
 }
 
 /// Where a relay is.
-pub fn endpoint(r: &RelayRow) -> pb::RelayEndpoint {
+pub(crate) fn endpoint(r: &RelayRow) -> pb::RelayEndpoint {
     pb::RelayEndpoint { relay_id: r.id.clone(), addresses: r.addresses.clone(), zone: r.zone.clone() }
 }
 
 /// Stored state name → enum.
-pub fn dist_state(s: &str) -> pb::DistState {
+pub(crate) fn dist_state(s: &str) -> pb::DistState {
     match s {
         "active" => pb::DistState::Active,
         "done" => pb::DistState::Done,
@@ -108,7 +108,7 @@ pub fn dist_state(s: &str) -> pb::DistState {
 }
 
 /// A distribution with its statistics.
-pub fn distribution(
+pub(crate) fn distribution(
     d: &DistRow,
     relay_ids: Vec<String>,
     stats: pb::DistStats,
@@ -129,7 +129,7 @@ pub fn distribution(
 }
 
 /// A relay for listings.
-pub fn relay_info(r: &RelayRow) -> pb::RelayInfo {
+pub(crate) fn relay_info(r: &RelayRow) -> pb::RelayInfo {
     pb::RelayInfo {
         id: r.id.clone(),
         addresses: r.addresses.clone(),
@@ -145,7 +145,7 @@ pub fn relay_info(r: &RelayRow) -> pb::RelayInfo {
 }
 
 /// A client for listings.
-pub fn client_info(c: &ClientRow) -> pb::ClientInfo {
+pub(crate) fn client_info(c: &ClientRow) -> pb::ClientInfo {
     pb::ClientInfo {
         id: c.id.clone(),
         labels: c.labels.clone(),
@@ -155,7 +155,7 @@ pub fn client_info(c: &ClientRow) -> pb::ClientInfo {
 }
 
 /// Host of an http(s) URL, lowercased; `Invalid` for anything else.
-pub fn origin_host(url: &str) -> CtlResult<String> {
+pub(crate) fn origin_host(url: &str) -> CtlResult<String> {
     let uri: http::Uri =
         url.parse().map_err(|e| CtlError::Invalid(format!("invalid origin URL {url:?}: {e}")))?;
     match uri.scheme_str() {
@@ -169,7 +169,7 @@ pub fn origin_host(url: &str) -> CtlResult<String> {
 }
 
 /// An origin given as a URL or a bare host → host.
-pub fn origin_key(s: &str) -> CtlResult<String> {
+pub(crate) fn origin_key(s: &str) -> CtlResult<String> {
     if s.contains("://") {
         origin_host(s)
     } else if s.is_empty() || s.contains('/') || s.contains(char::is_whitespace) {
@@ -180,7 +180,7 @@ pub fn origin_key(s: &str) -> CtlResult<String> {
 }
 
 /// Checks an id from a request: 1..=256 printable characters.
-pub fn check_id(kind: &str, id: &str) -> CtlResult<()> {
+pub(crate) fn check_id(kind: &str, id: &str) -> CtlResult<()> {
     if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(CtlError::Invalid(format!("{kind} id {id:?} must be 1..=256 visible characters")));
     }

@@ -34,7 +34,7 @@ pub enum CtlError {
 }
 
 /// Result alias for ctl operations.
-pub type CtlResult<T> = Result<T, CtlError>;
+pub(crate) type CtlResult<T> = Result<T, CtlError>;
 
 impl From<CtlError> for Status {
     fn from(e: CtlError) -> Self {
@@ -52,7 +52,7 @@ impl From<CtlError> for Status {
 }
 
 /// Current unix time in milliseconds.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

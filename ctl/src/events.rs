@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// The PostgreSQL channel name.
-pub const CHANNEL: &str = "floodgate_events";
+pub(crate) const CHANNEL: &str = "floodgate_events";
 
 /// Something changed that connected relays or clients must hear about.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "k", rename_all = "snake_case")]
-pub enum Event {
+pub(crate) enum Event {
     /// A distribution was created: push tasks to its clients and relays.
     DistCreated {
         /// Distribution id.
@@ -55,25 +55,25 @@ pub enum Event {
 
 /// Publishes events to every replica's dispatcher.
 #[derive(Clone)]
-pub struct EventBus {
+pub(crate) struct EventBus {
     tx: broadcast::Sender<Event>,
     db: Db,
 }
 
 impl EventBus {
     /// A bus over `db`; call [`EventBus::start`] to begin receiving.
-    pub fn new(db: Db) -> Self {
+    pub(crate) fn new(db: Db) -> Self {
         let (tx, _) = broadcast::channel(4096);
         EventBus { tx, db }
     }
 
     /// A receiver of every event (from this and, on PostgreSQL, other replicas).
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }
 
     /// Starts the PostgreSQL listener (no-op on SQLite). Waits until it listens.
-    pub async fn start(&self) -> CtlResult<()> {
+    pub(crate) async fn start(&self) -> CtlResult<()> {
         if !self.db.is_postgres() {
             return Ok(());
         }
@@ -100,7 +100,7 @@ impl EventBus {
     }
 
     /// Publishes an event (after the change is committed).
-    pub async fn publish(&self, ev: Event) {
+    pub(crate) async fn publish(&self, ev: Event) {
         if self.db.is_postgres() {
             let payload = match serde_json::to_string(&ev) {
                 Ok(p) => p,

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Samples kept per distribution (15 minutes at one a second).
-pub const MAX_SAMPLES: usize = 900;
+pub(crate) const MAX_SAMPLES: usize = 900;
 /// Samples each rate is averaged over.
-pub const RATE_WINDOW: usize = 4;
+pub(crate) const RATE_WINDOW: usize = 4;
 /// A finished distribution's history is dropped this long after it finished.
 const KEEP_FINISHED_MS: i64 = 30 * 60_000;
 
@@ -28,7 +28,7 @@ struct Sample {
 
 /// Rates between two samples, bytes/s.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Rate {
+pub(crate) struct Rate {
     /// End of the interval, unix ms.
     pub t_ms: i64,
     /// BitTorrent bytes/s received by clients.
@@ -41,7 +41,7 @@ pub struct Rate {
 
 /// Per-distribution samples.
 #[derive(Debug, Default)]
-pub struct History {
+pub(crate) struct History {
     inner: Mutex<HashMap<String, VecDeque<Sample>>>,
 }
 
@@ -70,7 +70,7 @@ impl History {
     /// [`RATE_WINDOW`] samples (clients report every few seconds, so one-second deltas would
     /// alternate between bursts and zero). Empty with fewer than two samples. A counter that
     /// went down (a client restarted its report) counts as 0, not negative.
-    pub fn rates(&self, id: &str) -> Vec<Rate> {
+    pub(crate) fn rates(&self, id: &str) -> Vec<Rate> {
         let m = self.lock();
         let Some(q) = m.get(id) else { return Vec::new() };
         (1..q.len())
@@ -90,7 +90,7 @@ impl History {
 }
 
 /// Samples active (and recently finished) distributions once a second, forever.
-pub async fn run(st: Arc<State>) {
+pub(crate) async fn run(st: Arc<State>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {

@@ -1,6 +1,6 @@
 //! Random identifiers for distributions and leases.
 
 /// 16 lowercase hex digits (64 random bits).
-pub fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }

@@ -5,7 +5,7 @@ use floodgate_proto::v1 as pb;
 use serde_json::{json, Value};
 
 /// The lower-case name of a distribution state.
-pub fn state_name(s: i32) -> &'static str {
+pub(crate) fn state_name(s: i32) -> &'static str {
     match pb::DistState::try_from(s) {
         Ok(pb::DistState::Active) => "active",
         Ok(pb::DistState::Done) => "done",
@@ -16,7 +16,7 @@ pub fn state_name(s: i32) -> &'static str {
 }
 
 /// One distribution with its statistics.
-pub fn dist(d: &pb::Distribution) -> Value {
+pub(crate) fn dist(d: &pb::Distribution) -> Value {
     let s = d.stats.clone().unwrap_or_default();
     let t = d.targets.clone().unwrap_or_default();
     json!({
@@ -35,7 +35,7 @@ pub fn dist(d: &pb::Distribution) -> Value {
 }
 
 /// One limits row with its live usage (`origin` "" is the global row).
-pub fn limits(l: &pb::OriginLimits) -> Value {
+pub(crate) fn limits(l: &pb::OriginLimits) -> Value {
     json!({
         "origin": l.origin, "max_conns": l.max_conns, "max_rate_bps": l.max_rate_bps, "max_bytes": l.max_bytes,
         "window_secs": l.window_secs, "used_conns": l.used_conns, "used_rate_bps": l.used_rate_bps,
@@ -44,7 +44,7 @@ pub fn limits(l: &pb::OriginLimits) -> Value {
 }
 
 /// One relay.
-pub fn relay(r: &pb::RelayInfo) -> Value {
+pub(crate) fn relay(r: &pb::RelayInfo) -> Value {
     json!({
         "id": r.id, "addresses": r.addresses, "zone": r.zone, "capacity_bps": r.capacity_bps, "load": r.load,
         "origin_rate_bps": r.origin_rate_bps, "origin_latency_ms": r.origin_latency_ms,
@@ -53,12 +53,12 @@ pub fn relay(r: &pb::RelayInfo) -> Value {
 }
 
 /// One client.
-pub fn client(c: &pb::ClientInfo) -> Value {
+pub(crate) fn client(c: &pb::ClientInfo) -> Value {
     json!({"id": c.id, "labels": c.labels, "zone": c.zone, "last_seen_unix_ms": c.last_seen_unix_ms})
 }
 
 /// One audit log entry.
-pub fn audit(e: &pb::AuditEntry) -> Value {
+pub(crate) fn audit(e: &pb::AuditEntry) -> Value {
     json!({
         "at_unix_ms": e.at_unix_ms, "role": e.role, "via": e.via, "peer": e.peer,
         "action": e.action, "target": e.target, "detail": e.detail,

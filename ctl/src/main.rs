@@ -14,12 +14,18 @@ mod history;
 mod http;
 mod ids;
 mod json;
+// Compiled by the simulator too (`sim/src/ctl.rs`), whose public API they are: `pub` there.
+#[allow(unreachable_pub)]
 mod leases;
 mod metrics;
 mod monitor;
 mod progress;
 mod push;
+// Compiled by the simulator too (`sim/src/ctl.rs`), whose public API they are: `pub` there.
+#[allow(unreachable_pub)]
 mod relay_row;
+// Compiled by the simulator too (`sim/src/ctl.rs`), whose public API they are: `pub` there.
+#[allow(unreachable_pub)]
 mod selection;
 mod server;
 mod service;

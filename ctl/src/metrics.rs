@@ -27,7 +27,7 @@ const FINISHED_KEEP_MS: i64 = 3_600_000;
 
 /// Counters kept by this process.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Lease requests by `op` (acquire, renew) and `result` (granted, refused, error).
     lease_requests: Family<Labels, Counter>,
 }
@@ -49,7 +49,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one lease request.
-    pub fn lease_request(&self, op: &'static str, result: &'static str) {
+    pub(crate) fn lease_request(&self, op: &'static str, result: &'static str) {
         self.lease_requests
             .get_or_create(&vec![("op", op.to_string()), ("result", result.to_string())])
             .inc();
@@ -103,7 +103,7 @@ fn nn(v: u64) -> i64 {
 }
 
 /// Renders the current metrics as OpenMetrics text.
-pub async fn render(st: &State) -> CtlResult<String> {
+pub(crate) async fn render(st: &State) -> CtlResult<String> {
     let mut reg = Registry::default();
     reg.register(
         "floodgate_ctl_lease_requests",

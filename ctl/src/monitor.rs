@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs forever: every second, or sooner when woken.
-pub async fn run(st: Arc<State>) {
+pub(crate) async fn run(st: Arc<State>) {
     let mut ticks: u64 = 0;
     loop {
         tokio::select! {
@@ -31,7 +31,7 @@ pub async fn run(st: Arc<State>) {
 }
 
 /// One reconciliation pass.
-pub async fn reconcile(st: &State) -> CtlResult<()> {
+pub(crate) async fn reconcile(st: &State) -> CtlResult<()> {
     let dead = st.db.reap_dead_relays(now_ms() - st.rt.relay_timeout_ms).await?;
     let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (dist, relay) in dead {

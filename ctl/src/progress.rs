@@ -17,13 +17,13 @@ type Pending = (ProgressRow, oneshot::Sender<CtlResult<String>>);
 
 /// Handle to the progress writer.
 #[derive(Clone)]
-pub struct ProgressWriter {
+pub(crate) struct ProgressWriter {
     tx: mpsc::Sender<Pending>,
 }
 
 impl ProgressWriter {
     /// Starts the writer task over `db`, writing up to `max_batch` reports per transaction.
-    pub fn start(db: Db, max_batch: usize) -> Self {
+    pub(crate) fn start(db: Db, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(db, rx, max_batch.max(1)));
         ProgressWriter { tx }
@@ -31,7 +31,7 @@ impl ProgressWriter {
 
     /// Records one report; returns the assignment state after it (see
     /// [`Db::report_progress_batch`]), once committed.
-    pub async fn report(&self, row: ProgressRow) -> CtlResult<String> {
+    pub(crate) async fn report(&self, row: ProgressRow) -> CtlResult<String> {
         let (done, answer) = oneshot::channel();
         self.tx.send((row, done)).await.map_err(|_| CtlError::Precondition("ctl is shutting down".into()))?;
         answer.await.map_err(|_| CtlError::Precondition("the progress writer stopped".into()))?

@@ -18,7 +18,7 @@ type Senders<T> = HashMap<String, Vec<(u64, UnboundedSender<Result<T, Status>>)>
 
 /// Connected task streams on this replica.
 #[derive(Default)]
-pub struct Hub {
+pub(crate) struct Hub {
     clients: Mutex<Senders<TaskEvent>>,
     relays: Mutex<Senders<RelayTaskEvent>>,
     next: AtomicU64,
@@ -29,7 +29,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A task stream that unregisters itself when the peer goes away.
-pub struct Watch<T: Send + 'static> {
+pub(crate) struct Watch<T: Send + 'static> {
     rx: UnboundedReceiver<Result<T, Status>>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
@@ -88,7 +88,7 @@ fn send_all<T: Clone>(map: &Mutex<Senders<T>>, ids: &[String], ev: &T) -> usize 
 
 impl Hub {
     /// Registers a client stream; the sender is for the backlog.
-    pub fn subscribe_client(
+    pub(crate) fn subscribe_client(
         self: &Arc<Self>,
         id: &str,
     ) -> (UnboundedSender<Result<TaskEvent, Status>>, Watch<TaskEvent>) {
@@ -96,7 +96,7 @@ impl Hub {
     }
 
     /// Registers a relay stream; the sender is for the backlog.
-    pub fn subscribe_relay(
+    pub(crate) fn subscribe_relay(
         self: &Arc<Self>,
         id: &str,
     ) -> (UnboundedSender<Result<RelayTaskEvent, Status>>, Watch<RelayTaskEvent>) {
@@ -104,35 +104,35 @@ impl Hub {
     }
 
     /// Number of connected client streams.
-    pub fn client_streams(&self) -> usize {
+    pub(crate) fn client_streams(&self) -> usize {
         lock(&self.clients).values().map(Vec::len).sum()
     }
 
     /// Ids of the clients with a stream on this replica, sorted.
-    pub fn online_clients(&self) -> Vec<String> {
+    pub(crate) fn online_clients(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.clients).keys().cloned().collect();
         ids.sort();
         ids
     }
 
     /// Number of connected relay streams.
-    pub fn relay_streams(&self) -> usize {
+    pub(crate) fn relay_streams(&self) -> usize {
         lock(&self.relays).values().map(Vec::len).sum()
     }
 
     /// Sends to the listed clients connected here; returns how many streams got it.
-    pub fn send_clients(&self, ids: &[String], ev: &TaskEvent) -> usize {
+    pub(crate) fn send_clients(&self, ids: &[String], ev: &TaskEvent) -> usize {
         send_all(&self.clients, ids, ev)
     }
 
     /// Sends to the listed relays connected here.
-    pub fn send_relays(&self, ids: &[String], ev: &RelayTaskEvent) -> usize {
+    pub(crate) fn send_relays(&self, ids: &[String], ev: &RelayTaskEvent) -> usize {
         send_all(&self.relays, ids, ev)
     }
 }
 
 /// Applies events to the local streams until the bus closes.
-pub async fn dispatch(db: Db, hub: Arc<Hub>, bus: EventBus) {
+pub(crate) async fn dispatch(db: Db, hub: Arc<Hub>, bus: EventBus) {
     let mut rx = bus.subscribe();
     loop {
         let ev = match rx.recv().await {

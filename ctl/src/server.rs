@@ -20,7 +20,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// Everything `serve` needs, resolved from flags, env and config file.
 #[derive(Debug)]
-pub struct ServeOptions {
+pub(crate) struct ServeOptions {
     /// gRPC address.
     pub listen: SocketAddr,
     /// Database URL.
@@ -41,7 +41,7 @@ pub struct ServeOptions {
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     /// Database open or migration failed.
     #[error("database: {0}")]
     Db(#[from] crate::error::CtlError),
@@ -65,7 +65,7 @@ pub enum ServeError {
 }
 
 /// Runs until SIGINT/SIGTERM.
-pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+pub(crate) async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let db = Db::open(&opts.db_url).await?;
     let bus = EventBus::new(db.clone());
     bus.start().await?;

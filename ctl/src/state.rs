@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 /// Tunables of a running ctl.
 #[derive(Debug, Clone)]
-pub struct Runtime {
+pub(crate) struct Runtime {
     /// A relay silent this long is dead and replaced.
     pub relay_timeout_ms: i64,
     /// Default lease TTL.
@@ -21,7 +21,7 @@ pub struct Runtime {
 }
 
 /// Everything the services share.
-pub struct State {
+pub(crate) struct State {
     /// Database.
     pub db: Db,
     /// Local streams.
@@ -42,7 +42,7 @@ pub struct State {
 
 impl State {
     /// Heartbeat interval told to relays: a third of the relay timeout.
-    pub fn heartbeat_interval_ms(&self) -> u32 {
+    pub(crate) fn heartbeat_interval_ms(&self) -> u32 {
         (self.rt.relay_timeout_ms / 3).clamp(100, u32::MAX as i64) as u32
     }
 }

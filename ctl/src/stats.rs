@@ -7,7 +7,7 @@ use floodgate_proto::v1::DistStats;
 /// server upload `us`, slowest download `dmin` and peer uploads summing to `sum_u`
 /// (all bytes/s): T ≥ max(F/u_s, F/d_min, N·F/(u_s + Σu_i)). 0 if `f` or `us` is unknown;
 /// the F/d_min term is skipped when `dmin` is unknown.
-pub fn kumar_ross(f: f64, n: f64, us: f64, dmin: f64, sum_u: f64) -> f64 {
+pub(crate) fn kumar_ross(f: f64, n: f64, us: f64, dmin: f64, sum_u: f64) -> f64 {
     if f <= 0.0 || us <= 0.0 {
         return 0.0;
     }
@@ -20,7 +20,7 @@ pub fn kumar_ross(f: f64, n: f64, us: f64, dmin: f64, sum_u: f64) -> f64 {
 
 /// What a Kumar–Ross bound's rates came from (`DistStats.min_time_basis`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Basis {
+pub(crate) enum Basis {
     /// Capacities relays and clients report (`relay_capacity_bps`, `download_bps`, `upload_bps`).
     Configured,
     /// Rates ctl measured from the reports: the relays' current origin pull rates and the
@@ -32,7 +32,7 @@ pub enum Basis {
 
 impl Basis {
     /// The name shown in the API, the CLI and the dashboard.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Basis::Configured => "configured",
             Basis::Measured => "measured",
@@ -48,7 +48,7 @@ impl Basis {
 /// speed (every byte a client receives was uploaded by a relay or a peer), at least u_s. A term
 /// whose rate is unknown (0) is left out; with none left the bound is 0, basis `None`. A
 /// measured bound follows the current rates: it is what the rates now allow, not a capacity.
-pub fn min_time(row: &StatsRow, size: i64) -> (f64, Basis) {
+pub(crate) fn min_time(row: &StatsRow, size: i64) -> (f64, Basis) {
     let (f, n) = (size as f64, row.targets as f64);
     let configured = kumar_ross(
         f,
@@ -77,7 +77,7 @@ pub fn min_time(row: &StatsRow, size: i64) -> (f64, Basis) {
 }
 
 /// Builds the statistics message from database aggregates and the file size.
-pub fn build(row: &StatsRow, size: i64) -> DistStats {
+pub(crate) fn build(row: &StatsRow, size: i64) -> DistStats {
     let delivered = (row.bytes_bt + row.bytes_http_relay + row.bytes_http_origin).max(0);
     let origin_bytes = (row.relay_origin_bytes + row.bytes_http_origin).max(0);
     let progress = if row.targets == 0 {

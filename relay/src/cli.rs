@@ -12,7 +12,7 @@ use crate::setup::TaskOptions;
 /// Pull a file from an HTTP(S) origin under quota, verify and seed it while writing, serve HTTP Range.
 #[derive(Parser, Debug)]
 #[command(name = "floodgate-relay", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// A TOML file whose keys are these flags' long names (`listen-http = "0.0.0.0:8080"`);
     /// flags and environment variables override it. Example: `deploy/config/relay.toml`.
     #[arg(long, value_name = "FILE")]
@@ -87,7 +87,7 @@ pub struct Cli {
 
 impl Cli {
     /// What task setup needs from the command line.
-    pub fn task_options(&self) -> TaskOptions {
+    pub(crate) fn task_options(&self) -> TaskOptions {
         TaskOptions {
             data_dir: self.data_dir.clone(),
             max_peers: self.max_peers,

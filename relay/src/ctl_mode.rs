@@ -72,7 +72,7 @@ struct Relay {
 }
 
 /// Runs the relay in ctl mode until interrupted.
-pub fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
+pub(crate) fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
     let token = cli.token.clone().context("--token (or FLOODGATE_TOKEN) is required with --ctl")?;
     let auth = Bearer::new(&token).context("the token is not valid ASCII")?;
     let id = cli.id.clone().unwrap_or_else(|| format!("relay-{}", cli.listen_http).replace([':', '.'], "-"));

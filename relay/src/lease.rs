@@ -18,7 +18,7 @@ use crate::origin::Quota;
 use crate::task::{Task, TaskState};
 
 /// The lease gRPC client.
-pub type LeaseClient = LeaseServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type LeaseClient = LeaseServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Time limit of one lease call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,7 +27,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What the relay asks ctl for.
 #[derive(Clone, Debug)]
-pub struct Want {
+pub(crate) struct Want {
     /// Connections (the pull's worker count).
     pub conns: i64,
     /// Bytes/s (0 = as much as fair).
@@ -36,7 +36,7 @@ pub struct Want {
 
 /// Signals from the rest of the relay to one keeper.
 #[derive(Debug, Default)]
-pub struct Signals {
+pub(crate) struct Signals {
     /// Renew now (ctl lowered limits).
     pub renew: Notify,
     /// The pull ended: release the lease and stop.
@@ -55,7 +55,7 @@ struct Held {
 }
 
 /// Keeps `quota` backed by a live lease for `task`'s pull until `signals.done`.
-pub struct Keeper {
+pub(crate) struct Keeper {
     /// Lease calls go here.
     pub client: LeaseClient,
     /// This relay's id.
@@ -74,7 +74,7 @@ pub struct Keeper {
 
 impl Keeper {
     /// Runs until the pull ends, then releases the lease.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let mut held: Option<Held> = None;
         let mut backoff = Duration::from_millis(100);
         // An empty allowance asks for a renewal at most once a second.

@@ -23,7 +23,7 @@ use crate::task::Task;
 
 /// What setting up a task needs from the relay's configuration.
 #[derive(Clone, Debug)]
-pub struct TaskOptions {
+pub(crate) struct TaskOptions {
     /// Directory holding task data and state.
     pub data_dir: PathBuf,
     /// BitTorrent connections at once, per torrent.
@@ -35,7 +35,7 @@ pub struct TaskOptions {
 }
 
 /// Keeps the relay registered as a seed of each task's torrent in its own tracker.
-pub async fn announce_self(
+pub(crate) async fn announce_self(
     server: Arc<http::Server>,
     peer_id: floodgate_engine::types::PeerId,
     bt: SocketAddr,
@@ -59,7 +59,7 @@ pub async fn announce_self(
 
 /// A hash-known task: the torrent's data under `<data-dir>/<info-hash>/`, resumed from the
 /// pieces already correct there.
-pub fn known_task(
+pub(crate) fn known_task(
     opts: &TaskOptions,
     swarm: &Swarm,
     origin: String,
@@ -89,7 +89,7 @@ pub fn known_task(
 /// of the URL lays it out the same way), data under `<data-dir>/<id>/`. With `provisional`
 /// (the distribution's id) its landed pieces are also offered in the distribution's
 /// provisional swarm, where its clients trade them during the pull.
-pub fn url_only_task(
+pub(crate) fn url_only_task(
     opts: &TaskOptions,
     swarm: &Swarm,
     origin: String,
@@ -130,7 +130,7 @@ pub fn url_only_task(
 }
 
 /// Builds the finished URL-only task's torrent (url-list: this relay), saves it, and seeds it.
-pub fn seed_url_only(
+pub(crate) fn seed_url_only(
     task: &Task,
     swarm: &Swarm,
     web_seed: &str,

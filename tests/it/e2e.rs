@@ -17,7 +17,7 @@ use crate::relay::{path, Fixture, Origin};
 const SIZE: usize = 6 * 1024 * 1024;
 
 /// Runs `floodgate-ctl ARGS --ctl URL --token ADMIN --json` and parses its stdout.
-pub fn ctl_json(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
+pub(crate) fn ctl_json(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
     let out = Command::new(bin("floodgate-ctl"))
         .args(args)
         .args(["--ctl", &ctl.url(), "--token", ADMIN, "--json"])
@@ -31,7 +31,13 @@ pub fn ctl_json(ctl: &Ctl, args: &[&str]) -> Option<serde_json::Value> {
 }
 
 /// Starts `floodgate-relay --ctl` as `id` in zone z1, listening on `bt` and `http`.
-pub fn spawn_relay(ctl: &Ctl, id: &str, data_dir: &Path, bt: SocketAddr, http: SocketAddr) -> ChildGuard {
+pub(crate) fn spawn_relay(
+    ctl: &Ctl,
+    id: &str,
+    data_dir: &Path,
+    bt: SocketAddr,
+    http: SocketAddr,
+) -> ChildGuard {
     ChildGuard::spawn(
         Command::new(bin("floodgate-relay"))
             .args(["--ctl", &ctl.url(), "--token", RELAY, "--id", id, "--zone", "z1"])
@@ -44,12 +50,12 @@ pub fn spawn_relay(ctl: &Ctl, id: &str, data_dir: &Path, bt: SocketAddr, http: S
 }
 
 /// Starts `floodgate agent` as `id` in zone z1 with `labels`, downloading into `out`.
-pub fn spawn_agent(ctl: &Ctl, id: &str, labels: &str, out: &Path) -> ChildGuard {
+pub(crate) fn spawn_agent(ctl: &Ctl, id: &str, labels: &str, out: &Path) -> ChildGuard {
     spawn_agent_with(ctl, id, labels, out, &[])
 }
 
 /// Like [`spawn_agent`], with `extra` flags.
-pub fn spawn_agent_with(ctl: &Ctl, id: &str, labels: &str, out: &Path, extra: &[&str]) -> ChildGuard {
+pub(crate) fn spawn_agent_with(ctl: &Ctl, id: &str, labels: &str, out: &Path, extra: &[&str]) -> ChildGuard {
     ChildGuard::spawn(
         Command::new(bin("floodgate"))
             .args(["agent", "--ctl", &ctl.url(), "--token", CLIENT, "--id", id])

@@ -46,7 +46,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 
 /// Arguments of `agent`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Control plane URL, e.g. http://ctl.example:7400.
     #[arg(long)]
     pub ctl: String,
@@ -131,7 +131,7 @@ struct Carry {
 }
 
 /// Runs the agent until interrupted.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let auth = Bearer::new(&args.token).context("the token is not valid ASCII")?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;

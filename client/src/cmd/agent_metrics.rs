@@ -36,7 +36,7 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 
 /// The metrics flag of `agent`.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct MetricsArgs {
+pub(crate) struct MetricsArgs {
     /// Address to serve Prometheus `/metrics` on, e.g. 127.0.0.1:9402 (off by default).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,

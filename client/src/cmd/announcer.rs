@@ -21,7 +21,7 @@ use floodgate_fetch::ClientConfig;
 
 /// How often to announce, per tier of trackers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Schedule {
+pub(super) struct Schedule {
     /// Bounds on the tracker's `interval` (the wait is also at least its `min interval`).
     pub interval: (Duration, Duration),
     /// The `min interval` assumed when a tracker gives none.
@@ -45,7 +45,7 @@ impl Schedule {
     /// A torrent's own trackers (`get`, `seed`): the tracker's interval within 5 s–1 h; every
     /// 10 s (at least the tracker's min interval) while no peer is connected; a failed tier is
     /// tried again after 10 s, 20 s, 40 s ... up to 5 min.
-    pub const TORRENT: Schedule = Schedule {
+    pub(super) const TORRENT: Schedule = Schedule {
         interval: (Duration::from_secs(5), Duration::from_secs(3600)),
         default_min_interval: Duration::from_secs(5),
         starving: Duration::from_secs(10),
@@ -59,7 +59,7 @@ impl Schedule {
     /// The relays' trackers (the agent): every 15 s; every 3 s while no peer is connected or
     /// none verified anything for 3 s (the relays are ours: their min interval is not waited
     /// for); a failed relay is tried again after 3 s, 6 s, 12 s, then every 15 s.
-    pub const RELAYS: Schedule = Schedule {
+    pub(super) const RELAYS: Schedule = Schedule {
         interval: (Duration::from_secs(15), Duration::from_secs(15)),
         default_min_interval: Duration::from_secs(5),
         starving: Duration::from_secs(3),
@@ -79,7 +79,7 @@ impl Schedule {
 
 /// What the policy needs to know of the torrent, read by the driver before each step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SwarmState {
+pub(super) struct SwarmState {
     /// Every piece is verified.
     pub complete: bool,
     /// Peers connected now.
@@ -90,7 +90,7 @@ pub struct SwarmState {
 
 impl SwarmState {
     /// The state of `torrent` now.
-    pub fn of(torrent: &TorrentHandle) -> SwarmState {
+    pub(super) fn of(torrent: &TorrentHandle) -> SwarmState {
         let s = torrent.stats();
         SwarmState { complete: torrent.is_complete(), peers: s.peers, verified: s.bytes_verified }
     }
@@ -98,7 +98,7 @@ impl SwarmState {
 
 /// An announce to make now: to the tier's trackers in this order, until one answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Due {
+pub(super) struct Due {
     /// Which tier (pass it back to [`Policy::handle_answer`] or [`Policy::handle_failure`]).
     pub tier: usize,
     /// The event to send.
@@ -154,7 +154,7 @@ impl Tier {
 /// [`Policy::observe`], then [`Policy::poll_announce`] until `None`, reporting each announce
 /// with [`Policy::handle_answer`] or [`Policy::handle_failure`] before polling again.
 #[derive(Debug)]
-pub struct Policy {
+pub(super) struct Policy {
     schedule: Schedule,
     listen: SocketAddr,
     tiers: Vec<Tier>,
@@ -169,7 +169,7 @@ pub struct Policy {
 impl Policy {
     /// A policy for `tiers` of tracker URLs, announcing the port of `listen`; `swarm` is the
     /// torrent's state at the start (a torrent complete from the start never says `completed`).
-    pub fn new(
+    pub(super) fn new(
         schedule: Schedule,
         listen: SocketAddr,
         tiers: Vec<Vec<String>>,
@@ -191,7 +191,7 @@ impl Policy {
 
     /// Replaces the tiers: a tier with the same trackers as an old one keeps its state, a new
     /// one is announced to (`started`) at once, a tier gone is forgotten.
-    pub fn set_tiers(&mut self, tiers: Vec<Vec<String>>, now: Instant) {
+    pub(super) fn set_tiers(&mut self, tiers: Vec<Vec<String>>, now: Instant) {
         let unchanged = tiers.len() == self.tiers.len()
             && tiers.iter().zip(&self.tiers).all(|(new, old)| old.same_trackers(new));
         if unchanged {
@@ -208,7 +208,7 @@ impl Policy {
 
     /// Takes in the torrent's state: a completion makes `completed` due on every tier now;
     /// starving (no peer, or a stall) forgets which peers were dialed, so all are dialed again.
-    pub fn observe(&mut self, swarm: SwarmState, now: Instant) {
+    pub(super) fn observe(&mut self, swarm: SwarmState, now: Instant) {
         if swarm.verified != self.progress.1 {
             self.progress = (now, swarm.verified);
         }
@@ -229,13 +229,13 @@ impl Policy {
 
     /// Whether the torrent starves for peers (as last observed).
     #[cfg(test)]
-    pub fn is_starving(&self) -> bool {
+    pub(super) fn is_starving(&self) -> bool {
         self.starving
     }
 
     /// The next announce due at `now`, if any: a tier whose interval (or retry wait) is over,
     /// or, while starving, one that answered last time and was last asked long enough ago.
-    pub fn poll_announce(&mut self, now: Instant) -> Option<Due> {
+    pub(super) fn poll_announce(&mut self, now: Instant) -> Option<Due> {
         let (schedule, starving) = (self.schedule, self.starving);
         for (i, t) in self.tiers.iter_mut().enumerate() {
             if t.in_flight.is_some() {
@@ -266,7 +266,7 @@ impl Policy {
     /// Tier `tier`'s tracker `url` (its index in [`Due::urls`]) answered `resp`: it moves to the
     /// front, the next regular announce is scheduled. Returns the peers to dial: new ones, not
     /// ourselves.
-    pub fn handle_answer(
+    pub(super) fn handle_answer(
         &mut self,
         tier: usize,
         url: usize,
@@ -296,7 +296,7 @@ impl Policy {
 
     /// No tracker of tier `tier` answered: it is tried again after the retry wait. Returns how
     /// many announces in a row failed.
-    pub fn handle_failure(&mut self, tier: usize, now: Instant) -> u32 {
+    pub(super) fn handle_failure(&mut self, tier: usize, now: Instant) -> u32 {
         let schedule = self.schedule;
         let Some(t) = self.tiers.get_mut(tier) else { return 0 };
         t.in_flight = None;
@@ -308,7 +308,7 @@ impl Policy {
     /// The announces to make when stopping: for every tier that was answered, its first tracker
     /// and the events (`completed` if still owed, then `stopped`). Call [`Policy::observe`]
     /// first so that a completion just before the end is counted.
-    pub fn stopping(&self) -> Vec<(String, Vec<Event>)> {
+    pub(super) fn stopping(&self) -> Vec<(String, Vec<Event>)> {
         self.tiers
             .iter()
             .filter(|t| t.started)
@@ -338,20 +338,20 @@ fn is_self(peer: SocketAddr, listen: SocketAddr) -> bool {
 
 /// The tracker I/O of one thread: a small runtime for `floodgate_fetch::announce` and the TLS
 /// setup, made when an `https` tracker first needs it.
-pub struct TrackerIo {
+pub(super) struct TrackerIo {
     rt: tokio::runtime::Runtime,
     tls: Option<Arc<ClientConfig>>,
 }
 
 impl TrackerIo {
     /// A runtime on the calling thread (which must not be inside another runtime).
-    pub fn new() -> std::io::Result<TrackerIo> {
+    pub(super) fn new() -> std::io::Result<TrackerIo> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         Ok(TrackerIo { rt, tls: None })
     }
 
     /// Announces `req` to `url` within `timeout`.
-    pub fn announce(
+    pub(super) fn announce(
         &mut self,
         url: &str,
         req: &AnnounceRequest,
@@ -365,7 +365,7 @@ impl TrackerIo {
 }
 
 /// Whether a tracker URL can be announced to (`http://` or `https://`).
-pub fn is_usable(url: &str) -> bool {
+pub(super) fn is_usable(url: &str) -> bool {
     let lower = url.to_ascii_lowercase();
     lower.starts_with("http://") || is_https(&lower)
 }
@@ -375,17 +375,17 @@ fn is_https(url: &str) -> bool {
 }
 
 /// A key for announces from the peer id's randomness (no extra dependency).
-pub fn rand_key() -> u32 {
+pub(super) fn rand_key() -> u32 {
     let id = PeerId::generate().0;
     u32::from_be_bytes([id[8], id[9], id[10], id[11]]) ^ std::process::id()
 }
 
 /// Where the announcer finds its tiers of tracker URLs; asked before every step, so a list that
 /// changes (the agent's relays) is followed.
-pub type Trackers = Box<dyn FnMut() -> Vec<Vec<String>> + Send>;
+pub(super) type Trackers = Box<dyn FnMut() -> Vec<Vec<String>> + Send>;
 
 /// What an [`Announcer`] announces and how.
-pub struct Setup {
+pub(super) struct Setup {
     /// The torrent (its info-hash and progress are announced; peers are dialed on it).
     pub torrent: TorrentHandle,
     /// Our peer id.
@@ -402,7 +402,7 @@ pub struct Setup {
 
 /// Runs a [`Policy`] on a thread of its own; dropping it stops the thread (after the final
 /// `stopped` announces) and waits for it, unless [`Announcer::detach`]ed.
-pub struct Announcer {
+pub(super) struct Announcer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -412,7 +412,7 @@ const TICK: Duration = Duration::from_millis(100);
 
 impl Announcer {
     /// Starts announcing on a new thread.
-    pub fn start(setup: Setup) -> std::io::Result<Announcer> {
+    pub(super) fn start(setup: Setup) -> std::io::Result<Announcer> {
         let stop = setup.stop.clone();
         let thread = std::thread::Builder::new().name("fg-announce".into()).spawn(move || drive(setup))?;
         Ok(Announcer { stop, thread: Some(thread) })
@@ -420,7 +420,7 @@ impl Announcer {
 
     /// Starts announcing `meta`'s `http://` and `https://` trackers (its tiers) for `torrent`
     /// with [`Schedule::TORRENT`]. `None` when the torrent names no usable tracker.
-    pub fn for_torrent(
+    pub(super) fn for_torrent(
         meta: &Metainfo,
         torrent: TorrentHandle,
         peer_id: PeerId,
@@ -460,7 +460,7 @@ impl Announcer {
     }
 
     /// Lets the thread run on until its stop flag is set by someone else.
-    pub fn detach(mut self) {
+    pub(super) fn detach(mut self) {
         self.thread = None;
     }
 }

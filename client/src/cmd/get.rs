@@ -15,7 +15,7 @@ use crate::gapfill::{GapFillConfig, GapFillReport, GapFiller, HttpOptions, Sourc
 
 /// Arguments of `get`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The .torrent file, or a `magnet:` link (its metadata is fetched from the peers first).
     pub torrent: String,
     /// Download directory.
@@ -56,7 +56,7 @@ pub struct Args {
 
 /// The HTTP sources of a download: `--http-source` URLs, then the torrent's web seeds (BEP 19,
 /// single-file torrents; a URL ending in `/` gets the file name appended).
-pub fn http_sources(meta: &Metainfo, given: &[String]) -> anyhow::Result<Vec<(HttpUrl, SourceKind)>> {
+pub(crate) fn http_sources(meta: &Metainfo, given: &[String]) -> anyhow::Result<Vec<(HttpUrl, SourceKind)>> {
     let mut out = Vec::new();
     for url in given {
         out.push((HttpUrl::parse(url).with_context(|| "bad --http-source")?, SourceKind::WebSeed));
@@ -76,7 +76,7 @@ pub fn http_sources(meta: &Metainfo, given: &[String]) -> anyhow::Result<Vec<(Ht
 }
 
 /// A TLS client setup for `https` sources when any is given (system roots).
-pub fn tls_for(
+pub(crate) fn tls_for(
     sources: &[(HttpUrl, SourceKind)],
 ) -> anyhow::Result<Option<std::sync::Arc<floodgate_fetch::ClientConfig>>> {
     if sources.iter().any(|(u, _)| u.https) {
@@ -110,7 +110,7 @@ fn reuse_old_version(
 }
 
 /// Runs the command. Exits 0 only when every piece is downloaded and verified.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let (meta, magnet_peers) = if args.torrent.to_ascii_lowercase().starts_with("magnet:") {
         let deadline = args.timeout.map(Duration::from_secs).unwrap_or(Duration::from_secs(120));
         super::swarm_util::resolve_magnet(&args.torrent, &args.peers, deadline)?

@@ -25,7 +25,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A relay's answer, whole (`hashes`) or incremental (`seq`, `landed`).
 #[derive(Debug, Deserialize)]
-pub struct HashList {
+pub(super) struct HashList {
     /// The file's name.
     pub name: String,
     /// The file's length.
@@ -48,7 +48,7 @@ pub struct HashList {
 impl HashList {
     /// The file's layout, checked against the rule every relay lays URL-only files out by
     /// (so the final `.torrent` will match it).
-    pub fn layout(&self) -> anyhow::Result<Layout> {
+    pub(super) fn layout(&self) -> anyhow::Result<Layout> {
         if url_file_name(&format!("/{}", self.name)) != self.name {
             bail!("the relay names the file {:?}, not a plain file name", self.name);
         }
@@ -63,7 +63,7 @@ impl HashList {
     }
 
     /// The whole list's hashes, decoded (`None`: not landed, or not valid hex).
-    pub fn decoded(&self) -> Vec<Option<[u8; 20]>> {
+    pub(super) fn decoded(&self) -> Vec<Option<[u8; 20]>> {
         self.hashes.iter().map(|h| h.as_deref().and_then(unhex)).collect()
     }
 }
@@ -74,13 +74,13 @@ fn unhex(s: &str) -> Option<[u8; 20]> {
 }
 
 /// The hash list URL of task `task_id` on the relay at `http_addr` (`HOST:PORT`).
-pub fn list_url(http_addr: &str, task_id: &str, query: &str) -> anyhow::Result<HttpUrl> {
+pub(super) fn list_url(http_addr: &str, task_id: &str, query: &str) -> anyhow::Result<HttpUrl> {
     let q = if query.is_empty() { String::new() } else { format!("?{query}") };
     Ok(HttpUrl::parse(&format!("http://{http_addr}/tasks/{task_id}/hashes{q}"))?)
 }
 
 /// One GET of a hash list.
-pub async fn fetch_list(conn: &mut Option<Conn>, url: &HttpUrl) -> anyhow::Result<HashList> {
+pub(super) async fn fetch_list(conn: &mut Option<Conn>, url: &HttpUrl) -> anyhow::Result<HashList> {
     let body = get_body(conn, url, IO_TIMEOUT, None, MAX_LIST_BYTES).await?;
     serde_json::from_slice(&body).with_context(|| format!("{} sent a malformed hash list", url))
 }
@@ -89,7 +89,7 @@ pub async fn fetch_list(conn: &mut Option<Conn>, url: &HttpUrl) -> anyhow::Resul
 /// the list is complete and read (returns `Ok(true)`), `stop` is set (`Ok(false)`), or the
 /// relay disagrees with a hash already published (an error: that relay is not followed).
 /// Request errors are retried with backoff.
-pub async fn follow(
+pub(super) async fn follow(
     relay: String,
     task_id: String,
     torrent: TorrentHandle,

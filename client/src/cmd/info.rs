@@ -6,7 +6,7 @@ use floodgate_engine::magnet::Magnet;
 
 /// Arguments of `info`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The .torrent file.
     pub torrent: PathBuf,
     /// Print one JSON object instead of text.
@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let meta = super::read_torrent(&args.torrent)?;
     let mut magnet = Magnet::new(meta.info_hash());
     magnet.name = Some(meta.name().to_string());

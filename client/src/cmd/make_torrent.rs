@@ -10,7 +10,7 @@ use floodgate_engine::metainfo::{piece_length_for, MetainfoBuilder};
 
 /// Arguments of `make-torrent`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The file or directory to share.
     pub path: PathBuf,
     /// Where to write the .torrent.
@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let path = args.path.canonicalize().with_context(|| format!("cannot open {}", args.path.display()))?;
     let name = path
         .file_name()

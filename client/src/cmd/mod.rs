@@ -1,14 +1,14 @@
 //! One module per subcommand.
 
-pub mod agent;
+pub(crate) mod agent;
 mod announcer;
-pub mod get;
+pub(crate) mod get;
 mod hash_feed;
-pub mod info;
-pub mod make_torrent;
-pub mod seed;
+pub(crate) mod info;
+pub(crate) mod make_torrent;
+pub(crate) mod seed;
 mod swarm_util;
-pub mod verify;
+pub(crate) mod verify;
 
 use std::path::Path;
 
@@ -16,7 +16,7 @@ use anyhow::Context;
 use floodgate_engine::metainfo::Metainfo;
 
 /// Reads and parses a .torrent file, with the path in every error.
-pub fn read_torrent(path: &Path) -> anyhow::Result<Metainfo> {
+pub(crate) fn read_torrent(path: &Path) -> anyhow::Result<Metainfo> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Metainfo::from_bytes_lenient(&bytes)
         .with_context(|| format!("{} is not a valid .torrent", path.display()))

@@ -11,7 +11,7 @@ use super::announcer::Announcer;
 
 /// Arguments of `seed`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The .torrent file.
     pub torrent: PathBuf,
     /// Directory holding the data (the torrent's name is looked up inside it).
@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let meta = super::read_torrent(&args.torrent)?;
     let verified = floodgate_engine::store::verified_on_disk(&meta, &args.data);
     if verified.count_ones() != verified.len() {

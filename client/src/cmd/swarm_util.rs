@@ -22,7 +22,7 @@ use super::announcer::{is_usable, rand_key, Schedule, TrackerIo};
 /// Fetches the metadata of a magnet link (BEP 9) from `extra` peers, the link's `x.pe` peers and
 /// the peers its `http://` and `https://` trackers name, within `timeout`. Returns the metainfo (with the link's
 /// trackers as its tracker tier) and the link's `x.pe` peers.
-pub fn resolve_magnet(
+pub(super) fn resolve_magnet(
     uri: &str,
     extra: &[SocketAddr],
     timeout: Duration,
@@ -71,7 +71,7 @@ pub fn resolve_magnet(
 
 /// Upload and download limits from the command line, bytes per second (0: unlimited).
 #[derive(clap::Args, Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Upload limit, bytes per second (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     pub upload_limit: u64,
@@ -82,7 +82,7 @@ pub struct Limits {
 
 /// Fleet membership from the command line.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct Fleet {
+pub(crate) struct Fleet {
     /// Secret shared by cooperating Floodgate peers: peers proving they hold it (in the BEP 10
     /// handshake, bound to both peer ids; the secret never travels) are served without
     /// tit-for-tat, outside the upload slots. Agents derive it from their distribution.
@@ -92,14 +92,14 @@ pub struct Fleet {
 
 impl Fleet {
     /// The key, if one was given.
-    pub fn key(&self) -> Option<FleetKey> {
+    pub(crate) fn key(&self) -> Option<FleetKey> {
         self.fleet_key.as_deref().map(|s| FleetKey::from_secret(s.as_bytes()))
     }
 }
 
 /// Starts a swarm listening on `listen` and adds the torrent with its store under `root`
 /// (super-seeding, BEP 16, when `super_seed`; fleet peers recognised with `fleet`).
-pub fn start(
+pub(super) fn start(
     meta: &Metainfo,
     root: &Path,
     listen: SocketAddr,

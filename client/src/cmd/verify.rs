@@ -8,7 +8,7 @@ use floodgate_engine::hash::hash_pieces;
 
 /// Arguments of `verify`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The .torrent file.
     pub torrent: PathBuf,
     /// Directory holding the data (the torrent's name is looked up inside it).
@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 /// Runs the command; fails unless every piece matches.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let meta = super::read_torrent(&args.torrent)?;
     let started = Instant::now();
     let hashes = hash_pieces(&meta.layout(), &args.data, args.threads)

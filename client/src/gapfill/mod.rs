@@ -20,8 +20,8 @@ use floodgate_engine::types::PieceIndex;
 use floodgate_fetch::{ClientConfig, Conn, FetchError, Flow, HttpUrl, Quota, RunSpec, Tally};
 use parking_lot::Mutex;
 
-pub use options::HttpOptions;
-pub use sources::SourceKind;
+pub(crate) use options::HttpOptions;
+pub(crate) use sources::SourceKind;
 use sources::{best, Source};
 
 /// The smallest run [`Shared::claim_run`] splits the remaining work into.
@@ -29,7 +29,7 @@ const MIN_SPLIT_BYTES: u64 = 1 << 20;
 
 /// How gap-filling runs.
 #[derive(Clone, Debug)]
-pub struct GapFillConfig {
+pub(crate) struct GapFillConfig {
     /// When and how much HTTP (see `floodgate_engine::gapfill`).
     pub switch: SwitchConfig,
     /// Concurrent HTTP requests over all sources.
@@ -59,7 +59,7 @@ impl Default for GapFillConfig {
 
 /// What gap-filling did, for summaries and progress reports.
 #[derive(Clone, Debug, Default)]
-pub struct GapFillReport {
+pub(crate) struct GapFillReport {
     /// Body bytes received over HTTP.
     pub http_bytes: u64,
     /// Bytes received per source (URL shown without credentials), with its kind.
@@ -74,7 +74,7 @@ pub struct GapFillReport {
 
 impl GapFillReport {
     /// Bytes received from sources of `kind`.
-    pub fn bytes_of(&self, kind: SourceKind) -> u64 {
+    pub(crate) fn bytes_of(&self, kind: SourceKind) -> u64 {
         self.by_source.iter().filter(|s| s.1 == kind).map(|s| s.2).sum()
     }
 }
@@ -95,13 +95,13 @@ struct Shared {
 }
 
 /// A running gap-filler; stops when dropped.
-pub struct GapFiller {
+pub(crate) struct GapFiller {
     shared: Arc<Shared>,
 }
 
 impl GapFiller {
     /// Starts gap-filling `torrent` from `sources` on the runtime `rt`.
-    pub fn start(
+    pub(crate) fn start(
         rt: &tokio::runtime::Handle,
         torrent: TorrentHandle,
         sources: Vec<(HttpUrl, SourceKind)>,
@@ -130,7 +130,7 @@ impl GapFiller {
     }
 
     /// Adds sources not known yet (an agent's relay set changed).
-    pub fn add_sources(&self, sources: Vec<(HttpUrl, SourceKind)>) {
+    pub(crate) fn add_sources(&self, sources: Vec<(HttpUrl, SourceKind)>) {
         let mut known = self.shared.sources.lock();
         for (url, kind) in sources {
             if !known.iter().any(|s| s.url == url) {
@@ -142,7 +142,7 @@ impl GapFiller {
     }
 
     /// What gap-filling did so far.
-    pub fn report(&self) -> GapFillReport {
+    pub(crate) fn report(&self) -> GapFillReport {
         let sources = self.shared.sources.lock();
         let switch = self.shared.switch.lock();
         GapFillReport {

@@ -9,7 +9,7 @@ use floodgate_engine::gapfill::SwitchConfig;
 
 /// Gap-filling flags (also accepted as keys of the `--config` TOML file).
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     /// BitTorrent rate below which HTTP fills gaps, bytes/s [default: 500000].
     #[arg(long, value_name = "BYTES_PER_S")]
     pub bt_threshold: Option<u64>,
@@ -39,7 +39,7 @@ pub struct HttpOptions {
 
 impl HttpOptions {
     /// The switch settings: these options over `base`.
-    pub fn switch(&self, base: SwitchConfig) -> anyhow::Result<SwitchConfig> {
+    pub(crate) fn switch(&self, base: SwitchConfig) -> anyhow::Result<SwitchConfig> {
         let secs = |v: Option<f64>, name: &str, d: Duration| -> anyhow::Result<Duration> {
             match v {
                 None => Ok(d),

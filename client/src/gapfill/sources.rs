@@ -19,7 +19,7 @@ const RESTING_RETRY: Duration = Duration::from_secs(30);
 
 /// Where a source sits in the order, and how its bytes are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     /// A relay's `/tasks/<id>/data`.
     Relay,
     /// A web seed of the torrent, or a source given with `--http-source`.
@@ -30,7 +30,7 @@ pub enum SourceKind {
 
 /// One source and what has been learnt of it.
 #[derive(Debug)]
-pub struct Source {
+pub(super) struct Source {
     /// The parsed URL.
     pub url: HttpUrl,
     /// Its place in the order.
@@ -55,7 +55,7 @@ pub struct Source {
 
 impl Source {
     /// A source not probed yet.
-    pub fn new(url: HttpUrl, kind: SourceKind) -> Self {
+    pub(super) fn new(url: HttpUrl, kind: SourceKind) -> Self {
         Source {
             url,
             kind,
@@ -71,12 +71,12 @@ impl Source {
     }
 
     /// Whether a worker may use it at `now` (with at most `per_source` workers on it).
-    pub fn usable(&self, now: Instant, per_source: usize) -> bool {
+    pub(super) fn usable(&self, now: Instant, per_source: usize) -> bool {
         self.dropped.is_none() && self.busy < per_source && self.not_before.is_none_or(|t| now >= t)
     }
 
     /// Records a request that delivered `bytes` in `took`.
-    pub fn succeeded(&mut self, bytes: u64, took: Duration) {
+    pub(super) fn succeeded(&mut self, bytes: u64, took: Duration) {
         self.errors = 0;
         self.not_before = None;
         let rate = bytes as f64 / took.as_secs_f64().max(1e-3);
@@ -85,7 +85,7 @@ impl Source {
 
     /// Records a failed request: dropped if the error cannot pass (`fatal`), else backed off,
     /// and after many in a row tried only every [`RESTING_RETRY`].
-    pub fn failed(&mut self, why: &str, fatal: bool, now: Instant) {
+    pub(super) fn failed(&mut self, why: &str, fatal: bool, now: Instant) {
         self.errors += 1;
         if fatal {
             self.drop_it(why);
@@ -100,7 +100,7 @@ impl Source {
     }
 
     /// Records a piece whose bytes failed the hash: demoted, then dropped.
-    pub fn struck(&mut self) {
+    pub(super) fn struck(&mut self) {
         self.strikes += 1;
         if self.strikes >= DROP_AFTER_STRIKES {
             self.drop_it("its bytes failed piece hashes");
@@ -121,7 +121,7 @@ impl Source {
 }
 
 /// Index of the best usable source at `now`, if any.
-pub fn best(sources: &[Source], now: Instant, per_source: usize) -> Option<usize> {
+pub(super) fn best(sources: &[Source], now: Instant, per_source: usize) -> Option<usize> {
     sources
         .iter()
         .enumerate()

@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 
 /// Where and how to reach ctl.
 #[derive(Args, Debug)]
-pub struct Conn {
+pub(super) struct Conn {
     /// ctl URL (http:// or https://).
     #[arg(long, env = "FLOODGATE_CTL", default_value = "http://127.0.0.1:7400", global = true)]
     ctl: String,
@@ -35,7 +35,7 @@ pub struct Conn {
 
 /// `dist` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum DistCmd {
+pub(super) enum DistCmd {
     /// Creates a distribution of URL to the selected clients.
     Create {
         /// Origin URL (http:// or https://).
@@ -87,7 +87,7 @@ pub enum DistCmd {
 
 /// `limits` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum LimitsCmd {
+pub(super) enum LimitsCmd {
     /// Sets global limits (or one origin's with --origin). Omitted limits become unlimited.
     Set {
         /// Max concurrent origin connections.
@@ -132,7 +132,7 @@ fn status(e: tonic::Status) -> anyhow::Error {
 }
 
 /// Runs a `dist` subcommand.
-pub async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
+pub(super) async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
     let mut a = connect(&c).await?;
     match cmd {
         DistCmd::Create {
@@ -214,7 +214,7 @@ pub async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
 }
 
 /// Runs a `limits` subcommand.
-pub async fn limits(c: Conn, cmd: LimitsCmd) -> anyhow::Result<()> {
+pub(super) async fn limits(c: Conn, cmd: LimitsCmd) -> anyhow::Result<()> {
     let mut a = connect(&c).await?;
     match cmd {
         LimitsCmd::Set { conns, rate, bytes, window, origin } => {
@@ -242,7 +242,7 @@ pub async fn limits(c: Conn, cmd: LimitsCmd) -> anyhow::Result<()> {
 }
 
 /// `relays`.
-pub async fn relays(c: Conn) -> anyhow::Result<()> {
+pub(super) async fn relays(c: Conn) -> anyhow::Result<()> {
     let mut a = connect(&c).await?;
     let r = a.list_relays(pb::ListRelaysRequest {}).await.map_err(status)?.into_inner();
     output::relays(&r.relays, c.json);
@@ -250,7 +250,7 @@ pub async fn relays(c: Conn) -> anyhow::Result<()> {
 }
 
 /// `clients`.
-pub async fn clients(c: Conn) -> anyhow::Result<()> {
+pub(super) async fn clients(c: Conn) -> anyhow::Result<()> {
     let mut a = connect(&c).await?;
     let r = a.list_clients(pb::ListClientsRequest {}).await.map_err(status)?.into_inner();
     output::clients(&r.clients, c.json);
@@ -258,7 +258,7 @@ pub async fn clients(c: Conn) -> anyhow::Result<()> {
 }
 
 /// `audit`.
-pub async fn audit(c: Conn, limit: u32) -> anyhow::Result<()> {
+pub(super) async fn audit(c: Conn, limit: u32) -> anyhow::Result<()> {
     let mut a = connect(&c).await?;
     let r = a.list_audit_log(pb::ListAuditLogRequest { limit }).await.map_err(status)?.into_inner();
     output::audit(&r.entries, c.json);

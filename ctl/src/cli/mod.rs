@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// Floodgate's control plane: distributions, relays, clients and origin quota over gRPC.
 #[derive(Parser, Debug)]
 #[command(name = "floodgate-ctl", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log lines as human-readable text or one JSON object per line.
     #[arg(long, global = true, value_enum, default_value_t = floodgate_proto::LogFormat::Text)]
     pub log_format: floodgate_proto::LogFormat,
@@ -162,7 +162,7 @@ fn serve_options(a: ServeArgs) -> anyhow::Result<ServeOptions> {
 }
 
 /// Runs the parsed command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Serve(a) => Ok(serve(serve_options(a)?).await?),
         Cmd::Dist { conn, cmd } => admin::dist(conn, cmd).await,

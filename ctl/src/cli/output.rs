@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::io::Write;
 
 /// One distribution.
-pub fn dist(d: &pb::Distribution, as_json: bool) {
+pub(super) fn dist(d: &pb::Distribution, as_json: bool) {
     if as_json {
         println!("{}", json::dist(d));
         return;
@@ -40,7 +40,7 @@ fn basis_name(basis: &str) -> &str {
 }
 
 /// A list of distributions.
-pub fn dists(ds: &[pb::Distribution], as_json: bool) {
+pub(super) fn dists(ds: &[pb::Distribution], as_json: bool) {
     if as_json {
         println!("{}", Value::Array(ds.iter().map(json::dist).collect()));
         return;
@@ -60,7 +60,7 @@ pub fn dists(ds: &[pb::Distribution], as_json: bool) {
 }
 
 /// A live progress line (`--watch`).
-pub fn progress_line(d: &pb::Distribution, as_json: bool) {
+pub(super) fn progress_line(d: &pb::Distribution, as_json: bool) {
     if as_json {
         println!("{}", json::dist(d));
         return;
@@ -85,7 +85,7 @@ fn lim(v: Option<i64>) -> String {
 }
 
 /// Origin limits.
-pub fn limits(ls: &[pb::OriginLimits], as_json: bool) {
+pub(super) fn limits(ls: &[pb::OriginLimits], as_json: bool) {
     if as_json {
         let v: Vec<Value> = ls.iter().map(json::limits).collect();
         println!("{}", Value::Array(v));
@@ -108,7 +108,7 @@ pub fn limits(ls: &[pb::OriginLimits], as_json: bool) {
 }
 
 /// Relays.
-pub fn relays(rs: &[pb::RelayInfo], as_json: bool) {
+pub(super) fn relays(rs: &[pb::RelayInfo], as_json: bool) {
     if as_json {
         let v: Vec<Value> = rs.iter().map(json::relay).collect();
         println!("{}", Value::Array(v));
@@ -121,7 +121,7 @@ pub fn relays(rs: &[pb::RelayInfo], as_json: bool) {
 }
 
 /// Clients.
-pub fn clients(cs: &[pb::ClientInfo], as_json: bool) {
+pub(super) fn clients(cs: &[pb::ClientInfo], as_json: bool) {
     if as_json {
         let v: Vec<Value> = cs.iter().map(json::client).collect();
         println!("{}", Value::Array(v));
@@ -134,7 +134,7 @@ pub fn clients(cs: &[pb::ClientInfo], as_json: bool) {
 }
 
 /// Audit log entries, newest first.
-pub fn audit(es: &[pb::AuditEntry], as_json: bool) {
+pub(super) fn audit(es: &[pb::AuditEntry], as_json: bool) {
     if as_json {
         println!("{}", Value::Array(es.iter().map(json::audit).collect()));
         return;

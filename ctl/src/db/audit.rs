@@ -7,7 +7,7 @@ use sqlx::Row;
 
 /// One recorded admin action.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
+pub(crate) struct AuditRow {
     /// When, unix ms.
     pub at_ms: i64,
     /// Role of the token that made the change.
@@ -45,7 +45,7 @@ pub(crate) async fn insert(tx: &mut WriteTx, e: &AuditRow) -> CtlResult<()> {
 
 impl Db {
     /// The newest `limit` entries, newest first.
-    pub async fn list_audit(&self, limit: i64) -> CtlResult<Vec<AuditRow>> {
+    pub(crate) async fn list_audit(&self, limit: i64) -> CtlResult<Vec<AuditRow>> {
         let rows = sqlx::query(
             "SELECT at_ms, role, via, peer, action, target, detail FROM audit_log \
              ORDER BY at_ms DESC, id DESC LIMIT $1",

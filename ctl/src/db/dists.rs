@@ -7,7 +7,7 @@ use sqlx::Row;
 
 /// One client's progress report, as stored.
 #[derive(Debug, Clone)]
-pub struct ProgressRow {
+pub(crate) struct ProgressRow {
     /// Distribution.
     pub dist_id: String,
     /// Client.
@@ -31,7 +31,7 @@ pub struct ProgressRow {
 
 /// A stored distribution. `selector` and `config` are base64 prost encodings.
 #[derive(Debug, Clone)]
-pub struct DistRow {
+pub(crate) struct DistRow {
     /// Distribution id.
     pub id: String,
     /// Origin URL.
@@ -90,14 +90,14 @@ fn dist_from(r: &AnyRow) -> CtlResult<DistRow> {
 
 /// One client's assignment and its latest progress.
 #[derive(Debug, Clone)]
-pub struct AssignmentRow {
+pub(crate) struct AssignmentRow {
     /// Client id.
     pub client_id: String,
 }
 
 /// Aggregates over one distribution's assignments and relays, input of `stats`.
 #[derive(Debug, Clone, Default)]
-pub struct StatsRow {
+pub(crate) struct StatsRow {
     /// Counts per state.
     pub targets: i64,
     /// Not started.
@@ -135,7 +135,7 @@ pub struct StatsRow {
 impl Db {
     /// Inserts a distribution, its client assignments, relay assignments and the audit entry
     /// atomically.
-    pub async fn insert_distribution(
+    pub(crate) async fn insert_distribution(
         &self,
         d: &DistRow,
         clients: &[String],
@@ -183,7 +183,7 @@ impl Db {
     }
 
     /// One distribution.
-    pub async fn get_distribution(&self, id: &str) -> CtlResult<DistRow> {
+    pub(crate) async fn get_distribution(&self, id: &str) -> CtlResult<DistRow> {
         let row = sqlx::query(&format!("SELECT {DIST_COLS} FROM distributions WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -193,7 +193,7 @@ impl Db {
     }
 
     /// All distributions, newest first.
-    pub async fn list_distributions(&self) -> CtlResult<Vec<DistRow>> {
+    pub(crate) async fn list_distributions(&self) -> CtlResult<Vec<DistRow>> {
         let rows =
             sqlx::query(&format!("SELECT {DIST_COLS} FROM distributions ORDER BY created_ms DESC, id"))
                 .fetch_all(self.pool())
@@ -202,7 +202,7 @@ impl Db {
     }
 
     /// Active distributions.
-    pub async fn active_distributions(&self) -> CtlResult<Vec<DistRow>> {
+    pub(crate) async fn active_distributions(&self) -> CtlResult<Vec<DistRow>> {
         let rows = sqlx::query(&format!("SELECT {DIST_COLS} FROM distributions WHERE state = 'active'"))
             .fetch_all(self.pool())
             .await?;
@@ -211,7 +211,7 @@ impl Db {
 
     /// Cancels an active distribution and its unfinished assignments, recording `audit` in the
     /// same transaction. Returns false (and records nothing) if it was not active.
-    pub async fn cancel_distribution(&self, id: &str, audit: &super::AuditRow) -> CtlResult<bool> {
+    pub(crate) async fn cancel_distribution(&self, id: &str, audit: &super::AuditRow) -> CtlResult<bool> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let n = sqlx::query(
@@ -246,7 +246,7 @@ impl Db {
     /// Stores the `.torrent` of a URL-only distribution (and its size), bumping the revision.
     /// `Ok(false)` when that same torrent is already stored; `Precondition` when a different
     /// one (or piece hashes) is.
-    pub async fn publish_torrent(&self, id: &str, torrent_b64: &str, size: i64) -> CtlResult<bool> {
+    pub(crate) async fn publish_torrent(&self, id: &str, torrent_b64: &str, size: i64) -> CtlResult<bool> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE distributions SET torrent = $2, size = $3, revision = revision + 1 \
@@ -271,7 +271,7 @@ impl Db {
     }
 
     /// Unfinished assignments of a distribution.
-    pub async fn open_assignments(&self, dist_id: &str) -> CtlResult<Vec<AssignmentRow>> {
+    pub(crate) async fn open_assignments(&self, dist_id: &str) -> CtlResult<Vec<AssignmentRow>> {
         let rows = sqlx::query(
             "SELECT client_id FROM client_assignments WHERE dist_id = $1 AND state IN ('pending', 'running')",
         )
@@ -282,7 +282,7 @@ impl Db {
     }
 
     /// Ids of all clients assigned to a distribution (any state).
-    pub async fn assigned_clients(&self, dist_id: &str) -> CtlResult<Vec<String>> {
+    pub(crate) async fn assigned_clients(&self, dist_id: &str) -> CtlResult<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT client_id FROM client_assignments WHERE dist_id = $1")
             .bind(dist_id)
             .fetch_all(self.pool())
@@ -290,7 +290,7 @@ impl Db {
     }
 
     /// Active distributions with an unfinished assignment for this client.
-    pub async fn client_open_distributions(&self, client_id: &str) -> CtlResult<Vec<DistRow>> {
+    pub(crate) async fn client_open_distributions(&self, client_id: &str) -> CtlResult<Vec<DistRow>> {
         let cols: Vec<String> = DIST_COLS.split(", ").map(|c| format!("d.{c}")).collect();
         let rows = sqlx::query(&format!(
             "SELECT {} FROM client_assignments a JOIN distributions d ON d.id = a.dist_id \
@@ -305,7 +305,7 @@ impl Db {
     }
 
     /// Adds assignments for `dist_id` to these clients if missing. Returns the ones added.
-    pub async fn add_assignments(&self, dist_id: &str, clients: &[String]) -> CtlResult<Vec<String>> {
+    pub(crate) async fn add_assignments(&self, dist_id: &str, clients: &[String]) -> CtlResult<Vec<String>> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let mut added = Vec::new();
@@ -331,7 +331,10 @@ impl Db {
     /// Records many clients' progress in one write transaction (group commit): one result
     /// per report, in order. A report for an unknown assignment fails alone (NOT_FOUND); a
     /// database error fails the whole batch.
-    pub async fn report_progress_batch(&self, reports: &[ProgressRow]) -> CtlResult<Vec<CtlResult<String>>> {
+    pub(crate) async fn report_progress_batch(
+        &self,
+        reports: &[ProgressRow],
+    ) -> CtlResult<Vec<CtlResult<String>>> {
         let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(reports.len());
         for r in reports {
@@ -418,7 +421,7 @@ impl Db {
     }
 
     /// Aggregates for statistics.
-    pub async fn stats(&self, dist_id: &str) -> CtlResult<StatsRow> {
+    pub(crate) async fn stats(&self, dist_id: &str) -> CtlResult<StatsRow> {
         let r = sqlx::query(
             "SELECT COUNT(*) AS targets, \
              CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending, \
@@ -470,7 +473,7 @@ impl Db {
     }
 
     /// Active relay ids of a distribution.
-    pub async fn dist_relays(&self, dist_id: &str) -> CtlResult<Vec<String>> {
+    pub(crate) async fn dist_relays(&self, dist_id: &str) -> CtlResult<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT relay_id FROM relay_assignments WHERE dist_id = $1 AND state = 'active' ORDER BY relay_id",
         )
@@ -480,7 +483,7 @@ impl Db {
     }
 
     /// Active distributions this relay serves.
-    pub async fn relay_open_distributions(&self, relay_id: &str) -> CtlResult<Vec<DistRow>> {
+    pub(crate) async fn relay_open_distributions(&self, relay_id: &str) -> CtlResult<Vec<DistRow>> {
         let cols: Vec<String> = DIST_COLS.split(", ").map(|c| format!("d.{c}")).collect();
         let rows = sqlx::query(&format!(
             "SELECT {} FROM relay_assignments ra JOIN distributions d ON d.id = ra.dist_id \
@@ -495,7 +498,7 @@ impl Db {
 
     /// Relay-reported counters for one distribution; learns the file size. `instance` is the
     /// relay process's (0 = unknown): a new one keeps the earlier process's counts.
-    pub async fn relay_task_status(
+    pub(crate) async fn relay_task_status(
         &self,
         relay_id: &str,
         dist_id: &str,
@@ -551,7 +554,7 @@ pub(crate) async fn insert_relay_assignment(
 impl Db {
     /// Bytes taken from each origin host over all distributions: relays' pulls plus clients'
     /// direct origin fetches, ordered by host.
-    pub async fn origin_bytes_by_host(&self) -> CtlResult<Vec<(String, i64)>> {
+    pub(crate) async fn origin_bytes_by_host(&self) -> CtlResult<Vec<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT host, CAST(SUM(b) AS BIGINT) AS bytes FROM ( \
                SELECT d.origin_host AS host, ra.origin_bytes + ra.earlier_origin_bytes AS b FROM relay_assignments ra \

@@ -11,7 +11,7 @@ use sqlx::Row;
 
 /// One limits row (`origin` "" = global); -1 = unlimited.
 #[derive(Debug, Clone)]
-pub struct LimitsRow {
+pub(crate) struct LimitsRow {
     /// "" or an origin host.
     pub origin: String,
     /// Max concurrent origin connections.
@@ -30,7 +30,7 @@ pub struct LimitsRow {
 
 /// A lease as stored.
 #[derive(Debug, Clone)]
-pub struct LeaseRow {
+pub(crate) struct LeaseRow {
     /// Lease id.
     pub id: String,
     /// Holder.
@@ -57,7 +57,7 @@ pub struct LeaseRow {
 
 /// What a relay asks for.
 #[derive(Debug, Clone)]
-pub struct LeaseGrant {
+pub(crate) struct LeaseGrant {
     /// Wanted conns, rate, bytes (0 = fair).
     pub want: [i64; 3],
     /// TTL in ms.
@@ -101,7 +101,7 @@ const LEASE_COLS: &str =
 
 /// Live usage of one limits row, excluding one lease.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// Sum of connections.
     pub conns: i64,
     /// Sum of rates.
@@ -217,7 +217,12 @@ impl Db {
     }
 
     /// Grants a new lease. `Exhausted` when a limited dimension has nothing left.
-    pub async fn acquire_lease(&self, relay_id: &str, origin: &str, g: &LeaseGrant) -> CtlResult<LeaseRow> {
+    pub(crate) async fn acquire_lease(
+        &self,
+        relay_id: &str,
+        origin: &str,
+        g: &LeaseGrant,
+    ) -> CtlResult<LeaseRow> {
         let mut tx = self.begin_write().await?;
         let (limits, now) = self.lock_limits(&mut tx, origin).await?;
         let input = self.grant_input(&mut tx, &limits, origin, relay_id, now, "", g).await?;
@@ -279,7 +284,7 @@ impl Db {
 
     /// Renews a live lease: new TTL, grant recomputed against the other live leases, and
     /// `want[2]` extra bytes on top of the allowance. NOT_FOUND once expired.
-    pub async fn renew_lease(&self, id: &str, relay_id: &str, g: &LeaseGrant) -> CtlResult<LeaseRow> {
+    pub(crate) async fn renew_lease(&self, id: &str, relay_id: &str, g: &LeaseGrant) -> CtlResult<LeaseRow> {
         let origin = self.lease_origin(id).await?;
         let mut tx = self.begin_write().await?;
         let (limits, now) = self.lock_limits(&mut tx, &origin).await?;
@@ -327,7 +332,7 @@ impl Db {
 
     /// Releases a lease now; unused bytes granted in the current window go back. Returns the
     /// release time.
-    pub async fn release_lease(&self, id: &str, relay_id: &str, used_bytes: i64) -> CtlResult<i64> {
+    pub(crate) async fn release_lease(&self, id: &str, relay_id: &str, used_bytes: i64) -> CtlResult<i64> {
         let origin = self.lease_origin(id).await?;
         let mut tx = self.begin_write().await?;
         let (limits, now) = self.lock_limits(&mut tx, &origin).await?;
@@ -352,7 +357,7 @@ impl Db {
     }
 
     /// Deletes leases expired more than a minute ago (they no longer count anyway).
-    pub async fn purge_expired_leases(&self) -> CtlResult<u64> {
+    pub(crate) async fn purge_expired_leases(&self) -> CtlResult<u64> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM leases WHERE expires_ms < $1")
             .bind(now_ms() - 60_000)
@@ -368,7 +373,7 @@ impl Db {
     /// lowered limit never waits for leases to expire). Returns the relays holding live leases
     /// under the row: they should renew now to learn their new grants. `audit` is recorded in
     /// the same transaction.
-    pub async fn set_limits(&self, l: &LimitsRow, audit: &super::AuditRow) -> CtlResult<Vec<String>> {
+    pub(crate) async fn set_limits(&self, l: &LimitsRow, audit: &super::AuditRow) -> CtlResult<Vec<String>> {
         let mut tx = self.begin_write().await?;
         super::audit::insert(&mut tx, audit).await?;
         sqlx::query(
@@ -415,7 +420,7 @@ impl Db {
     }
 
     /// All limits rows with their live usage (global first).
-    pub async fn limits_with_usage(&self) -> CtlResult<Vec<(LimitsRow, Usage)>> {
+    pub(crate) async fn limits_with_usage(&self) -> CtlResult<Vec<(LimitsRow, Usage)>> {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!("SELECT {LIMIT_COLS} FROM origin_limits ORDER BY origin"))
             .fetch_all(&mut **tx)
@@ -437,7 +442,7 @@ impl Db {
     }
 
     /// Highest priority among the relay's active distributions (0 if none).
-    pub async fn relay_max_priority(&self, relay_id: &str) -> CtlResult<i64> {
+    pub(crate) async fn relay_max_priority(&self, relay_id: &str) -> CtlResult<i64> {
         Ok(sqlx::query_scalar(
             "SELECT CAST(COALESCE(MAX(d.priority), 0) AS BIGINT) FROM relay_assignments ra \
              JOIN distributions d ON d.id = ra.dist_id WHERE ra.relay_id = $1 AND ra.state = 'active'",
@@ -450,7 +455,7 @@ impl Db {
 
 /// Live leases held by one relay, summed.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RelayLeases {
+pub(crate) struct RelayLeases {
     /// Relay id.
     pub relay_id: String,
     /// Number of live leases.
@@ -463,7 +468,7 @@ pub struct RelayLeases {
 
 impl Db {
     /// Live (unexpired) leases per relay, ordered by relay id.
-    pub async fn live_leases_by_relay(&self) -> CtlResult<Vec<RelayLeases>> {
+    pub(crate) async fn live_leases_by_relay(&self) -> CtlResult<Vec<RelayLeases>> {
         let rows = sqlx::query(
             "SELECT relay_id, COUNT(*) AS n, CAST(COALESCE(SUM(conns), 0) AS BIGINT) AS conns, \
              CAST(COALESCE(SUM(CASE WHEN rate_bps > 0 THEN rate_bps ELSE 0 END), 0) AS BIGINT) AS rate \

@@ -129,7 +129,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
 
 /// Applies every migration not yet recorded. Several replicas starting at once on
 /// PostgreSQL are serialized by an advisory lock.
-pub async fn migrate(db: &Db) -> CtlResult<()> {
+pub(super) async fn migrate(db: &Db) -> CtlResult<()> {
     let mut tx = db.begin_write().await?;
     if db.is_postgres() {
         super::postgres::xact_lock(&mut tx, super::postgres::MIGRATION_LOCK).await?;

@@ -6,13 +6,13 @@ mod dists;
 mod leases;
 mod migrations;
 mod nodes;
-pub mod postgres;
-pub mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
-pub use audit::AuditRow;
-pub use dists::{DistRow, ProgressRow, StatsRow};
-pub use leases::{LeaseGrant, LeaseRow, LimitsRow};
-pub use nodes::{ClientRow, RelayRow};
+pub(crate) use audit::AuditRow;
+pub(crate) use dists::{DistRow, ProgressRow, StatsRow};
+pub(crate) use leases::{LeaseGrant, LeaseRow, LimitsRow};
+pub(crate) use nodes::{ClientRow, RelayRow};
 
 use crate::error::CtlResult;
 use sqlx::any::AnyPoolOptions;
@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 
 /// Which database backs a `Db`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// A local SQLite file (one ctl).
     Sqlite,
     /// PostgreSQL (one or several ctl replicas).
@@ -31,7 +31,7 @@ pub enum Backend {
 
 /// The database handle shared by all services.
 #[derive(Clone)]
-pub struct Db {
+pub(crate) struct Db {
     pool: AnyPool,
     backend: Backend,
     url: String,
@@ -41,7 +41,7 @@ pub struct Db {
 
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and applies migrations.
-    pub async fn open(url: &str) -> CtlResult<Db> {
+    pub(crate) async fn open(url: &str) -> CtlResult<Db> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             (Backend::Sqlite, sqlite::normalize_url(url))
@@ -63,23 +63,23 @@ impl Db {
     }
 
     /// The pool, for reads.
-    pub fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     /// True on PostgreSQL.
-    pub fn is_postgres(&self) -> bool {
+    pub(crate) fn is_postgres(&self) -> bool {
         self.backend == Backend::Postgres
     }
 
     /// The connection URL (PostgreSQL listener connects with it).
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite (takes the write lock at once),
     /// a plain transaction on PostgreSQL (callers lock rows with `FOR UPDATE`).
-    pub async fn begin_write(&self) -> CtlResult<WriteTx> {
+    pub(crate) async fn begin_write(&self) -> CtlResult<WriteTx> {
         match self.backend {
             Backend::Sqlite => {
                 let guard = self.write_lock.clone().lock_owned().await;
@@ -91,7 +91,7 @@ impl Db {
     }
 
     /// `" FOR UPDATE"` on PostgreSQL, empty on SQLite (whose transaction already locks).
-    pub fn for_update(&self) -> &'static str {
+    pub(crate) fn for_update(&self) -> &'static str {
         if self.is_postgres() {
             " FOR UPDATE"
         } else {
@@ -101,14 +101,14 @@ impl Db {
 }
 
 /// A write transaction (plus, on SQLite, this process's writer lock).
-pub struct WriteTx {
+pub(crate) struct WriteTx {
     tx: Transaction<'static, Any>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
     /// Commits.
-    pub async fn commit(self) -> CtlResult<()> {
+    pub(crate) async fn commit(self) -> CtlResult<()> {
         self.tx.commit().await?;
         Ok(())
     }

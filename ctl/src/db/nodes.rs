@@ -6,7 +6,7 @@ use crate::error::{now_ms, CtlError, CtlResult};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-pub use crate::relay_row::RelayRow;
+pub(crate) use crate::relay_row::RelayRow;
 
 const RELAY_COLS: &str = "id, addresses, zone, capacity_bps, load, origin_rate_bps, origin_latency_ms, \
      origin_errors, bytes_served, last_seen_ms, alive";
@@ -31,7 +31,7 @@ fn relay_from(r: &AnyRow) -> CtlResult<RelayRow> {
 
 /// A registered client.
 #[derive(Debug, Clone)]
-pub struct ClientRow {
+pub(crate) struct ClientRow {
     /// Client id.
     pub id: String,
     /// Labels.
@@ -44,7 +44,7 @@ pub struct ClientRow {
 
 impl Db {
     /// Registers or updates a relay and marks it alive.
-    pub async fn upsert_relay(
+    pub(crate) async fn upsert_relay(
         &self,
         id: &str,
         addresses: &[String],
@@ -69,7 +69,7 @@ impl Db {
     }
 
     /// Records a heartbeat. NOT_FOUND if the relay never registered.
-    pub async fn relay_heartbeat(
+    pub(crate) async fn relay_heartbeat(
         &self,
         id: &str,
         load: f64,
@@ -101,7 +101,7 @@ impl Db {
     }
 
     /// One relay.
-    pub async fn get_relay(&self, id: &str) -> CtlResult<Option<RelayRow>> {
+    pub(crate) async fn get_relay(&self, id: &str) -> CtlResult<Option<RelayRow>> {
         let row = sqlx::query(&format!("SELECT {RELAY_COLS} FROM relays WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -110,7 +110,7 @@ impl Db {
     }
 
     /// All relays.
-    pub async fn list_relays(&self) -> CtlResult<Vec<RelayRow>> {
+    pub(crate) async fn list_relays(&self) -> CtlResult<Vec<RelayRow>> {
         let rows = sqlx::query(&format!("SELECT {RELAY_COLS} FROM relays ORDER BY id"))
             .fetch_all(self.pool())
             .await?;
@@ -118,7 +118,7 @@ impl Db {
     }
 
     /// Relays with `ids`, in one query.
-    pub async fn relays_by_ids(&self, ids: &[String]) -> CtlResult<Vec<RelayRow>> {
+    pub(crate) async fn relays_by_ids(&self, ids: &[String]) -> CtlResult<Vec<RelayRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -135,7 +135,7 @@ impl Db {
     }
 
     /// Number of active relay assignments per relay.
-    pub async fn relay_task_counts(&self) -> CtlResult<Vec<(String, i64)>> {
+    pub(crate) async fn relay_task_counts(&self) -> CtlResult<Vec<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT relay_id, COUNT(*) AS n FROM relay_assignments WHERE state = 'active' GROUP BY relay_id",
         )
@@ -147,7 +147,7 @@ impl Db {
     /// Marks relays silent since `cutoff_ms` dead and returns the (dist, relay) assignments
     /// they held, now set to `replaced`. Runs under an advisory lock on PostgreSQL so only
     /// one replica handles each death.
-    pub async fn reap_dead_relays(&self, cutoff_ms: i64) -> CtlResult<Vec<(String, String)>> {
+    pub(crate) async fn reap_dead_relays(&self, cutoff_ms: i64) -> CtlResult<Vec<(String, String)>> {
         let mut tx = self.begin_write().await?;
         if self.is_postgres() {
             super::postgres::xact_lock(&mut tx, super::postgres::RELAY_LOCK).await?;
@@ -180,7 +180,7 @@ impl Db {
 
     /// Adds relays to a distribution (bumping its revision) if it is still active and still
     /// short of relays. Returns the relays actually added.
-    pub async fn assign_relays(
+    pub(crate) async fn assign_relays(
         &self,
         dist_id: &str,
         want_total: i64,
@@ -222,7 +222,7 @@ impl Db {
     }
 
     /// Registers or updates a client and its labels.
-    pub async fn upsert_client(&self, id: &str, labels: &[String], zone: &str) -> CtlResult<()> {
+    pub(crate) async fn upsert_client(&self, id: &str, labels: &[String], zone: &str) -> CtlResult<()> {
         let json = serde_json::to_string(labels).map_err(|e| CtlError::Invalid(e.to_string()))?;
         let mut tx = self.begin_write().await?;
         sqlx::query(
@@ -249,7 +249,7 @@ impl Db {
     }
 
     /// All clients.
-    pub async fn list_clients(&self) -> CtlResult<Vec<ClientRow>> {
+    pub(crate) async fn list_clients(&self) -> CtlResult<Vec<ClientRow>> {
         let rows = sqlx::query("SELECT id, labels, zone, last_seen_ms FROM clients ORDER BY id")
             .fetch_all(self.pool())
             .await?;
@@ -268,7 +268,7 @@ impl Db {
     }
 
     /// Registered clients carrying any of `labels`.
-    pub async fn clients_with_labels(&self, labels: &[String]) -> CtlResult<Vec<String>> {
+    pub(crate) async fn clients_with_labels(&self, labels: &[String]) -> CtlResult<Vec<String>> {
         if labels.is_empty() {
             return Ok(Vec::new());
         }
@@ -284,12 +284,12 @@ impl Db {
     }
 
     /// Every registered client id.
-    pub async fn all_client_ids(&self) -> CtlResult<Vec<String>> {
+    pub(crate) async fn all_client_ids(&self) -> CtlResult<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT id FROM clients ORDER BY id").fetch_all(self.pool()).await?)
     }
 
     /// Zone of each listed client that is registered.
-    pub async fn client_zones(&self, dist_id: &str) -> CtlResult<Vec<String>> {
+    pub(crate) async fn client_zones(&self, dist_id: &str) -> CtlResult<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT c.zone FROM client_assignments a JOIN clients c ON c.id = a.client_id WHERE a.dist_id = $1",
         )

@@ -5,12 +5,12 @@ use super::WriteTx;
 use crate::error::CtlResult;
 
 /// Advisory lock key for schema migrations.
-pub const MIGRATION_LOCK: i64 = 4_242_001;
+pub(crate) const MIGRATION_LOCK: i64 = 4_242_001;
 /// Advisory lock key for relay reassignment.
-pub const RELAY_LOCK: i64 = 4_242_002;
+pub(crate) const RELAY_LOCK: i64 = 4_242_002;
 
 /// Takes a transaction-scoped advisory lock (released at commit or rollback).
-pub async fn xact_lock(tx: &mut WriteTx, key: i64) -> CtlResult<()> {
+pub(crate) async fn xact_lock(tx: &mut WriteTx, key: i64) -> CtlResult<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut ***tx).await?;
     Ok(())
 }

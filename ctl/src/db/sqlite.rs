@@ -5,10 +5,10 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 /// Default database when `--db` is not given: `floodgate.db` in the working directory.
-pub const DEFAULT_URL: &str = "sqlite://floodgate.db";
+pub(crate) const DEFAULT_URL: &str = "sqlite://floodgate.db";
 
 /// Adds `mode=rwc` (create the file if missing) unless a mode is given.
-pub fn normalize_url(url: &str) -> String {
+pub(crate) fn normalize_url(url: &str) -> String {
     if url.contains("mode=") {
         url.to_string()
     } else if url.contains('?') {
@@ -19,7 +19,7 @@ pub fn normalize_url(url: &str) -> String {
 }
 
 /// Opens the pool with WAL journaling and a busy timeout on every connection.
-pub async fn connect(opts: AnyPoolOptions, url: &str) -> CtlResult<AnyPool> {
+pub(crate) async fn connect(opts: AnyPoolOptions, url: &str) -> CtlResult<AnyPool> {
     let pool = opts
         .after_connect(|conn, _meta| {
             Box::pin(async move {

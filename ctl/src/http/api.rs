@@ -82,7 +82,7 @@ async fn audit_json(hs: &HttpState, limit: i64) -> Result<Vec<Value>, ApiError> 
 }
 
 /// `GET /api/v1/overview`: everything the dashboard shows, in one poll.
-pub async fn overview(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn overview(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
     check(&hs, &headers, Access::Read)?;
     let now = now_ms();
     let dists: Vec<Value> = admin::list_distributions(&hs.st)
@@ -107,7 +107,7 @@ pub async fn overview(State(hs): State<HttpState>, headers: HeaderMap) -> ApiRes
 }
 
 /// `GET /api/v1/distributions`.
-pub async fn distributions(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn distributions(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
     check(&hs, &headers, Access::Read)?;
     let now = now_ms();
     let v: Vec<Value> =
@@ -116,7 +116,7 @@ pub async fn distributions(State(hs): State<HttpState>, headers: HeaderMap) -> A
 }
 
 /// `GET /api/v1/distributions/{id}`.
-pub async fn distribution(
+pub(super) async fn distribution(
     State(hs): State<HttpState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -130,7 +130,7 @@ pub async fn distribution(
 /// Body of `POST /api/v1/distributions`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub(super) struct CreateBody {
     /// Origin URL.
     origin_url: String,
     /// Selector text: `id1,label:web,all`.
@@ -147,7 +147,7 @@ pub struct CreateBody {
 }
 
 /// `POST /api/v1/distributions` (admin).
-pub async fn create(
+pub(super) async fn create(
     State(hs): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -177,7 +177,7 @@ pub async fn create(
 }
 
 /// `POST /api/v1/distributions/{id}/cancel` (admin).
-pub async fn cancel(
+pub(super) async fn cancel(
     State(hs): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -189,7 +189,7 @@ pub async fn cancel(
 }
 
 /// `GET /api/v1/limits`.
-pub async fn limits(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn limits(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
     check(&hs, &headers, Access::Read)?;
     Ok(Json(Value::Array(limits_json(&hs).await?)))
 }
@@ -197,7 +197,7 @@ pub async fn limits(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResul
 /// Body of `PUT /api/v1/limits`: omitted (or null) limits become unlimited.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsBody {
+pub(super) struct LimitsBody {
     /// Origin host ("" or absent: the global row).
     #[serde(default)]
     origin: String,
@@ -213,7 +213,7 @@ pub struct LimitsBody {
 }
 
 /// `PUT /api/v1/limits` (admin).
-pub async fn set_limits(
+pub(super) async fn set_limits(
     State(hs): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -234,26 +234,26 @@ pub async fn set_limits(
 }
 
 /// `GET /api/v1/relays`.
-pub async fn relays(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn relays(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
     check(&hs, &headers, Access::Read)?;
     Ok(Json(Value::Array(relays_json(&hs).await?)))
 }
 
 /// `GET /api/v1/clients`.
-pub async fn clients(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn clients(State(hs): State<HttpState>, headers: HeaderMap) -> ApiResult {
     check(&hs, &headers, Access::Read)?;
     Ok(Json(Value::Array(clients_json(&hs).await?)))
 }
 
 /// Query of `GET /api/v1/audit`.
 #[derive(Debug, Deserialize)]
-pub struct AuditQuery {
+pub(super) struct AuditQuery {
     /// Most entries (default 100, at most 10000).
     limit: Option<i64>,
 }
 
 /// `GET /api/v1/audit`.
-pub async fn audit(
+pub(super) async fn audit(
     State(hs): State<HttpState>,
     headers: HeaderMap,
     Query(q): Query<AuditQuery>,
@@ -263,7 +263,10 @@ pub async fn audit(
 }
 
 /// `GET /metrics`: OpenMetrics text.
-pub async fn metrics(State(hs): State<HttpState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+pub(super) async fn metrics(
+    State(hs): State<HttpState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
     check(&hs, &headers, Access::Read)?;
     let body = crate::metrics::render(&hs.st).await?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 /// What a request wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Read state (dashboard, API GETs, `/metrics`).
     Read,
     /// Change state (create, cancel, limits).
@@ -21,7 +21,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Admits the request or says why not: 401 without a bearer token, 403 with a wrong one.
-pub fn check(hs: &HttpState, headers: &HeaderMap, want: Access) -> Result<(), ApiError> {
+pub(crate) fn check(hs: &HttpState, headers: &HeaderMap, want: Access) -> Result<(), ApiError> {
     if want == Access::Read && hs.open_reads {
         return Ok(());
     }

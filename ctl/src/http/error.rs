@@ -7,7 +7,7 @@ use axum::Json;
 
 /// An API error response.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// What went wrong, for people.
@@ -16,7 +16,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with `status` and `message`.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
 }

@@ -8,7 +8,7 @@
 
 mod api;
 mod assets;
-pub mod auth;
+pub(crate) mod auth;
 mod error;
 
 use crate::auth::Tokens;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// ctl's state.
     pub st: Arc<State>,
     /// The same tokens as gRPC.
@@ -34,7 +34,7 @@ pub struct HttpState {
 const MAX_BODY: usize = 24 << 20;
 
 /// The router with every route.
-pub fn router(hs: HttpState) -> Router {
+pub(crate) fn router(hs: HttpState) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/app.js", get(assets::script))
@@ -53,7 +53,7 @@ pub fn router(hs: HttpState) -> Router {
 }
 
 /// Serves until the process ends; a failing listener is logged.
-pub async fn serve(l: tokio::net::TcpListener, hs: HttpState) {
+pub(crate) async fn serve(l: tokio::net::TcpListener, hs: HttpState) {
     let app = router(hs).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(l, app).await {
         tracing::error!(error = %e, "HTTP listener failed");

@@ -19,13 +19,13 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 /// Largest accepted `.torrent` or piece-hash list.
-pub const MAX_META_BYTES: usize = 16 << 20;
+pub(crate) const MAX_META_BYTES: usize = 16 << 20;
 
 /// The admin service.
-pub struct Admin(pub Arc<State>);
+pub(crate) struct Admin(pub Arc<State>);
 
 /// A distribution with relays and statistics.
-pub async fn load_distribution(st: &State, d: &DistRow) -> CtlResult<pb::Distribution> {
+pub(crate) async fn load_distribution(st: &State, d: &DistRow) -> CtlResult<pb::Distribution> {
     let relays = st.db.dist_relays(&d.id).await?;
     let s = stats::build(&st.db.stats(&d.id).await?, d.size);
     convert::distribution(d, relays, s)
@@ -33,7 +33,7 @@ pub async fn load_distribution(st: &State, d: &DistRow) -> CtlResult<pb::Distrib
 
 /// Creates a distribution (validate, resolve targets, pick relays, persist with its audit
 /// entry, wake the pushers). Shared by gRPC and the HTTP API.
-pub async fn create(
+pub(crate) async fn create(
     st: &State,
     req: pb::CreateDistributionRequest,
     actor: &Actor,
@@ -141,7 +141,7 @@ fn opt(v: i64) -> Option<i64> {
 }
 
 /// Cancels an active distribution (recorded in the audit log) and announces it.
-pub async fn cancel(st: &State, id: &str, actor: &Actor) -> CtlResult<pb::Distribution> {
+pub(crate) async fn cancel(st: &State, id: &str, actor: &Actor) -> CtlResult<pb::Distribution> {
     let d = st.db.get_distribution(id).await?;
     let audit = actor.entry("dist.cancel", id, serde_json::json!({"previous_state": d.state}));
     if !st.db.cancel_distribution(id, &audit).await? {
@@ -154,7 +154,11 @@ pub async fn cancel(st: &State, id: &str, actor: &Actor) -> CtlResult<pb::Distri
 
 /// Sets one limits row (recorded in the audit log), tells the lease holders to renew, and
 /// returns the row with its usage.
-pub async fn set_limits(st: &State, l: &pb::OriginLimits, actor: &Actor) -> CtlResult<pb::OriginLimits> {
+pub(crate) async fn set_limits(
+    st: &State,
+    l: &pb::OriginLimits,
+    actor: &Actor,
+) -> CtlResult<pb::OriginLimits> {
     let row = limits_row(l)?;
     let target = if row.origin.is_empty() { "global" } else { row.origin.as_str() };
     let audit = actor.entry(
@@ -178,7 +182,7 @@ pub async fn set_limits(st: &State, l: &pb::OriginLimits, actor: &Actor) -> CtlR
 }
 
 /// Every distribution with statistics, newest first.
-pub async fn list_distributions(st: &State) -> CtlResult<Vec<pb::Distribution>> {
+pub(crate) async fn list_distributions(st: &State) -> CtlResult<Vec<pb::Distribution>> {
     let mut out = Vec::new();
     for d in st.db.list_distributions().await? {
         out.push(load_distribution(st, &d).await?);
@@ -187,7 +191,7 @@ pub async fn list_distributions(st: &State) -> CtlResult<Vec<pb::Distribution>> 
 }
 
 /// Global and per-origin limits with their live usage.
-pub async fn get_limits(st: &State) -> CtlResult<Vec<pb::OriginLimits>> {
+pub(crate) async fn get_limits(st: &State) -> CtlResult<Vec<pb::OriginLimits>> {
     Ok(st
         .db
         .limits_with_usage()

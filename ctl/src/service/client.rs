@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The client service.
-pub struct Client(pub Arc<State>);
+pub(crate) struct Client(pub Arc<State>);
 
 fn clamp_u64(v: u64) -> i64 {
     v.min(i64::MAX as u64) as i64

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The lease service.
-pub struct Lease(pub Arc<State>);
+pub(crate) struct Lease(pub Arc<State>);
 
 fn to_pb(l: LeaseRow) -> pb::OriginLease {
     pb::OriginLease {

@@ -1,9 +1,9 @@
 //! gRPC service implementations, one file per service.
 
-pub mod admin;
-pub mod client;
-pub mod lease;
-pub mod relay;
+pub(crate) mod admin;
+pub(crate) mod client;
+pub(crate) mod lease;
+pub(crate) mod relay;
 
 use crate::convert;
 use crate::error::CtlResult;
@@ -12,14 +12,14 @@ use floodgate_proto::v1 as pb;
 
 /// Parses a `.torrent` (as BitTorrent clients do: unknown keys allowed) and returns its
 /// total length; anything else is a clear `INVALID_ARGUMENT`.
-pub fn torrent_length(torrent: &[u8]) -> CtlResult<u64> {
+pub(crate) fn torrent_length(torrent: &[u8]) -> CtlResult<u64> {
     floodgate_engine::metainfo::Metainfo::from_bytes_lenient(torrent)
         .map(|m| m.total_length())
         .map_err(|e| crate::error::CtlError::Invalid(format!("torrent: {e}")))
 }
 
 /// Piece hashes and torrent of a distribution (shared by relay and client services).
-pub async fn distribution_meta(st: &State, dist_id: &str) -> CtlResult<pb::DistributionMeta> {
+pub(crate) async fn distribution_meta(st: &State, dist_id: &str) -> CtlResult<pb::DistributionMeta> {
     let d = st.db.get_distribution(dist_id).await?;
     Ok(pb::DistributionMeta {
         dist_id: d.id.clone(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The relay service.
-pub struct Relay(pub Arc<State>);
+pub(crate) struct Relay(pub Arc<State>);
 
 fn clamp_u64(v: u64) -> i64 {
     v.min(i64::MAX as u64) as i64

@@ -72,7 +72,7 @@ impl PeerShared {
     }
 
     /// Stores a rate (bytes/s) in an atomic.
-    pub fn set_rate(cell: &AtomicU64, rate: f64) {
+    pub(crate) fn set_rate(cell: &AtomicU64, rate: f64) {
         cell.store(rate.max(0.0) as u64, Ordering::Relaxed);
     }
 }
@@ -186,7 +186,7 @@ pub enum HttpClaim {
 impl Torrent {
     /// Builds the shared state and starts the torrent's verifier threads. `up` and `down` are
     /// the rate limits (swarm, then torrent) its connections wait on.
-    pub fn new(parts: AddTorrent, up: RateChain, down: RateChain) -> Result<Arc<Torrent>, SwarmError> {
+    pub(crate) fn new(parts: AddTorrent, up: RateChain, down: RateChain) -> Result<Arc<Torrent>, SwarmError> {
         let layout = Arc::new(parts.layout);
         if parts.piece_hashes.len() != layout.piece_count() {
             return Err(SwarmError::Invalid("piece hash count does not match the layout"));
@@ -246,7 +246,7 @@ impl Torrent {
     /// Registers a new connection: a free slot, or `None` when the torrent is full, the
     /// address is banned, or a connection with this exact address exists (a second dial of the
     /// same peer, e.g. given by the user and by a tracker).
-    pub fn register_peer(&self, addr: SocketAddr) -> Option<Arc<PeerShared>> {
+    pub(crate) fn register_peer(&self, addr: SocketAddr) -> Option<Arc<PeerShared>> {
         if self.banned.lock().contains(&addr.ip()) {
             return None;
         }
@@ -268,7 +268,7 @@ impl Torrent {
     }
 
     /// Forgets a closed connection (its session must already be dropped, releasing its claims).
-    pub fn unregister_peer(&self, shared: &PeerShared) {
+    pub(crate) fn unregister_peer(&self, shared: &PeerShared) {
         self.peers.lock().retain(|p| p.slot != shared.slot);
         if shared.unchoked.swap(false, Ordering::Relaxed) {
             self.unchoked.fetch_sub(1, Ordering::Relaxed);
@@ -277,12 +277,12 @@ impl Torrent {
     }
 
     /// Number of live connections.
-    pub fn peer_count(&self) -> usize {
+    pub(crate) fn peer_count(&self) -> usize {
         self.peers.lock().len()
     }
 
     /// Takes an upload slot for a newly interested peer if one is free.
-    pub fn try_unchoke_slot(&self) -> bool {
+    pub(crate) fn try_unchoke_slot(&self) -> bool {
         self.unchoked
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.upload_slots).then_some(n + 1))
             .is_ok()
@@ -291,7 +291,7 @@ impl Torrent {
     /// A received block, kept until its piece is complete; the delivery that completes the piece
     /// writes it with one vectored write and submits it to the verifier. Unverified bytes are
     /// on disk only briefly and never served: serving reads only verified pieces.
-    pub fn on_block(&self, from: PeerSlot, block: BlockRef, data: Bytes) {
+    pub(crate) fn on_block(&self, from: PeerSlot, block: BlockRef, data: Bytes) {
         self.counters.downloaded.fetch_add(data.len() as u64, Ordering::Relaxed);
         let complete = {
             let mut part = self.partial[block.piece.get()].lock();
@@ -382,7 +382,7 @@ impl Torrent {
     /// the import slot. A piece peers were asked for but sent nothing of may be fetched too
     /// (their requests are superseded when it lands); with `overlap`, any piece peers are
     /// downloading (endgame). Never a piece another HTTP fetch holds. Give unfetched claims back with [`Torrent::release_http`].
-    pub fn claim_for_http(&self, piece: PieceIndex, overlap: bool) -> HttpClaim {
+    pub(crate) fn claim_for_http(&self, piece: PieceIndex, overlap: bool) -> HttpClaim {
         let Ok(piece) = self.map.piece(piece.0) else { return HttpClaim::Unavailable };
         if self.map.is_withheld(piece) {
             return HttpClaim::Unavailable;
@@ -401,7 +401,7 @@ impl Torrent {
     }
 
     /// Gives back the blocks of `piece` HTTP claimed and did not deliver (a failed fetch).
-    pub fn release_http(&self, piece: PieceIndex) {
+    pub(crate) fn release_http(&self, piece: PieceIndex) {
         let Ok(piece) = self.map.piece(piece.0) else { return };
         for i in 0..self.map.block_count(piece) {
             let _ = self.map.release_block(self.map.block_ref(piece, i), IMPORT_SLOT);
@@ -414,7 +414,7 @@ impl Torrent {
     /// and announced at once; if peers delivered some blocks first, its blocks join theirs and
     /// the piece is hashed as a whole when the last one is in (so a BitTorrent/HTTP race never
     /// leaves a piece complete but unverified).
-    pub fn import_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<ImportOutcome, ImportError> {
+    pub(crate) fn import_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<ImportOutcome, ImportError> {
         let piece = self.checked_piece(piece, data)?;
         if self.map.verified().has(piece) {
             return Ok(ImportOutcome::AlreadyHad);
@@ -429,7 +429,7 @@ impl Torrent {
     /// A whole piece whose producer hashed it and wrote it to this torrent's files itself (a
     /// relay's URL-only pull: the relay is where the hashes come from): `hash` is published
     /// and the piece is marked verified and announced without hashing or writing it again.
-    pub fn adopt_piece(
+    pub(crate) fn adopt_piece(
         &self,
         piece: PieceIndex,
         data: &[u8],
@@ -445,7 +445,7 @@ impl Torrent {
 
     /// Publishes the hash of a piece that was withheld without one: from now on peers and
     /// HTTP may fetch it. `Ok(true)` if it was new.
-    pub fn publish_hash(&self, piece: PieceIndex, hash: [u8; 20]) -> Result<bool, ImportError> {
+    pub(crate) fn publish_hash(&self, piece: PieceIndex, hash: [u8; 20]) -> Result<bool, ImportError> {
         let new = self.hashes.publish(piece, hash)?;
         if new {
             self.map.release_withheld(piece)?;
@@ -454,12 +454,12 @@ impl Torrent {
     }
 
     /// Whether the hash of `piece` is known.
-    pub fn hash_known(&self, piece: PieceIndex) -> bool {
+    pub(crate) fn hash_known(&self, piece: PieceIndex) -> bool {
         self.hashes.get(piece).is_some()
     }
 
     /// The piece hashes as far as known.
-    pub fn piece_hashes(&self) -> &PieceHashes {
+    pub(crate) fn piece_hashes(&self) -> &PieceHashes {
         &self.hashes
     }
 
@@ -538,7 +538,7 @@ impl Torrent {
     }
 
     /// Reads a whole verified piece for upload (callers slice blocks out of it).
-    pub fn read_piece(&self, piece: PieceIndex) -> Option<Bytes> {
+    pub(crate) fn read_piece(&self, piece: PieceIndex) -> Option<Bytes> {
         match self.store.read_piece(piece) {
             Ok(b) => Some(b),
             Err(e) => {
@@ -549,7 +549,7 @@ impl Torrent {
     }
 
     /// Stops the verifier and asks every connection to close.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         for p in self.peers.lock().iter() {
             p.close.store(true, Ordering::Relaxed);
         }

@@ -46,7 +46,7 @@ pub(crate) struct RawOp {
 
 impl RawOp {
     /// A placeholder that is never submitted.
-    pub const EMPTY: RawOp = RawOp {
+    pub(super) const EMPTY: RawOp = RawOp {
         fd: -1,
         offset: 0,
         ptr: std::ptr::null_mut(),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Limits of the HTTP server.
 #[derive(Clone, Debug)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Connections one IP address may hold.
     pub per_ip_conns: usize,
     /// Requests per second one IP address may make (burst the same); 0 = unlimited.
@@ -26,7 +26,7 @@ impl Default for ServerConfig {
 /// `floodgate-relay` flags for the HTTP server (flattened into the relay's command line; ctl
 /// mode still starts its server with the defaults).
 #[derive(clap::Args, Clone, Debug)]
-pub struct HttpArgs {
+pub(crate) struct HttpArgs {
     /// HTTP connections one client IP address may hold at once.
     #[arg(long, default_value_t = 64)]
     pub http_conns_per_ip: usize,
@@ -58,7 +58,7 @@ impl Default for HttpArgs {
 
 impl HttpArgs {
     /// The server limits these flags describe (timeouts of at least one second).
-    pub fn config(&self) -> ServerConfig {
+    pub(crate) fn config(&self) -> ServerConfig {
         let secs = |s: u64| Duration::from_secs(s.max(1));
         ServerConfig {
             per_ip_conns: self.http_conns_per_ip.max(1),

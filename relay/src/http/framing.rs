@@ -10,11 +10,11 @@
 use floodgate_engine::http::MAX_HEADERS;
 
 /// Largest request body read and dropped; a longer declared body is refused.
-pub const MAX_REQUEST_BODY: u64 = 64 * 1024;
+pub(super) const MAX_REQUEST_BODY: u64 = 64 * 1024;
 
 /// What follows a request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(super) enum Framing {
     /// No body: the next bytes are the next request.
     NoBody,
     /// A body of this many bytes (at most [`MAX_REQUEST_BODY`]) to read and drop.
@@ -24,7 +24,7 @@ pub enum Framing {
 }
 
 /// The framing of the complete request head `head` (the bytes `parse_request` used).
-pub fn request_framing(head: &[u8]) -> Framing {
+pub(super) fn request_framing(head: &[u8]) -> Framing {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::task::Task;
 
 /// Longest a long poll is held.
-pub const MAX_WAIT: Duration = Duration::from_secs(10);
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// The hash list of `task` for the query string `query` (after the `?`, possibly empty).
 pub(super) async fn hash_list(task: &Task, query: &str) -> String {

@@ -40,13 +40,13 @@ pub(super) struct PerIpLimits {
 impl PerIpLimits {
     /// At most `conns` connections and `rate` requests per second (burst the same; 0 = no
     /// request limit) per address.
-    pub fn new(conns: usize, rate: u64) -> Self {
+    pub(super) fn new(conns: usize, rate: u64) -> Self {
         let table = Table { ips: HashMap::new(), next_prune: Instant::now() };
         PerIpLimits { conns, rate, table: Mutex::new(table) }
     }
 
     /// Counts a new connection from `ip`; false if `ip` holds its limit already.
-    pub fn admit(&self, ip: IpAddr) -> bool {
+    pub(super) fn admit(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
         let mut t = self.table.lock();
         if t.ips.len() > PRUNE_ABOVE && now >= t.next_prune {
@@ -67,7 +67,7 @@ impl PerIpLimits {
     }
 
     /// Counts a closed connection from `ip`.
-    pub fn leave(&self, ip: IpAddr) {
+    pub(super) fn leave(&self, ip: IpAddr) {
         if let Some(e) = self.table.lock().ips.get_mut(&ip) {
             e.conns = e.conns.saturating_sub(1);
             if e.conns == 0 {
@@ -77,7 +77,7 @@ impl PerIpLimits {
     }
 
     /// Whether `ip` may make one more request now (takes a token).
-    pub fn allow_request(&self, ip: IpAddr) -> bool {
+    pub(super) fn allow_request(&self, ip: IpAddr) -> bool {
         if self.rate == 0 {
             return true;
         }

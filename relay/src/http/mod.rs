@@ -27,9 +27,9 @@ use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
 use crate::task::Task;
-pub use config::{HttpArgs, ServerConfig};
+pub(crate) use config::{HttpArgs, ServerConfig};
 use limits::PerIpLimits;
-pub use tracker::{Tracker, SELF_ANNOUNCE_EVERY};
+pub(crate) use tracker::{Tracker, SELF_ANNOUNCE_EVERY};
 use validators::Validators;
 
 /// The answer to a connection over its IP's limit, written without waiting before closing.
@@ -52,7 +52,7 @@ impl Served {
 }
 
 /// What every connection shares.
-pub struct Server {
+pub(crate) struct Server {
     /// The relay's tasks (added and removed at run time in ctl mode).
     tasks: RwLock<Vec<Arc<Served>>>,
     /// Limits.
@@ -64,7 +64,7 @@ pub struct Server {
 
 impl Server {
     /// A server over `tasks`.
-    pub fn new(tasks: Vec<Arc<Task>>, config: ServerConfig) -> Self {
+    pub(crate) fn new(tasks: Vec<Arc<Task>>, config: ServerConfig) -> Self {
         let server = Server {
             tasks: RwLock::new(Vec::new()),
             limits: PerIpLimits::new(config.per_ip_conns, config.per_ip_rate),
@@ -78,13 +78,13 @@ impl Server {
     }
 
     /// A snapshot of the current tasks.
-    pub fn tasks(&self) -> Vec<Arc<Task>> {
+    pub(crate) fn tasks(&self) -> Vec<Arc<Task>> {
         self.tasks.read().iter().map(|s| s.task.clone()).collect()
     }
 
     /// Adds `task` (replacing a task with the same id); its tracker tracks the task's torrent.
     /// A URL-only task's torrent comes later: see [`Server::task_seeding`].
-    pub fn add_task(&self, task: Arc<Task>) {
+    pub(crate) fn add_task(&self, task: Arc<Task>) {
         self.task_seeding(&task);
         let served = Arc::new(Served::new(task));
         let mut tasks = self.tasks.write();
@@ -94,14 +94,14 @@ impl Server {
 
     /// Tells the tracker to track `task`'s torrent, if it has one yet (a URL-only task gets its
     /// torrent when its pull completes).
-    pub fn task_seeding(&self, task: &Task) {
+    pub(crate) fn task_seeding(&self, task: &Task) {
         for t in [task.torrent(), task.provisional()].into_iter().flatten() {
             self.tracker.allow(t.info_hash());
         }
     }
 
     /// Removes the task with id `id`, if any, and stops tracking its torrent.
-    pub fn remove_task(&self, id: &str) {
+    pub(crate) fn remove_task(&self, id: &str) {
         let mut tasks = self.tasks.write();
         tasks.retain(|s| {
             let removed = s.task.id.eq_ignore_ascii_case(id);
@@ -113,7 +113,7 @@ impl Server {
     }
 
     /// The task with id `id`.
-    pub fn task(&self, id: &str) -> Option<Arc<Task>> {
+    pub(crate) fn task(&self, id: &str) -> Option<Arc<Task>> {
         self.served(id).map(|s| s.task.clone())
     }
 
@@ -142,7 +142,7 @@ impl Server {
 }
 
 /// Accepts connections on `listener` forever.
-pub async fn serve(listener: TcpListener, server: Arc<Server>) {
+pub(crate) async fn serve(listener: TcpListener, server: Arc<Server>) {
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -171,6 +171,6 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) {
 }
 
 /// Binds the HTTP listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }

@@ -15,10 +15,10 @@ use floodgate_engine::types::{InfoHash, PeerId};
 use parking_lot::Mutex;
 
 /// How often the relay re-registers itself (peers expire after twice the 120 s interval).
-pub const SELF_ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const SELF_ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
 
 /// The relay's tracker.
-pub struct Tracker {
+pub(crate) struct Tracker {
     server: Mutex<TrackerServer>,
 }
 
@@ -34,23 +34,23 @@ impl Default for Tracker {
 
 impl Tracker {
     /// Answers an `/announce` or `/scrape` request: (status, bencoded body).
-    pub fn handle(&self, target: &str, peer_ip: IpAddr) -> (u16, Vec<u8>) {
+    pub(crate) fn handle(&self, target: &str, peer_ip: IpAddr) -> (u16, Vec<u8>) {
         self.server.lock().handle(target, peer_ip, Instant::now())
     }
 
     /// Tracks `info_hash` (one of the relay's tasks) from now on.
-    pub fn allow(&self, info_hash: InfoHash) {
+    pub(crate) fn allow(&self, info_hash: InfoHash) {
         self.server.lock().allow(info_hash);
     }
 
     /// Stops tracking `info_hash` and forgets its swarm (its task was removed).
-    pub fn disallow(&self, info_hash: &InfoHash) {
+    pub(crate) fn disallow(&self, info_hash: &InfoHash) {
         self.server.lock().disallow(info_hash);
     }
 
     /// Registers the relay (at `bt`, its BitTorrent address) as a seed of `info_hash`, which it
     /// tracks from now on.
-    pub fn register_seed(&self, info_hash: InfoHash, peer_id: PeerId, bt: SocketAddr) {
+    pub(crate) fn register_seed(&self, info_hash: InfoHash, peer_id: PeerId, bt: SocketAddr) {
         self.allow(info_hash);
         let mut target = String::from("/announce?info_hash=");
         percent_encode(info_hash.as_bytes(), &mut target);

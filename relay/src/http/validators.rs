@@ -18,7 +18,7 @@ pub(super) struct Validators {
 
 impl Validators {
     /// Validators for `etag` and a modification time (cut to whole seconds).
-    pub fn new(etag: String, modified: SystemTime) -> Self {
+    pub(super) fn new(etag: String, modified: SystemTime) -> Self {
         let secs = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let last_modified = UNIX_EPOCH + Duration::from_secs(secs);
         let last_modified_text = httpdate::fmt_http_date(last_modified);
@@ -28,7 +28,7 @@ impl Validators {
     /// Whether the client's copy is current (answer 304): `If-None-Match` names the ETag
     /// (weak comparison), or, without `If-None-Match`, the data was not modified after the
     /// `If-Modified-Since` date (an invalid date is ignored).
-    pub fn not_modified(&self, head: &RequestHead) -> bool {
+    pub(super) fn not_modified(&self, head: &RequestHead) -> bool {
         if let Some(list) = head.if_none_match.as_deref() {
             return list.split(',').map(str::trim).any(|t| t == "*" || weak_eq(t, &self.etag));
         }
@@ -40,7 +40,7 @@ impl Validators {
 
     /// Whether a `Range` may be honoured: no `If-Range`, or one naming this representation (the
     /// ETag, compared strongly, or exactly the Last-Modified date). Otherwise the whole data is sent.
-    pub fn range_allowed(&self, if_range: Option<&str>) -> bool {
+    pub(super) fn range_allowed(&self, if_range: Option<&str>) -> bool {
         match if_range.map(str::trim) {
             None => true,
             Some(tag) if tag.starts_with('"') || tag.starts_with("W/") => tag == self.etag,

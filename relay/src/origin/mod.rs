@@ -13,14 +13,14 @@ use std::time::Duration;
 use floodgate_engine::swarm::ImportOutcome;
 use floodgate_engine::types::PieceIndex;
 use floodgate_fetch::{backoff, Conn, FetchError as OriginError, Flow, RunSpec, Tally, Validators};
-pub use floodgate_fetch::{client_config, ClientConfig, HttpUrl, Quota};
+pub(crate) use floodgate_fetch::{client_config, ClientConfig, HttpUrl, Quota};
 use schedule::{Run, Schedule};
 
 use crate::task::Task;
 
 /// How a pull runs.
 #[derive(Clone, Debug)]
-pub struct PullConfig {
+pub(crate) struct PullConfig {
     /// Parallel connections to the origin (2–8).
     pub conns: usize,
     /// Origin bandwidth limit in bytes/s (0 = unlimited).
@@ -62,7 +62,7 @@ struct Puller {
 }
 
 /// Pulls every missing piece of `task` from its origin; returns when complete or failed.
-pub async fn pull(task: Arc<Task>, config: PullConfig) {
+pub(crate) async fn pull(task: Arc<Task>, config: PullConfig) {
     if task.check_complete() {
         return;
     }
@@ -101,7 +101,7 @@ pub async fn pull(task: Arc<Task>, config: PullConfig) {
 }
 
 /// The origin file's length (HEAD, with retries), for a URL-only task's layout.
-pub async fn origin_length(url: &HttpUrl, config: &PullConfig) -> Result<u64, OriginError> {
+pub(crate) async fn origin_length(url: &HttpUrl, config: &PullConfig) -> Result<u64, OriginError> {
     probe(&crate::task::Counters::default(), "-", url, config).await.map(|v| v.length)
 }
 

@@ -18,7 +18,7 @@ use crate::task::Task;
 
 /// What the schedule reads about a task's pieces. A trait so the ordering rules are tested
 /// without a store, a swarm or sockets.
-pub trait PieceView {
+pub(super) trait PieceView {
     /// Bytes in a (full) piece.
     fn piece_length(&self) -> u64;
     /// Whether `piece` is verified already.
@@ -31,7 +31,7 @@ pub trait PieceView {
 
 /// Consecutive pieces fetched with one Range request: `first..first + count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Run {
+pub(super) struct Run {
     /// The first piece.
     pub first: u32,
     /// How many pieces.
@@ -45,14 +45,14 @@ struct State {
 }
 
 /// The shared claim table of one task's pull.
-pub struct Schedule {
+pub(super) struct Schedule {
     state: Mutex<State>,
     max_run_bytes: u64,
 }
 
 impl Schedule {
     /// A schedule for `pieces` pieces; runs carry at most `max_run_bytes` (at least one piece).
-    pub fn new(pieces: u32, max_run_bytes: u64) -> Self {
+    pub(super) fn new(pieces: u32, max_run_bytes: u64) -> Self {
         Schedule {
             state: Mutex::new(State { claimed: vec![false; pieces as usize], cursor: 0 }),
             max_run_bytes,
@@ -60,7 +60,7 @@ impl Schedule {
     }
 
     /// Claims the next run of `task` for a worker, or `None` if no piece is left unclaimed.
-    pub fn next(&self, task: &Task) -> Option<Run> {
+    pub(super) fn next(&self, task: &Task) -> Option<Run> {
         self.next_in(task)
     }
 
@@ -94,7 +94,7 @@ impl Schedule {
     }
 
     /// Releases a run's claims; pieces still unverified become pullable again.
-    pub fn release(&self, run: Run, task: &Task) {
+    pub(super) fn release(&self, run: Run, task: &Task) {
         self.release_in(run, task)
     }
 
@@ -109,7 +109,7 @@ impl Schedule {
     }
 
     /// Whether any worker still holds a claim.
-    pub fn any_claimed(&self) -> bool {
+    pub(super) fn any_claimed(&self) -> bool {
         self.state.lock().claimed.iter().any(|&c| c)
     }
 }

@@ -44,7 +44,7 @@ struct State {
 }
 
 /// Pieces of a URL-only task, hashed as they land.
-pub struct Growing {
+pub(crate) struct Growing {
     /// Pieces onto the one file.
     pub layout: Arc<Layout>,
     store: Store,
@@ -53,7 +53,7 @@ pub struct Growing {
 
 impl Growing {
     /// Empty content over `store`, not recorded anywhere (nothing survives a restart).
-    pub fn new(layout: Arc<Layout>, store: Store) -> Self {
+    pub(crate) fn new(layout: Arc<Layout>, store: Store) -> Self {
         let n = layout.piece_count();
         let state = State {
             hashes: vec![None; n as usize],
@@ -68,7 +68,7 @@ impl Growing {
 
     /// Content over `store` recorded in `journal`: the pieces a previous run recorded there
     /// whose bytes in `store` still match their hash count as landed.
-    pub fn open(layout: Arc<Layout>, store: Store, journal: &Path) -> std::io::Result<Self> {
+    pub(crate) fn open(layout: Arc<Layout>, store: Store, journal: &Path) -> std::io::Result<Self> {
         let growing = Growing::new(layout, store);
         let old = match std::fs::read(journal) {
             Ok(b) => b,
@@ -119,7 +119,7 @@ impl Growing {
     /// records it for the next run. If an earlier run recorded another ETag, the origin file
     /// changed in between: every resumed piece is dropped (and the journal restarted), so old
     /// and new bytes are never mixed. Returns whether the resumed pieces were kept.
-    pub fn check_origin(&self, etag: Option<&str>) -> bool {
+    pub(crate) fn check_origin(&self, etag: Option<&str>) -> bool {
         let mut s = self.state.lock();
         let Some(journal) = s.journal_path.clone() else { return true };
         let tag_file = Self::etag_path(&journal);
@@ -183,22 +183,22 @@ impl Growing {
     }
 
     /// Whether `piece` has landed.
-    pub fn has(&self, piece: u32) -> bool {
+    pub(crate) fn has(&self, piece: u32) -> bool {
         piece < self.layout.piece_count() && self.state.lock().landed.has(PieceIndex(piece))
     }
 
     /// Pieces landed.
-    pub fn count(&self) -> u32 {
+    pub(crate) fn count(&self) -> u32 {
         self.state.lock().landed.count_ones()
     }
 
     /// Bytes in landed pieces.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.state.lock().bytes
     }
 
     /// Writes and hashes a piece; returns false if it had landed already.
-    pub fn land(&self, piece: u32, data: &[u8]) -> Result<bool, StoreError> {
+    pub(crate) fn land(&self, piece: u32, data: &[u8]) -> Result<bool, StoreError> {
         if self.has(piece) {
             return Ok(false);
         }
@@ -223,24 +223,24 @@ impl Growing {
     }
 
     /// Reads landed bytes back.
-    pub fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, StoreError> {
+    pub(crate) fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, StoreError> {
         self.store.read_at(offset, len)
     }
 
     /// The store the pieces land in.
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
     /// The hash of `piece`, once it landed.
-    pub fn hash(&self, piece: u32) -> Option<[u8; 20]> {
+    pub(crate) fn hash(&self, piece: u32) -> Option<[u8; 20]> {
         self.state.lock().hashes.get(piece as usize).copied().flatten()
     }
 
     /// The pieces that landed after the first `seq` (in landing order) with their hashes, and
     /// the sequence number to ask from next time. A `seq` from before a restart of the
     /// journal (the origin changed) is answered from the start.
-    pub fn landed_since(&self, seq: u64) -> (u64, Vec<(u32, [u8; 20])>) {
+    pub(crate) fn landed_since(&self, seq: u64) -> (u64, Vec<(u32, [u8; 20])>) {
         let s = self.state.lock();
         let from = usize::try_from(seq).unwrap_or(usize::MAX).min(s.order.len());
         let new = s.order[from..].iter().filter_map(|&p| s.hashes[p as usize].map(|h| (p, h))).collect();
@@ -248,22 +248,22 @@ impl Growing {
     }
 
     /// The pieces landed so far, as a bitfield.
-    pub fn landed(&self) -> Bitfield {
+    pub(crate) fn landed(&self) -> Bitfield {
         self.state.lock().landed.clone()
     }
 
     /// The hash list so far (`None` for pieces not landed).
-    pub fn hashes(&self) -> Vec<Option<[u8; 20]>> {
+    pub(crate) fn hashes(&self) -> Vec<Option<[u8; 20]>> {
         self.state.lock().hashes.clone()
     }
 
     /// Flushes the data.
-    pub fn sync(&self) -> Result<(), StoreError> {
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
         self.store.sync_all()
     }
 
     /// The complete torrent (once every piece landed), with `web_seed` as its BEP 19 url-list.
-    pub fn build_torrent(&self, name: &str, web_seed: &str) -> Option<(Vec<u8>, Metainfo)> {
+    pub(crate) fn build_torrent(&self, name: &str, web_seed: &str) -> Option<(Vec<u8>, Metainfo)> {
         let hashes: Option<Vec<[u8; 20]>> = self.state.lock().hashes.iter().copied().collect();
         let builder =
             MetainfoBuilder::single_file(name, self.layout.total_length(), self.layout.piece_length())

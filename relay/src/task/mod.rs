@@ -18,11 +18,11 @@ use floodgate_engine::types::PieceIndex;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-pub use growing::Growing;
+pub(crate) use growing::Growing;
 
 /// Where a task is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TaskState {
+pub(crate) enum TaskState {
     /// Pulling from the origin (and serving what is verified).
     Pulling,
     /// Every piece is verified.
@@ -33,7 +33,7 @@ pub enum TaskState {
 
 impl TaskState {
     /// A short name for JSON and metrics.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             TaskState::Pulling => "pulling",
             TaskState::Complete => "complete",
@@ -44,7 +44,7 @@ impl TaskState {
 
 /// Why a wait for bytes ended without them.
 #[derive(Debug, thiserror::Error)]
-pub enum WaitError {
+pub(crate) enum WaitError {
     /// The task failed; the bytes will never come.
     #[error("task failed: {0}")]
     Failed(String),
@@ -55,7 +55,7 @@ pub enum WaitError {
 
 /// Counters of one task (monotonic, relaxed).
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Body bytes received from the origin.
     pub origin_bytes: AtomicU64,
     /// Requests sent to the origin.
@@ -72,13 +72,13 @@ pub struct Counters {
 
 /// Pieces that readers are waiting for, pulled before the rest (bounded: one entry per piece).
 #[derive(Debug, Default)]
-pub struct Demand {
+pub(crate) struct Demand {
     queue: Mutex<VecDeque<u32>>,
 }
 
 impl Demand {
     /// Asks for `piece` to be pulled soon (ignored if already queued).
-    pub fn push(&self, piece: u32) {
+    pub(crate) fn push(&self, piece: u32) {
         let mut q = self.queue.lock();
         if !q.contains(&piece) && q.len() < 4096 {
             q.push_back(piece);
@@ -86,13 +86,13 @@ impl Demand {
     }
 
     /// The oldest wanted piece.
-    pub fn pop(&self) -> Option<u32> {
+    pub(crate) fn pop(&self) -> Option<u32> {
         self.queue.lock().pop_front()
     }
 }
 
 /// One task: a file pulled from `origin` and served while pulling.
-pub struct Task {
+pub(crate) struct Task {
     /// The task id (the info-hash in hex when known; else derived from the URL).
     pub id: String,
     /// The origin URL.
@@ -150,7 +150,12 @@ impl Task {
     }
 
     /// A hash-known task over a torrent already in the swarm.
-    pub fn known(origin: String, meta: &Metainfo, torrent: TorrentHandle, threshold_percent: u8) -> Self {
+    pub(crate) fn known(
+        origin: String,
+        meta: &Metainfo,
+        torrent: TorrentHandle,
+        threshold_percent: u8,
+    ) -> Self {
         let layout = Arc::new(meta.layout());
         let task =
             Task::base(meta.info_hash().to_hex(), origin, meta.name().to_string(), layout, threshold_percent);
@@ -162,7 +167,7 @@ impl Task {
 
     /// A URL-only task writing into `store`: pieces are hashed as they land and recorded in
     /// `journal`; pieces a previous run recorded there and still correct on disk are kept.
-    pub fn url_only(
+    pub(crate) fn url_only(
         id: String,
         origin: String,
         name: String,
@@ -180,39 +185,39 @@ impl Task {
     }
 
     /// The URL-only content, if this is a URL-only task.
-    pub fn growing(&self) -> Option<&Growing> {
+    pub(crate) fn growing(&self) -> Option<&Growing> {
         self.growing.as_ref()
     }
 
     /// The torrent in the swarm, once there is one.
-    pub fn torrent(&self) -> Option<&TorrentHandle> {
+    pub(crate) fn torrent(&self) -> Option<&TorrentHandle> {
         self.torrent.get()
     }
 
     /// The `.torrent` file, once there is one.
-    pub fn torrent_file(&self) -> Option<&[u8]> {
+    pub(crate) fn torrent_file(&self) -> Option<&[u8]> {
         self.torrent_file.get().map(Vec::as_slice)
     }
 
     /// Serves a URL-only task in its provisional swarm: every landed piece is adopted there
     /// (announced to the distribution's clients with its hash) as it lands.
-    pub fn set_provisional(&self, torrent: TorrentHandle) {
+    pub(crate) fn set_provisional(&self, torrent: TorrentHandle) {
         let _ = self.provisional.set(torrent);
     }
 
     /// The provisional swarm's torrent, if this URL-only task has one.
-    pub fn provisional(&self) -> Option<&TorrentHandle> {
+    pub(crate) fn provisional(&self) -> Option<&TorrentHandle> {
         self.provisional.get()
     }
 
     /// Publishes a URL-only task's torrent once it is complete and seeding.
-    pub fn set_seeding(&self, file: Vec<u8>, torrent: TorrentHandle) {
+    pub(crate) fn set_seeding(&self, file: Vec<u8>, torrent: TorrentHandle) {
         let _ = self.torrent_file.set(file);
         let _ = self.torrent.set(torrent);
     }
 
     /// Pieces verified (landed, for a URL-only task).
-    pub fn verified_count(&self) -> u32 {
+    pub(crate) fn verified_count(&self) -> u32 {
         match (&self.growing, self.torrent.get()) {
             (Some(g), _) => g.count(),
             (None, Some(t)) => t.piece_map().verified_count(),
@@ -221,7 +226,7 @@ impl Task {
     }
 
     /// Bytes in verified pieces.
-    pub fn verified_bytes(&self) -> u64 {
+    pub(crate) fn verified_bytes(&self) -> u64 {
         match (&self.growing, self.torrent.get()) {
             (Some(g), _) => g.bytes(),
             (None, Some(t)) => t.piece_map().verified_bytes(),
@@ -230,12 +235,12 @@ impl Task {
     }
 
     /// Whether every piece is verified.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.verified_count() == self.layout.piece_count()
     }
 
     /// BitTorrent (bytes uploaded, connected peers), the provisional swarm's included.
-    pub fn bt_stats(&self) -> (u64, usize) {
+    pub(crate) fn bt_stats(&self) -> (u64, usize) {
         [self.torrent.get(), self.provisional.get()].into_iter().flatten().fold((0, 0), |(up, peers), t| {
             let s = t.stats();
             (up + s.uploaded, peers + s.peers)
@@ -243,7 +248,7 @@ impl Task {
     }
 
     /// Adds a piece from the origin: hash-checked (known) or hashed (URL-only), written, announced.
-    pub fn import(&self, piece: u32, data: &[u8]) -> Result<ImportOutcome, ImportError> {
+    pub(crate) fn import(&self, piece: u32, data: &[u8]) -> Result<ImportOutcome, ImportError> {
         match (&self.growing, self.torrent.get()) {
             (Some(g), _) => {
                 if !g.land(piece, data)? {
@@ -267,7 +272,7 @@ impl Task {
     }
 
     /// Reads verified bytes back.
-    pub fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, String> {
+    pub(crate) fn read(&self, offset: u64, len: usize) -> Result<bytes::Bytes, String> {
         match (&self.growing, self.torrent.get()) {
             (Some(g), _) => g.read(offset, len).map_err(|e| e.to_string()),
             (None, Some(t)) => t.read(offset, len).map_err(|e| e.to_string()),
@@ -276,7 +281,7 @@ impl Task {
     }
 
     /// The store holding the task's bytes (read verified ranges only).
-    pub fn store(&self) -> Option<&Store> {
+    pub(crate) fn store(&self) -> Option<&Store> {
         match (&self.growing, self.torrent.get()) {
             (Some(g), _) => Some(g.store()),
             (None, Some(t)) => Some(t.store()),
@@ -285,7 +290,7 @@ impl Task {
     }
 
     /// Flushes written data.
-    pub fn sync(&self) {
+    pub(crate) fn sync(&self) {
         let r = match (&self.growing, self.torrent.get()) {
             (Some(g), _) => g.sync(),
             (None, Some(t)) => t.sync(),
@@ -297,17 +302,17 @@ impl Task {
     }
 
     /// The task's entity tag (strong: the content is fixed by the info-hash).
-    pub fn etag(&self) -> String {
+    pub(crate) fn etag(&self) -> String {
         format!("\"{}\"", self.id)
     }
 
     /// The current state.
-    pub fn state(&self) -> TaskState {
+    pub(crate) fn state(&self) -> TaskState {
         self.state.lock().clone()
     }
 
     /// Fails the task (first reason wins) and wakes every waiter.
-    pub fn fail(&self, reason: String) {
+    pub(crate) fn fail(&self, reason: String) {
         {
             let mut s = self.state.lock();
             if *s != TaskState::Pulling {
@@ -320,7 +325,7 @@ impl Task {
     }
 
     /// Marks the task complete if every piece is verified.
-    pub fn check_complete(&self) -> bool {
+    pub(crate) fn check_complete(&self) -> bool {
         if !self.is_complete() {
             return false;
         }
@@ -334,7 +339,7 @@ impl Task {
 
     /// Wakes readers after a piece was verified (and logs the first one of this run, the
     /// moment serving can start: a fast-start benchmark reads its timestamp).
-    pub fn piece_landed(&self) {
+    pub(crate) fn piece_landed(&self) {
         if !self.first_landed.swap(true, Ordering::Relaxed) {
             tracing::info!(task = %self.id, after_ms = self.started.elapsed().as_millis() as u64, "first piece verified");
         }
@@ -342,7 +347,7 @@ impl Task {
     }
 
     /// Whether `piece` is verified.
-    pub fn has(&self, piece: u32) -> bool {
+    pub(crate) fn has(&self, piece: u32) -> bool {
         match (&self.growing, self.torrent.get()) {
             (Some(g), _) => g.has(piece),
             (None, Some(t)) => {
@@ -353,7 +358,7 @@ impl Task {
     }
 
     /// How many connected BitTorrent peers have `piece` (0 while a URL-only task has no torrent).
-    pub fn peers_with(&self, piece: u32) -> u32 {
+    pub(crate) fn peers_with(&self, piece: u32) -> u32 {
         match (&self.growing, self.torrent.get()) {
             (None, Some(t)) if piece < self.layout.piece_count() => {
                 t.piece_map().availability(PieceIndex(piece))
@@ -363,17 +368,17 @@ impl Task {
     }
 
     /// The piece holding byte `offset`.
-    pub fn piece_of(&self, offset: u64) -> u32 {
+    pub(crate) fn piece_of(&self, offset: u64) -> u32 {
         (offset / u64::from(self.layout.piece_length())) as u32
     }
 
     /// A receiver that wakes when a piece lands or the state changes.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
     /// Waits until `piece` is verified, asking for it first; gives up at `timeout` or on failure.
-    pub async fn wait_piece(&self, piece: u32, timeout: Duration) -> Result<(), WaitError> {
+    pub(crate) async fn wait_piece(&self, piece: u32, timeout: Duration) -> Result<(), WaitError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.changed.subscribe();
         loop {
@@ -391,7 +396,7 @@ impl Task {
     }
 
     /// Waits until the serving threshold is reached (for requests without a range).
-    pub async fn wait_threshold(&self, timeout: Duration) -> Result<(), WaitError> {
+    pub(crate) async fn wait_threshold(&self, timeout: Duration) -> Result<(), WaitError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.changed.subscribe();
         loop {

@@ -7,11 +7,11 @@ use rand::Rng;
 use std::sync::{Arc, Mutex};
 
 /// Global connection limit in the invariant test.
-pub const MAX_CONNS: i64 = 150;
+pub(super) const MAX_CONNS: i64 = 150;
 /// Global rate limit.
-pub const MAX_RATE: i64 = 10_000_000;
+pub(super) const MAX_RATE: i64 = 10_000_000;
 /// Global bytes per window.
-pub const MAX_BYTES: i64 = 2_000_000_000;
+pub(super) const MAX_BYTES: i64 = 2_000_000_000;
 
 /// A span `[start, end)` (ctl clock, ms) in which a lease held `conns` and `rate`.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ async fn simulated_relay(
 }
 
 /// Runs 100 relays against `ctls` (spread across them) and checks the invariant.
-pub async fn check_invariant(ctls: &[&Ctl], rounds: usize) {
+pub(super) async fn check_invariant(ctls: &[&Ctl], rounds: usize) {
     let mut admin = ctls[0].admin().await;
     admin
         .set_origin_limits(pb::SetOriginLimitsRequest {

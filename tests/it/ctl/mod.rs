@@ -19,28 +19,28 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// Admin token the test ctl runs with.
-pub const ADMIN: &str = "admin-token-1";
+pub(crate) const ADMIN: &str = "admin-token-1";
 /// Relay token.
-pub const RELAY: &str = "relay-token-1";
+pub(crate) const RELAY: &str = "relay-token-1";
 /// Client token.
-pub const CLIENT: &str = "client-token-1";
+pub(crate) const CLIENT: &str = "client-token-1";
 
 /// The interceptor sending `token`.
-pub fn auth(token: &str) -> Bearer {
+pub(crate) fn auth(token: &str) -> Bearer {
     Bearer::new(token).expect("ascii token")
 }
 
 /// Admin client with a token.
-pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 /// Relay client with a token.
-pub type Relay = RelayServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type Relay = RelayServiceClient<InterceptedService<Channel, Bearer>>;
 /// Lease client with a token.
-pub type Lease = LeaseServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type Lease = LeaseServiceClient<InterceptedService<Channel, Bearer>>;
 /// Client-API client with a token.
-pub type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A running ctl.
-pub struct Ctl {
+pub(crate) struct Ctl {
     /// The process (killed on drop).
     pub child: ChildGuard,
     /// Its gRPC address.
@@ -49,12 +49,12 @@ pub struct Ctl {
 
 impl Ctl {
     /// Starts `floodgate-ctl serve` on a free port with `db` and waits until it listens.
-    pub fn start(db: &str, extra: &[&str]) -> Ctl {
+    pub(crate) fn start(db: &str, extra: &[&str]) -> Ctl {
         Self::start_at(free_addr(), db, extra)
     }
 
     /// Like `start` on a given address (for restarts).
-    pub fn start_at(addr: SocketAddr, db: &str, extra: &[&str]) -> Ctl {
+    pub(crate) fn start_at(addr: SocketAddr, db: &str, extra: &[&str]) -> Ctl {
         let mut cmd = Command::new(bin("floodgate-ctl"));
         cmd.args(["serve", "--listen", &addr.to_string(), "--db", db])
             .args(extra)
@@ -69,39 +69,39 @@ impl Ctl {
     }
 
     /// `http://ADDR`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// A new connection.
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to ctl")
     }
 
     /// Admin client (admin token).
-    pub async fn admin(&self) -> Admin {
+    pub(crate) async fn admin(&self) -> Admin {
         AdminServiceClient::with_interceptor(self.channel().await, auth(ADMIN))
             .max_decoding_message_size(64 << 20)
     }
 
     /// Relay client (relay token).
-    pub async fn relay(&self) -> Relay {
+    pub(crate) async fn relay(&self) -> Relay {
         RelayServiceClient::with_interceptor(self.channel().await, auth(RELAY))
     }
 
     /// Lease client (relay token).
-    pub async fn lease(&self) -> Lease {
+    pub(crate) async fn lease(&self) -> Lease {
         LeaseServiceClient::with_interceptor(self.channel().await, auth(RELAY))
     }
 
     /// Client-API client (client token).
-    pub async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         ClientServiceClient::with_interceptor(self.channel().await, auth(CLIENT))
     }
 }
 
 /// Next message of a stream within `secs`, panicking with `what` otherwise.
-pub async fn next<T>(s: &mut tonic::Streaming<T>, secs: u64, what: &str) -> T {
+pub(crate) async fn next<T>(s: &mut tonic::Streaming<T>, secs: u64, what: &str) -> T {
     match tokio::time::timeout(Duration::from_secs(secs), s.message()).await {
         Ok(Ok(Some(m))) => m,
         Ok(Ok(None)) => panic!("{what}: stream ended"),
@@ -111,7 +111,7 @@ pub async fn next<T>(s: &mut tonic::Streaming<T>, secs: u64, what: &str) -> T {
 }
 
 /// A SQLite URL in a fresh temp dir (kept alive by the returned guard).
-pub fn sqlite_db() -> (tempfile::TempDir, String) {
+pub(crate) fn sqlite_db() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("ctl.db").display());
     (dir, url)

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
 /// The Chromium Debian installs (`tools/ci-setup.sh`).
-pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub(super) const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Longest wait for one CDP answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A headless Chromium with one attached page.
-pub struct Browser {
+pub(super) struct Browser {
     ws: WebSocket<TcpStream>,
     session: String,
     next_id: u64,
@@ -27,7 +27,7 @@ pub struct Browser {
 
 impl Browser {
     /// Launches Chromium (failing, not skipping, if it is missing) and opens `url`.
-    pub fn open(url: &str) -> Browser {
+    pub(super) fn open(url: &str) -> Browser {
         assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is not installed: run tools/ci-setup.sh");
         let profile = tempfile::tempdir().expect("profile dir");
         let child = ChildGuard::spawn(
@@ -78,7 +78,7 @@ impl Browser {
 
     /// Sends one command (to the page once attached) and returns its `result`; panics on a
     /// protocol error or after [`CALL_TIMEOUT`]. Events in between are skipped.
-    pub fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(super) fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -112,7 +112,7 @@ impl Browser {
 
     /// Evaluates `expr` in the page (awaiting a promise) and returns its JSON value, or the
     /// exception text as `Err`.
-    pub fn eval(&mut self, expr: &str) -> Result<Value, String> {
+    pub(super) fn eval(&mut self, expr: &str) -> Result<Value, String> {
         let r = self.call(
             "Runtime.evaluate",
             json!({"expression": expr, "returnByValue": true, "awaitPromise": true, "userGesture": true}),
@@ -125,7 +125,7 @@ impl Browser {
 
     /// Polls `expr` every 100 ms until it evaluates to something other than null/false/"",
     /// for at most `timeout`.
-    pub fn wait_js(&mut self, expr: &str, timeout: Duration) -> Option<Value> {
+    pub(super) fn wait_js(&mut self, expr: &str, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(v) = self.eval(expr) {
@@ -142,7 +142,7 @@ impl Browser {
     }
 
     /// Saves a PNG screenshot of the page to `path`.
-    pub fn screenshot(&mut self, path: &Path) {
+    pub(super) fn screenshot(&mut self, path: &Path) {
         let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
         let data = r["data"].as_str().expect("screenshot data");
         let png = data_encoding::BASE64.decode(data.as_bytes()).expect("screenshot base64");

@@ -17,10 +17,10 @@ use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
 use rand::RngCore;
 
 /// Piece size of the test torrents.
-pub const PIECE: u64 = 64 * 1024;
+pub(crate) const PIECE: u64 = 64 * 1024;
 
 /// A test file, its torrent, and a scratch directory.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub dir: tempfile::TempDir,
     pub data: Vec<u8>,
     pub file: PathBuf,
@@ -29,7 +29,7 @@ pub struct Fixture {
 
 impl Fixture {
     /// `len` random bytes and a torrent of them with 64 KiB pieces.
-    pub fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut data = vec![0u8; len];
         rand::rng().fill_bytes(&mut data);
@@ -46,19 +46,19 @@ impl Fixture {
     }
 }
 
-pub fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
 /// A running `fg-origin`.
-pub struct Origin {
+pub(crate) struct Origin {
     pub addr: SocketAddr,
     _child: ChildGuard,
 }
 
 impl Origin {
     /// Starts `fg-origin` on `file` with extra flags.
-    pub fn start(file: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(file: &Path, extra: &[&str]) -> Self {
         let mut child = ChildGuard::spawn(
             Command::new(bin("fg-origin"))
                 .args(["--file", path(file), "--listen", "127.0.0.1:0", "--print-addr"])
@@ -73,18 +73,18 @@ impl Origin {
     }
 
     /// `GET /__stats` -> (requests, body_bytes).
-    pub fn stats(&self) -> (u64, u64) {
+    pub(crate) fn stats(&self) -> (u64, u64) {
         let v = json(&format!("http://{}/__stats", self.addr)).expect("origin stats");
         (v["requests"].as_u64().unwrap_or(0), v["body_bytes"].as_u64().unwrap_or(0))
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/blob.bin", self.addr)
     }
 }
 
 /// A running relay.
-pub struct Relay {
+pub(crate) struct Relay {
     pub id: String,
     pub http: SocketAddr,
     pub bt: SocketAddr,
@@ -93,17 +93,17 @@ pub struct Relay {
 
 impl Relay {
     /// Starts `floodgate-relay` for the fixture's torrent pulling from `origin`.
-    pub fn start(fx: &Fixture, origin: &str, data_dir: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(fx: &Fixture, origin: &str, data_dir: &Path, extra: &[&str]) -> Self {
         Relay::launch(origin, Some(&fx.torrent), data_dir, extra)
     }
 
     /// Starts a URL-only `floodgate-relay` (no .torrent: it hashes pieces as they land).
-    pub fn start_url_only(origin: &str, data_dir: &Path) -> Self {
+    pub(crate) fn start_url_only(origin: &str, data_dir: &Path) -> Self {
         Relay::launch(origin, None, data_dir, &[])
     }
 
     /// Starts a relay for `torrent` with its HTTP server (and tracker) on `http`.
-    pub fn start_at(torrent: &Path, origin: &str, data_dir: &Path, http: SocketAddr) -> Self {
+    pub(crate) fn start_at(torrent: &Path, origin: &str, data_dir: &Path, http: SocketAddr) -> Self {
         Relay::launch_at(origin, Some(torrent), data_dir, &[], http)
     }
 
@@ -138,7 +138,7 @@ impl Relay {
     }
 
     /// This relay's task from `GET /tasks`.
-    pub fn task(&self) -> serde_json::Value {
+    pub(crate) fn task(&self) -> serde_json::Value {
         let list = json(&format!("http://{}/tasks", self.http)).expect("GET /tasks");
         list.as_array()
             .and_then(|a| a.iter().find(|t| t["id"] == self.id.as_str()).cloned())
@@ -146,12 +146,12 @@ impl Relay {
     }
 
     /// Waits (bounded) until the task's state is `state`.
-    pub fn wait_state(&self, state: &str, timeout: Duration) -> serde_json::Value {
+    pub(crate) fn wait_state(&self, state: &str, timeout: Duration) -> serde_json::Value {
         wait_for(timeout, || Some(self.task()).filter(|t| t["state"] == state))
             .unwrap_or_else(|| panic!("task never reached {state}: {}", self.task()))
     }
 
-    pub fn data_url(&self) -> String {
+    pub(crate) fn data_url(&self) -> String {
         format!("http://{}/tasks/{}/data", self.http, self.id)
     }
 }
@@ -169,7 +169,7 @@ fn first_line(child: &mut ChildGuard, timeout: Duration) -> Option<String> {
 }
 
 /// `curl` a URL (bounded); returns (status, body).
-pub fn curl(url: &str, args: &[&str]) -> (u16, Vec<u8>) {
+pub(crate) fn curl(url: &str, args: &[&str]) -> (u16, Vec<u8>) {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "60", "-w", "\n%{http_code}"])
         .args(args)
@@ -184,13 +184,13 @@ pub fn curl(url: &str, args: &[&str]) -> (u16, Vec<u8>) {
 }
 
 /// `curl` a JSON document.
-pub fn json(url: &str) -> Option<serde_json::Value> {
+pub(crate) fn json(url: &str) -> Option<serde_json::Value> {
     let (code, body) = curl(url, &[]);
     (code == 200).then(|| serde_json::from_slice(&body).ok()).flatten()
 }
 
 /// Seeds the relay's tracker counts for `info_hash` (hex) in a `/scrape`, if it answers.
-pub fn seeds_in_scrape(http: SocketAddr, info_hash: &str) -> Option<u64> {
+pub(crate) fn seeds_in_scrape(http: SocketAddr, info_hash: &str) -> Option<u64> {
     let raw: Vec<u8> = (0..20)
         .map(|i| u8::from_str_radix(info_hash.get(2 * i..2 * i + 2)?, 16).ok())
         .collect::<Option<_>>()?;

@@ -6,7 +6,7 @@ use crate::Args;
 
 /// What to do to one response.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Answer 500 instead of data.
     pub fail: bool,
     /// Stop sending after this many body bytes and hold the connection.
@@ -18,7 +18,7 @@ pub struct Plan {
 }
 
 /// The configured faults and the request counter they key on.
-pub struct Faults {
+pub(crate) struct Faults {
     requests: AtomicU64,
     fail_first: u64,
     fail_every: u64,
@@ -30,7 +30,7 @@ pub struct Faults {
 
 impl Faults {
     /// Faults from the command line.
-    pub fn new(args: &Args) -> Self {
+    pub(crate) fn new(args: &Args) -> Self {
         Faults {
             requests: AtomicU64::new(0),
             fail_first: args.fail_first,
@@ -43,7 +43,7 @@ impl Faults {
     }
 
     /// Counts a data request and decides its fate.
-    pub fn next(&self) -> Plan {
+    pub(crate) fn next(&self) -> Plan {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         // With --stall-every only those requests stall (after --stall-after bytes, default 0:
         // right after the head); without it --stall-after applies to every response.
@@ -61,7 +61,7 @@ impl Faults {
     }
 
     /// Whether the file has "changed" by now (for HEAD and validators).
-    pub fn changed_now(&self) -> bool {
+    pub(crate) fn changed_now(&self) -> bool {
         self.change_after.is_some_and(|c| self.requests.load(Ordering::Relaxed) >= c)
     }
 }

@@ -19,7 +19,7 @@ const CHUNK: usize = 64 * 1024;
 const CHANGE_MASK: u8 = 0x5a;
 
 /// What the origin serves and counts.
-pub struct Origin {
+pub(crate) struct Origin {
     /// The file.
     pub file: std::fs::File,
     /// Its length.
@@ -39,7 +39,7 @@ const MAX_LOG: usize = 100_000;
 
 /// Counters of what was served.
 #[derive(Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     requests: AtomicU64,
     body_bytes: AtomicU64,
     /// Byte ranges (`start..end`) of data requests in arrival order, the first [`MAX_LOG`].
@@ -71,7 +71,7 @@ struct Request {
 }
 
 /// Serves requests on one connection until the peer closes or an error ends it.
-pub async fn serve_connection(mut sock: TcpStream, origin: Arc<Origin>) -> std::io::Result<()> {
+pub(crate) async fn serve_connection(mut sock: TcpStream, origin: Arc<Origin>) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     loop {
         let (req, used) = match read_head(&mut sock, &mut buf).await? {

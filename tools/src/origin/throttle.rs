@@ -5,19 +5,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// Bytes-per-second limit shared by every connection; `rate == 0` means unlimited.
-pub struct Throttle {
+pub(crate) struct Throttle {
     rate: u64,
     state: Mutex<(f64, Instant)>,
 }
 
 impl Throttle {
     /// A bucket refilled at `rate` bytes/s holding at most 50 ms worth of tokens.
-    pub fn new(rate: u64) -> Self {
+    pub(crate) fn new(rate: u64) -> Self {
         Throttle { rate, state: Mutex::new((0.0, Instant::now())) }
     }
 
     /// Waits until `n` bytes may be sent.
-    pub async fn take(&self, n: usize) {
+    pub(crate) async fn take(&self, n: usize) {
         if self.rate == 0 {
             return;
         }
