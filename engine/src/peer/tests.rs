@@ -58,8 +58,8 @@ struct Swarm {
     info_hash: InfoHash,
     /// (link, end) pairs whose sent bytes vanish: a peer that went silent without closing.
     muted: Vec<(usize, usize)>,
-    /// Steps (virtual milliseconds) so far; every 1000th runs the sessions' timers, as the
-    /// driver's one-second tick does.
+    /// Steps (virtual milliseconds) so far. A session's timer runs when its `poll_timeout`
+    /// is reached and on every 1000th step, as the driver's housekeeping does.
     steps: u64,
 }
 
@@ -524,6 +524,50 @@ fn requests_to_a_peer_that_went_silent_time_out_after_seconds_not_half_a_minute(
     assert!(swarm.nodes[1].map.is_complete(), "did not recover");
     assert!(!leecher(&swarm).is_snubbed());
     assert_eq!(stored(&swarm.nodes[1]), data);
+}
+
+#[test]
+fn poll_timeout_names_the_keepalive_then_the_idle_limit() {
+    // Two seeds have nothing to trade: once open, the next thing either session must do is a
+    // keep-alive, `keepalive_interval` after it last wrote; a peer that then stays silent is
+    // dropped at `idle_timeout` after it last spoke. Both at the instant `poll_timeout` names.
+    let (layout, data, hashes) = torrent(14, 16 * 1024, &[64 * 1024]);
+    let mut swarm = Swarm::new(
+        vec![Node::seeder(&layout, &data, hashes.clone()), Node::seeder(&layout, &data, hashes)],
+        8,
+    );
+    swarm.connect(1, 0);
+    for _ in 0..100 {
+        swarm.step();
+    }
+    let config = SessionConfig::default();
+    let session = &mut swarm.links[0].ends[0].1;
+    assert!(session.is_open());
+    let due = session.poll_timeout().expect("an open session has a deadline");
+    let quiet_since = swarm.now - Duration::from_millis(100);
+    assert!(due > quiet_since + config.keepalive_interval, "keep-alive due at {:?}", due - quiet_since);
+    assert!(due <= swarm.now + config.keepalive_interval + Duration::from_millis(1));
+    // Just before: nothing to send. At it: a keep-alive (4 zero bytes), and the deadline moves on.
+    session.handle_timeout(due - Duration::from_millis(2)).expect("open");
+    assert!(session.poll_transmit(due).is_none());
+    session.handle_timeout(due).expect("open");
+    let sent: Vec<u8> = std::iter::from_fn(|| session.poll_transmit(due)).flatten().collect();
+    assert_eq!(sent, [0, 0, 0, 0]);
+    let next = session.poll_timeout().expect("still open");
+    assert!(next > due, "the keep-alive moved the deadline");
+    // The peer never speaks again: the deadline becomes the idle limit, and it closes there.
+    let mut now = due;
+    for _ in 0..10 {
+        let at = session.poll_timeout().expect("open until idle");
+        now = at;
+        if session.handle_timeout(at).is_err() {
+            break;
+        }
+        while session.poll_transmit(at).is_some() {}
+    }
+    assert!(session.poll_timeout().is_none(), "closed");
+    assert!(now.saturating_duration_since(quiet_since) > config.idle_timeout);
+    assert!(now.saturating_duration_since(quiet_since) <= config.idle_timeout + Duration::from_millis(101));
 }
 
 #[test]
