@@ -25,7 +25,7 @@ fn pieces_matching(file: &Path, want: &[u8], piece: usize) -> usize {
 }
 
 /// A BitTorrent handshake for `info_hash` to `addr`: whether the peer answers with its own.
-fn handshake_answered(addr: SocketAddr, info_hash: [u8; 20]) -> bool {
+pub(crate) fn handshake_answered(addr: SocketAddr, info_hash: [u8; 20]) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { return false };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut hs = vec![19u8];

@@ -6,6 +6,8 @@ mod ctl;
 mod ctl_tls;
 mod e2e;
 mod faststart;
+mod faststart_hostile;
+mod faststart_resume;
 mod hybrid;
 mod interop;
 mod magnet;

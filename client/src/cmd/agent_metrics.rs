@@ -152,7 +152,8 @@ fn render(ex: &Exporter) -> String {
         let s = job.torrent.stats();
         let report = job.filler.as_ref().map(|f| f.report()).unwrap_or_default();
         let by = |k: &'static str, v: &str| vec![("dist", dist.clone()), (k, v.to_string())];
-        let b = Bytes::of(&s, &report);
+        // A promoted job's provisional phase counts too: a counter never goes back.
+        let b = job.base + Bytes::of(&s, &report);
         for (source, v) in [("bt", b.bt), ("http_relay", b.http_relay), ("origin", b.http_origin)] {
             received.get_or_create(&by("source", source)).inc_by(v);
         }

@@ -1,0 +1,101 @@
+//! URL-only fast start survives `kill -9` of an agent mid-pull: restarted with the same data
+//! directory, it keeps every piece it had verified (checked against the relay's hash list),
+//! fetches only the rest, and ends byte-identical.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use floodgate_tests::{free_addr, wait_for, wait_for_listen};
+
+use crate::ctl::{sqlite_db, Ctl};
+use crate::e2e::{ctl_json, spawn_agent_with, spawn_relay};
+use crate::relay::{json, Fixture, Origin};
+
+/// File size: 12 MiB, pulled at 1.5 MB/s (about 8 s).
+const SIZE: usize = 12 * 1024 * 1024;
+
+/// The sum of the agent's `name{...}` samples at `metrics` (0 when absent).
+fn metric_sum(metrics: SocketAddr, name: &str) -> Option<u64> {
+    let text = crate::relay::curl(&format!("http://{metrics}/metrics"), &[]);
+    if text.0 != 200 {
+        return None;
+    }
+    let text = String::from_utf8(text.1).ok()?;
+    let sum = text
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    Some(sum as u64)
+}
+
+#[test]
+fn url_only_agent_killed_mid_pull_resumes_without_fetching_verified_pieces_again() {
+    let fx = Fixture::new(SIZE);
+    let origin = Origin::start(&fx.file, &["--rate", "1500000"]);
+    let (_db_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let (bt, http) = (free_addr(), free_addr());
+    let _relay = spawn_relay(&ctl, "relay-1", &fx.dir.path().join("relay"), bt, http);
+    assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+    let out = fx.dir.path().join("agent");
+    let file = out.join("blob.bin");
+    let first_metrics = free_addr();
+    let mut agent =
+        spawn_agent_with(&ctl, "agent-1", "fs", &out, &["--metrics-listen", &first_metrics.to_string()]);
+    let registered = wait_for(Duration::from_secs(30), || {
+        let clients = ctl_json(&ctl, &["clients"])?.to_string();
+        let relays = ctl_json(&ctl, &["relays"])?.to_string();
+        (clients.contains("agent-1") && relays.contains("relay-1")).then_some(())
+    });
+    assert!(registered.is_some(), "relay and agent did not register within 30 s");
+    let created =
+        ctl_json(&ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
+    assert!(created["id"].is_string(), "dist id: {created}");
+
+    // Some pieces verified, the relay still pulling: kill -9.
+    let before = wait_for(Duration::from_secs(60), || {
+        let task = json(&format!("http://{http}/tasks"))?.as_array()?.first()?.clone();
+        if task["state"] != "pulling" {
+            return Some(Err(format!("the pull ended before the agent verified 1 MiB: {task}")));
+        }
+        let verified = metric_sum(first_metrics, "floodgate_agent_verified_bytes")?;
+        (verified >= 1024 * 1024).then_some(Ok((verified, task)))
+    });
+    let (verified, task) = match before {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => panic!("{e}"),
+        None => panic!("the agent did not verify 1 MiB within 60 s"),
+    };
+    agent.kill();
+    let piece = task["piece_length"].as_u64().expect("piece length");
+    let relay_had = json(&format!("http://{http}/tasks")).map(|t| t[0]["pieces_verified"].clone());
+    eprintln!("killed the agent with {verified} bytes verified; relay had {relay_had:?} pieces");
+    let still_pulling = json(&format!("http://{http}/tasks")).is_some_and(|t| t[0]["state"] == "pulling");
+    assert!(still_pulling, "the relay must still be pulling when the agent restarts");
+
+    // Second life: same id, same data directory.
+    let second_metrics = free_addr();
+    let _agent =
+        spawn_agent_with(&ctl, "agent-1", "fs", &out, &["--metrics-listen", &second_metrics.to_string()]);
+    let done =
+        wait_for(Duration::from_secs(90), || std::fs::read(&file).is_ok_and(|d| d == fx.data).then_some(()));
+    assert!(done.is_some(), "the restarted agent must end byte-identical within 90 s");
+    let received = wait_for(Duration::from_secs(20), || {
+        let size = metric_sum(second_metrics, "floodgate_agent_size_bytes")?;
+        let verified = metric_sum(second_metrics, "floodgate_agent_verified_bytes")?;
+        (size == SIZE as u64 && verified == size)
+            .then(|| metric_sum(second_metrics, "floodgate_agent_received_bytes_total"))
+            .flatten()
+    })
+    .expect("the restarted agent's metrics show the whole file verified");
+    let bound = SIZE as u64 - verified + 3 * piece;
+    eprintln!("second life received {received} bytes (bound {bound}: file {SIZE} - verified {verified} + 3 pieces of {piece})");
+    assert!(
+        received <= bound,
+        "the restarted agent received {received} bytes; it had {verified} of {SIZE} verified (bound {bound})"
+    );
+    assert!(received > 0, "the restarted agent fetched the missing pieces");
+    let failures = metric_sum(second_metrics, "floodgate_agent_hash_failures_total");
+    assert_eq!(failures, Some(0), "no piece failed its hash in the second life");
+}
