@@ -105,8 +105,31 @@ struct Job {
     files: Vec<PathBuf>,
     /// HTTP gap-filling from the relays (`None` with `--no-http`).
     filler: Option<Arc<GapFiller>>,
-    /// Bytes an earlier phase received (a promoted job's provisional swarm).
-    base: Bytes,
+    /// What an earlier phase counted (a promoted job's provisional swarm).
+    earlier: Earlier,
+}
+
+/// What a promoted job's provisional phase counted: reported to ctl (received bytes) and added
+/// to the metrics on top of the standard job's own, so no counter goes back when a job changes
+/// swarms.
+#[derive(Clone, Copy, Debug, Default)]
+struct Earlier {
+    received: Bytes,
+    uploaded: u64,
+    bt_hash_failures: u64,
+    http_hash_failures: u64,
+}
+
+impl Earlier {
+    /// `self` plus what a job's torrent and gap-filler counted.
+    fn plus(self, s: &floodgate_engine::swarm::TorrentStats, http: &crate::gapfill::GapFillReport) -> Self {
+        Earlier {
+            received: self.received + Bytes::of(s, http),
+            uploaded: self.uploaded + s.uploaded,
+            bt_hash_failures: self.bt_hash_failures + s.hash_failures,
+            http_hash_failures: self.http_hash_failures + http.hash_failures,
+        }
+    }
 }
 
 /// What the loops share.
@@ -126,8 +149,8 @@ struct Agent {
 struct Carry {
     verified: Bitfield,
     hashes: Vec<Option<[u8; 20]>>,
-    /// What the provisional swarm and HTTP brought, reported on top of the new job's bytes.
-    received: Bytes,
+    /// What the provisional swarm and HTTP counted, reported on top of the new job's.
+    earlier: Earlier,
 }
 
 /// Runs the agent until interrupted.
@@ -349,7 +372,7 @@ impl Agent {
         let torrent = self.swarm.add_torrent(add)?;
         let files = layout.files().iter().map(|f| root.join(&f.path)).collect();
         tracing::info!(dist = %task.dist_id, task = %id, pieces = layout.piece_count(), hashes_known = torrent.piece_hashes().known_count(), "provisional swarm joined");
-        let stop = self.launch(task.clone(), torrent.clone(), id.clone(), files, true, Bytes::default())?;
+        let stop = self.launch(task.clone(), torrent.clone(), id.clone(), files, true, Earlier::default())?;
         for relay in addrs(&task.relays, "http://") {
             let (agent, id, torrent, stop, dist) =
                 (self.clone(), id.clone(), torrent.clone(), stop.clone(), task.dist_id.clone());
@@ -400,7 +423,7 @@ impl Agent {
         let carry = Carry {
             verified: job.torrent.piece_map().verified().snapshot(),
             hashes: job.torrent.piece_hashes().to_options(),
-            received: job.base + Bytes::of(&job.torrent.stats(), &http),
+            earlier: job.earlier.plus(&job.torrent.stats(), &http),
         };
         if let Err(e) = job.torrent.sync() {
             tracing::warn!(dist = %dist, error = %e, "cannot flush the provisional download");
@@ -422,7 +445,7 @@ impl Agent {
     /// else what is correct on disk), dials the relays and starts the progress reporter and
     /// the tracker announcer.
     async fn start_known(self: &Arc<Self>, task: pb::Task, carry: Option<Carry>) -> anyhow::Result<()> {
-        let base = carry.as_ref().map_or_else(Bytes::default, |c| c.received);
+        let earlier = carry.as_ref().map_or_else(Earlier::default, |c| c.earlier);
         let req = pb::DistributionMetaRequest { dist_id: task.dist_id.clone() };
         let meta = tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req))
             .await
@@ -442,7 +465,7 @@ impl Agent {
         let torrent = self.swarm.add_torrent(add)?;
         let files = meta.layout().files().iter().map(|f| root.join(&f.path)).collect();
         tracing::info!(dist = %task.dist_id, info_hash = %meta.info_hash(), pieces = meta.piece_count(), "task started");
-        self.launch(task, torrent, meta.info_hash().to_hex(), files, false, base)?;
+        self.launch(task, torrent, meta.info_hash().to_hex(), files, false, earlier)?;
         Ok(())
     }
 
@@ -456,7 +479,7 @@ impl Agent {
         data_id: String,
         files: Vec<PathBuf>,
         provisional: bool,
-        base: Bytes,
+        earlier: Earlier,
     ) -> anyhow::Result<Arc<AtomicBool>> {
         let relays = Arc::new(Mutex::new(task.relays.clone()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -487,7 +510,7 @@ impl Agent {
             stop: stop.clone(),
             files,
             filler: filler.clone(),
-            base,
+            earlier,
         };
         self.jobs.lock().insert(task.dist_id.clone(), job);
         let announce = Setup {
@@ -504,7 +527,14 @@ impl Agent {
             ms => Duration::from_millis(u64::from(ms))
                 .clamp(Duration::from_millis(500), Duration::from_secs(30)),
         };
-        tokio::spawn(self.clone().drive(task.dist_id, torrent, stop.clone(), every, filler, base));
+        tokio::spawn(self.clone().drive(
+            task.dist_id,
+            torrent,
+            stop.clone(),
+            every,
+            filler,
+            earlier.received,
+        ));
         Ok(stop)
     }
 

@@ -153,7 +153,7 @@ fn render(ex: &Exporter) -> String {
         let report = job.filler.as_ref().map(|f| f.report()).unwrap_or_default();
         let by = |k: &'static str, v: &str| vec![("dist", dist.clone()), (k, v.to_string())];
         // A promoted job's provisional phase counts too: a counter never goes back.
-        let b = job.base + Bytes::of(&s, &report);
+        let b = job.earlier.received + Bytes::of(&s, &report);
         for (source, v) in [("bt", b.bt), ("http_relay", b.http_relay), ("origin", b.http_origin)] {
             received.get_or_create(&by("source", source)).inc_by(v);
         }
@@ -167,9 +167,10 @@ fn render(ex: &Exporter) -> String {
         verified.get_or_create(&d).set(nn(s.bytes_verified));
         size.get_or_create(&d).set(nn(s.total_length));
         peers.get_or_create(&d).set(nn(s.peers as u64));
-        uploaded.get_or_create(&d).inc_by(s.uploaded);
-        hash_failures.get_or_create(&by("source", "bt")).inc_by(s.hash_failures);
-        hash_failures.get_or_create(&by("source", "http")).inc_by(report.hash_failures);
+        let all = job.earlier.plus(&s, &report);
+        uploaded.get_or_create(&d).inc_by(all.uploaded);
+        hash_failures.get_or_create(&by("source", "bt")).inc_by(all.bt_hash_failures);
+        hash_failures.get_or_create(&by("source", "http")).inc_by(all.http_hash_failures);
     }
     drop(jobs);
     let mut out = String::new();
