@@ -24,13 +24,14 @@ fn pieces_matching(file: &Path, want: &[u8], piece: usize) -> usize {
     got.chunks(piece).zip(want.chunks(piece)).filter(|(a, b)| a == b).count()
 }
 
-/// A BitTorrent handshake for `info_hash` to `addr`: whether the peer answers with its own.
+/// A BitTorrent handshake for `info_hash` to `addr`, offering BEP 10 (as every Floodgate and
+/// libtorrent peer does): whether the peer answers with its own.
 pub(crate) fn handshake_answered(addr: SocketAddr, info_hash: [u8; 20]) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { return false };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut hs = vec![19u8];
     hs.extend_from_slice(b"BitTorrent protocol");
-    hs.extend_from_slice(&[0; 8]);
+    hs.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
     hs.extend_from_slice(&info_hash);
     hs.extend_from_slice(b"-FT0001-provisional!");
     if s.write_all(&hs).is_err() {

@@ -1,8 +1,10 @@
 //! A hostile peer in a URL-only distribution's provisional swarm: one that knows the
-//! distribution (so it can name the swarm) but sends pieces that do not match the relay's
-//! published hashes. The agent must never announce such a piece as verified, ban the peer
-//! after repeated hash failures (connection closed, reconnection refused), and still end
-//! byte-identical; a peer that does not know the distribution is refused outright.
+//! distribution (so it can name the swarm and prove fleet membership) but sends pieces that do
+//! not match the relay's published hashes. The agent must never announce such a piece as
+//! verified, ban the peer after repeated hash failures (connection closed, reconnection
+//! refused), and still end byte-identical. A peer that does not know the distribution is
+//! refused outright, and one that learned the swarm's info-hash but cannot prove membership
+//! is closed without being asked for or given anything.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use floodgate_engine::metainfo::provisional_info_hash;
+use floodgate_engine::peer::FleetKey;
+use floodgate_engine::types::{InfoHash, PeerId};
 use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
 
 use crate::ctl::{sqlite_db, Ctl, CLIENT};
@@ -18,7 +22,7 @@ use crate::e2e::{ctl_json, spawn_relay};
 use crate::faststart::handshake_answered;
 use crate::relay::{json, path, Fixture, Origin};
 
-/// File size: 12 MiB, pulled at 1 MB/s (about 12 s).
+/// File size: 12 MiB, pulled at 1 MB/s (about 12 s: the checks run during the pull).
 const SIZE: usize = 12 * 1024 * 1024;
 
 /// Starts `floodgate agent` listening for peers on `listen`.
@@ -52,15 +56,22 @@ struct Session {
     /// Pieces the agent announced (bitfield or HAVE), with whether the agent's file held the
     /// right bytes for it when the announcement arrived.
     announced: Vec<(u32, bool)>,
+    /// Whether the agent unchoked us.
+    unchoked: bool,
     /// Whether the agent closed the connection (rather than the session timing out).
     closed: bool,
 }
 
-/// Joins the provisional swarm at `agent` as a peer with every piece, answers each request
-/// with random bytes, and records what the agent announces, until it closes the connection.
+/// Our peer id on the wire.
+const HOSTILE_ID: &[u8; 20] = b"-FT0001-hostile-peer";
+
+/// Joins the provisional swarm at `agent` as a peer with every piece (proving fleet
+/// membership with `key`, when given, in its BEP 10 handshake), answers each request with
+/// wrong bytes, and records what the agent announces, until it closes the connection.
 fn hostile_session(
     agent: SocketAddr,
     info_hash: [u8; 20],
+    key: Option<FleetKey>,
     pieces: u32,
     piece: usize,
     file: &Path,
@@ -70,28 +81,43 @@ fn hostile_session(
     s.set_read_timeout(Some(Duration::from_secs(2))).expect("read timeout");
     let mut hs = vec![19u8];
     hs.extend_from_slice(b"BitTorrent protocol");
-    hs.extend_from_slice(&[0; 8]);
+    hs.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]); // BEP 10
     hs.extend_from_slice(&info_hash);
-    hs.extend_from_slice(b"-FT0001-hostile-peer");
+    hs.extend_from_slice(HOSTILE_ID);
     s.write_all(&hs).expect("send handshake");
     let mut answer = [0u8; 68];
-    s.read_exact(&mut answer).expect("the agent answers a peer that knows the distribution");
+    s.read_exact(&mut answer).expect("the agent answers a peer that knows the swarm's info-hash");
     assert_eq!(answer[28..48], info_hash);
+    let mut agent_id = [0u8; 20];
+    agent_id.copy_from_slice(&answer[48..68]);
+    // BEP 10 handshake (extended message 0), with the fleet proof if we hold the key.
+    let mut ext = vec![0u8];
+    match key {
+        Some(key) => {
+            let proof = key.proof(InfoHash(info_hash), PeerId(*HOSTILE_ID), PeerId(agent_id));
+            ext.extend_from_slice(b"d8:fg_fleet20:");
+            ext.extend_from_slice(&proof);
+            ext.extend_from_slice(b"e");
+        }
+        None => ext.extend_from_slice(b"de"),
+    }
     let mut bits = vec![0u8; pieces.div_ceil(8) as usize];
     for i in 0..pieces as usize {
         bits[i / 8] |= 0x80 >> (i % 8);
     }
-    send(&mut s, 5, &bits).expect("send bitfield");
-    send(&mut s, 1, &[]).expect("send unchoke");
+    // An outsider may already be closed by the agent when its bitfield goes out.
+    let mut session = Session::default();
+    let sent =
+        send(&mut s, 20, &ext).and_then(|()| send(&mut s, 5, &bits)).and_then(|()| send(&mut s, 1, &[]));
+    session.closed = sent.is_err();
     let right = |i: u32| {
         let (a, b) = (i as usize * piece, ((i as usize + 1) * piece).min(data.len()));
         std::fs::read(file).is_ok_and(|f| f.get(a..b) == Some(&data[a..b]))
     };
-    let mut session = Session::default();
     let mut buf = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut chunk = [0u8; 65536];
-    while Instant::now() < deadline {
+    while !session.closed && Instant::now() < deadline {
         match s.read(&mut chunk) {
             Ok(0) => {
                 session.closed = true;
@@ -113,6 +139,7 @@ fn hostile_session(
             }
             let msg: Vec<u8> = buf.drain(..4 + len).skip(4).collect();
             match msg.split_first() {
+                Some((1, _)) => session.unchoked = true,
                 Some((4, p)) if p.len() == 4 => {
                     let i = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
                     session.announced.push((i, right(i)));
@@ -178,7 +205,15 @@ fn provisional_swarm_bans_a_peer_sending_wrong_pieces_and_refuses_strangers() {
     let piece = task["piece_length"].as_u64().expect("piece length") as usize;
     let pieces = SIZE.div_ceil(piece) as u32;
 
-    let session = hostile_session(listen, swarm, pieces, piece, &file, &fx.data);
+    // It learned the swarm's info-hash but cannot prove it belongs: closed, and neither
+    // unchoked nor asked for a block (not a ban: the membership test comes first).
+    let outsider = hostile_session(listen, swarm, None, pieces, piece, &file, &fx.data);
+    eprintln!("outsider with the swarm's info-hash: {outsider:?}");
+    assert!(outsider.closed, "a peer without the fleet proof must be closed: {outsider:?}");
+    assert!(!outsider.unchoked && outsider.poisoned_blocks == 0, "an outsider got service: {outsider:?}");
+
+    let key = Some(FleetKey::for_distribution(&dist));
+    let session = hostile_session(listen, swarm, key, pieces, piece, &file, &fx.data);
     eprintln!(
         "hostile peer: {} wrong blocks sent, {} pieces announced to it, closed: {}",
         session.poisoned_blocks,
@@ -186,11 +221,8 @@ fn provisional_swarm_bans_a_peer_sending_wrong_pieces_and_refuses_strangers() {
         session.closed
     );
     assert!(session.closed, "the agent must close the hostile peer's connection: {session:?}");
-    let blocks_per_piece = piece / (16 * 1024);
-    assert!(
-        session.poisoned_blocks >= 3 * blocks_per_piece.max(1),
-        "the agent asked the hostile peer for pieces: {session:?}"
-    );
+    // Three pieces failed with its blocks in them (a piece may also hold blocks from the relay).
+    assert!(session.poisoned_blocks >= 3, "the agent asked the hostile peer for pieces: {session:?}");
     let wrong: Vec<_> = session.announced.iter().filter(|(_, ok)| !ok).collect();
     assert!(wrong.is_empty(), "pieces announced as verified with wrong bytes on disk: {wrong:?}");
     let failures = wait_for(Duration::from_secs(10), || {

@@ -25,6 +25,9 @@ pub enum PeerError {
     /// A piece index or block outside the torrent.
     #[error("bad piece reference: {0}")]
     Piece(#[from] PieceMapError),
+    /// A fleet-only swarm (a provisional swarm) and the peer did not prove it is a member.
+    #[error("peer is not a member of this fleet-only swarm")]
+    NotInFleet,
     /// Nothing arrived for too long.
     #[error("peer idle for too long")]
     Idle,

@@ -57,6 +57,14 @@ pub struct SessionConfig {
     /// Super-seeding (BEP 16): announce nothing at the start (HAVE NONE with the fast
     /// extension); the driver reveals pieces one by one with [`PeerSession::piece_verified`].
     pub super_seed: bool,
+    /// Only fleet members may take part (a distribution's provisional swarm): a peer that does
+    /// not speak BEP 10, whose extended handshake carries no valid proof of [`fleet`], or
+    /// that asks for or sends a block before proving it, is closed with
+    /// [`PeerError::NotInFleet`]; until it proves it we neither unchoke nor ask it for
+    /// anything. Without a `fleet` key every peer is refused.
+    ///
+    /// [`fleet`]: SessionConfig::fleet
+    pub fleet_only: bool,
 }
 
 impl Default for SessionConfig {
@@ -77,6 +85,7 @@ impl Default for SessionConfig {
             extended: ExtendedHandshake::default(),
             fleet: None,
             super_seed: false,
+            fleet_only: false,
         }
     }
 }
@@ -389,6 +398,11 @@ impl PeerSession {
         self.peer_id = Some(hs.peer_id);
         self.fast = hs.reserved.fast() && self.our_reserved.fast();
         self.extended = hs.reserved.extension_protocol() && self.our_reserved.extension_protocol();
+        if self.config.fleet_only && (!self.extended || self.config.fleet.is_none()) {
+            // It cannot prove membership without BEP 10 (or we cannot check it).
+            self.close();
+            return Err(PeerError::NotInFleet);
+        }
         self.events.push_back(PeerEvent::Handshake { peer_id: hs.peer_id, reserved: hs.reserved });
         self.send_our_pieces();
         if self.extended {
@@ -401,12 +415,17 @@ impl PeerSession {
             }
             self.push(&ext.to_message());
         }
-        if !self.am_choking {
+        if !self.am_choking && !self.awaiting_fleet_proof() {
             // Unchoked before the handshake (`set_choking` only recorded it): the peer starts
             // out choked, so tell it.
             self.push(&Message::Unchoke);
         }
         Ok(())
+    }
+
+    /// Whether this is a fleet-only session whose peer has not proved membership yet.
+    fn awaiting_fleet_proof(&self) -> bool {
+        self.config.fleet_only && !self.fleet_peer
     }
 
     /// Announces what we have: HAVE ALL / HAVE NONE with the fast extension, else a BITFIELD
@@ -468,6 +487,10 @@ impl PeerSession {
             }
             Message::HaveAll => self.replace_peer_has(Bitfield::full(self.map.piece_count()))?,
             Message::HaveNone => self.replace_peer_has(Bitfield::new(self.map.piece_count()))?,
+            Message::Request(_) | Message::Piece { .. } if self.awaiting_fleet_proof() => {
+                self.close();
+                return Err(PeerError::NotInFleet);
+            }
             Message::Request(block) => self.on_request(block)?,
             Message::Cancel(block) => {
                 // Still queued here: drop it (with the fast extension a cancelled request is
@@ -501,6 +524,17 @@ impl PeerSession {
                         }
                         _ => false,
                     };
+                    if self.config.fleet_only {
+                        if !self.fleet_peer {
+                            self.close();
+                            return Err(PeerError::NotInFleet);
+                        }
+                        // Proven: what was held back until now may go.
+                        if !self.am_choking {
+                            self.push(&Message::Unchoke);
+                        }
+                        self.fill_requests(now);
+                    }
                     self.events.push_back(PeerEvent::Extended(hs));
                 }
                 Err(_) => return Err(PeerError::Protocol("malformed extended handshake")),
@@ -605,7 +639,12 @@ impl PeerSession {
 
     /// Tops up our requests to the peer from the picker.
     fn fill_requests(&mut self, now: Instant) {
-        if self.phase != Phase::Open || self.peer_choking || !self.am_interested || self.map.is_complete() {
+        if self.phase != Phase::Open
+            || self.peer_choking
+            || !self.am_interested
+            || self.map.is_complete()
+            || self.awaiting_fleet_proof()
+        {
             tracing::trace!(
                 open = self.phase == Phase::Open,
                 choked = self.peer_choking,
@@ -688,6 +727,12 @@ impl PeerSession {
 
     /// A piece failed its hash check and went back to missing: request it again if useful.
     pub fn piece_failed(&mut self, piece: PieceIndex, now: Instant) {
+        self.piece_available(piece, now);
+    }
+
+    /// A piece we lack became fetchable (failed and missing again, or its hash was just
+    /// published in a provisional swarm): if the peer has it, want it and ask now.
+    pub fn piece_available(&mut self, piece: PieceIndex, now: Instant) {
         if self.peer_has.has(piece) && !self.am_interested {
             self.set_interest(true);
         }
@@ -712,7 +757,9 @@ impl PeerSession {
 
     /// Chokes or unchokes the peer (the choker's decision).
     pub fn set_choking(&mut self, choke: bool) {
-        if self.am_choking == choke || self.phase != Phase::Open {
+        if self.am_choking == choke || self.phase != Phase::Open || self.awaiting_fleet_proof() {
+            // Recorded only: the message goes out when the connection opens, or when the peer
+            // proves it belongs to a fleet-only swarm (and a choke needs no message then).
             self.am_choking = choke;
             return;
         }

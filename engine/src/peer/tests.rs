@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use super::{PeerEvent, PeerSession, SessionConfig};
+use super::{PeerError, PeerEvent, PeerSession, SessionConfig};
 use crate::hash::sha1;
 use crate::layout::{FileSpan, Layout};
 use crate::picker::Picker;
@@ -689,6 +689,62 @@ fn fleet_members_recognise_each_other_and_strangers_do_not_pass() {
     let [(_, c), (_, d)] = &swarm.links[1].ends;
     assert!(!c.is_fleet_peer() && !d.is_fleet_peer(), "another key proves nothing");
     assert_eq!(stored(&swarm.nodes[2]), data, "a standard peer is still served");
+}
+
+#[test]
+fn a_fleet_only_session_serves_members_and_closes_on_outsiders() {
+    let (layout, data, hashes) = torrent(16, 64 * 1024, &[256 * 1024]);
+    let key = super::FleetKey::from_secret(b"dist-1");
+    let fleet_only = |fleet| SessionConfig { fleet, fleet_only: true, ..SessionConfig::default() };
+    // Two members of a provisional swarm: the download completes.
+    let mut swarm = Swarm::new(
+        vec![Node::seeder(&layout, &data, hashes.clone()), Node::leecher(&layout, hashes.clone())],
+        9,
+    );
+    swarm.connect_with(1, 0, fleet_only(Some(key)), fleet_only(Some(key)));
+    swarm.run(2_000, |s| s.nodes[1].map.is_complete());
+    assert_eq!(stored(&swarm.nodes[1]), data, "members trade");
+
+    // An outsider that knows the info-hash but not the key (a standard session offering BEP
+    // 10): the fleet-only seed closes at its extended handshake, having unchoked nothing even
+    // though its driver asked to unchoke the interested peer at once.
+    let (seed, leech) = (Node::seeder(&layout, &data, hashes.clone()), Node::leecher(&layout, hashes));
+    let now = Instant::now();
+    let info_hash = InfoHash([7; 20]);
+    let mut a =
+        PeerSession::new(fleet_only(Some(key)), seed.picker.clone(), PeerSlot(0), info_hash, seed.id, now);
+    let mut b = PeerSession::new(
+        SessionConfig::default(),
+        leech.picker.clone(),
+        PeerSlot(0),
+        info_hash,
+        leech.id,
+        now,
+    );
+    a.set_choking(false);
+    let drain =
+        |s: &mut PeerSession| std::iter::from_fn(|| s.poll_transmit(now)).flatten().collect::<Vec<u8>>();
+    // The outsider's handshake reaches the seed first; the seed answers with its handshake and
+    // pieces; the outsider, interested now, answers with its extended handshake (no proof).
+    let hello = drain(&mut b);
+    a.handle_input(&hello, now).expect("a handshake for the right info-hash is taken");
+    while a.poll_event().is_some() {}
+    let to_b = drain(&mut a);
+    b.handle_input(&to_b, now).expect("the outsider takes what the seed sends");
+    while b.poll_event().is_some() {}
+    let to_a = drain(&mut b);
+    let refused = a.handle_input(&to_a, now).err();
+    assert!(matches!(refused, Some(PeerError::NotInFleet)), "outsider refused: {refused:?}");
+    assert!(b.am_interested(), "the outsider wanted pieces");
+    assert_eq!(b.outstanding(), 0, "never unchoked, so it never asked for a block");
+    assert!(a.poll_timeout().is_none(), "the seed's session is closed");
+
+    // Without BEP 10 a peer cannot prove anything: refused at its handshake.
+    let mut c =
+        PeerSession::new(fleet_only(Some(key)), seed.picker.clone(), PeerSlot(1), info_hash, seed.id, now);
+    let mut hs = crate::wire::Handshake::new(info_hash, PeerId::generate());
+    hs.reserved = crate::wire::Reserved([0; 8]);
+    assert!(matches!(c.handle_input(&hs.to_bytes(), now), Err(PeerError::NotInFleet)));
 }
 
 /// Found by the `peer_session` fuzz target: an extension message with an empty payload was

@@ -396,7 +396,7 @@ async fn control_loop(
                             s.session.piece_verified(p, now);
                         }
                     }
-                    Ok(TorrentEvent::Failed(p)) => s.session.piece_failed(p, now),
+                    Ok(TorrentEvent::Failed(p) | TorrentEvent::Available(p)) => s.session.piece_available(p, now),
                     Ok(TorrentEvent::Cancel(block, slots)) => {
                         if slots.contains(&peer.slot) {
                             s.session.cancel_request(block);

@@ -142,14 +142,17 @@ impl AddTorrent {
         let hashes = PieceHashes::known(meta.piece_hashes());
         AddTorrent {
             info_bytes: Some(Bytes::copy_from_slice(meta.info_bytes())),
+            // A standard swarm: any BitTorrent peer may join.
+            session: SessionConfig::default(),
             ..AddTorrent::provisional(meta.info_hash(), meta.layout(), hashes, store)
         }
     }
 
     /// A torrent known only by its layout and the hashes published so far (a URL-only
     /// distribution while its relays are still pulling), under a provisional `info_hash`.
-    /// There is no info dictionary to serve (BEP 9), so only peers that know the info-hash
-    /// join.
+    /// There is no info dictionary to serve (BEP 9), and the session is fleet-only
+    /// ([`SessionConfig::fleet_only`]): only peers that know the info-hash *and* prove they
+    /// hold the distribution's fleet key (set `session.fleet`) take part.
     pub fn provisional(info_hash: InfoHash, layout: Layout, piece_hashes: PieceHashes, store: Store) -> Self {
         AddTorrent {
             info_hash,
@@ -157,7 +160,8 @@ impl AddTorrent {
             piece_hashes,
             store,
             verified: None,
-            session: SessionConfig::default(),
+            // Only the distribution's peers (who hold its fleet key) may take part.
+            session: SessionConfig { fleet_only: true, ..SessionConfig::default() },
             max_peers: 200,
             upload_slots: ChokerConfig::default().slots,
             hash_threads: 0,

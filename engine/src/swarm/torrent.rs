@@ -31,6 +31,8 @@ pub(crate) enum TorrentEvent {
     Verified(PieceIndex),
     /// A piece failed its hash and is missing again.
     Failed(PieceIndex),
+    /// A withheld piece's hash was published: peers that have it may be asked for it now.
+    Available(PieceIndex),
     /// Endgame: these slots should cancel their request for `block`.
     Cancel(BlockRef, Arc<[PeerSlot]>),
 }
@@ -449,6 +451,9 @@ impl Torrent {
         let new = self.hashes.publish(piece, hash)?;
         if new {
             self.map.release_withheld(piece)?;
+            // Every session that can fetch it asks at once, not only the one busiest with
+            // traffic (an idle peer would otherwise wait for its next timer).
+            let _ = self.events.send(TorrentEvent::Available(piece));
         }
         Ok(new)
     }
