@@ -70,6 +70,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpErr
         if_modified_since: None,
         authorization: None,
     };
+    // A `close` in any Connection field wins over a `keep-alive` in another (RFC 9112 §9.6):
+    // the fields' order must not decide whether the connection is reused.
+    let mut closes = false;
     for h in req.headers.iter() {
         let text = || std::str::from_utf8(h.value).map(|s| s.trim().to_string());
         let name = h.name;
@@ -81,7 +84,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpErr
             let v = text().map_err(|_| HttpError::InvalidHeader { name: "connection" })?;
             for token in v.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
-                    head.keep_alive = false;
+                    closes = true;
                 } else if token.eq_ignore_ascii_case("keep-alive") && http10 {
                     head.keep_alive = true;
                 }
@@ -96,6 +99,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpErr
             head.authorization = text().ok();
         }
     }
+    head.keep_alive &= !closes;
     Ok(Some((head, used)))
 }
 
@@ -145,5 +149,18 @@ mod tests {
         );
         let closed = parse_request(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().unwrap().0;
         assert!(!closed.keep_alive);
+    }
+
+    /// Found by the `relay_request_head` fuzz target: on HTTP/1.0 a `keep-alive` field after a
+    /// `close` field kept the connection open.
+    #[test]
+    fn close_in_any_connection_field_wins_whatever_the_order() {
+        let keep = |head: &[u8]| parse_request(head).unwrap().unwrap().0.keep_alive;
+        assert!(!keep(b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!keep(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"));
+        assert!(!keep(b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
+        assert!(!keep(b"GET / HTTP/1.1\r\nConnection: close\t\t, x\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(keep(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(keep(b"GET / HTTP/1.1\r\n\r\n"));
     }
 }

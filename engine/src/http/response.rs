@@ -54,6 +54,9 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HttpE
         chunked: false,
         keep_alive: !http10,
     };
+    // A `close` in any Connection field wins over a `keep-alive` in another (RFC 9112 §9.6):
+    // the fields' order must not decide whether the connection is reused.
+    let mut closes = false;
     for h in resp.headers.iter() {
         let name = h.name;
         let text = |field: &'static str| {
@@ -79,13 +82,14 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HttpE
         } else if name.eq_ignore_ascii_case("connection") {
             for token in text("connection")?.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
-                    head.keep_alive = false;
+                    closes = true;
                 } else if token.eq_ignore_ascii_case("keep-alive") && http10 {
                     head.keep_alive = true;
                 }
             }
         }
     }
+    head.keep_alive &= !closes;
     Ok(Some((head, used)))
 }
 
@@ -117,5 +121,14 @@ mod tests {
         let raw = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         let head = parse_response(raw).unwrap().unwrap().0;
         assert!(head.chunked && !head.keep_alive);
+    }
+
+    #[test]
+    fn close_in_any_connection_field_wins_whatever_the_order() {
+        let keep = |head: &[u8]| parse_response(head).unwrap().unwrap().0.keep_alive;
+        assert!(!keep(b"HTTP/1.0 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!keep(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"));
+        assert!(keep(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(keep(b"HTTP/1.1 200 OK\r\n\r\n"));
     }
 }
