@@ -88,6 +88,13 @@ for _ in $(seq 1 6000); do
     done
     d=$(ctljson dist get "$dist" || true)
     state=$(echo "$d" | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p')
+    # ctl gives its bound only while targets run (measured rates end with the run): keep the
+    # last one seen.
+    b=$(echo "$d" | sed -n 's/.*"min_time_secs":\([0-9.e+-]*\).*/\1/p')
+    if [ -n "$b" ] && [ "$b" != 0 ] && [ "$b" != 0.0 ]; then
+        ctl_bound_seen=$b
+        ctl_basis_seen=$(echo "$d" | sed -n 's/.*"min_time_basis":"\([a-z]*\)".*/\1/p')
+    fi
     if [ "${#done_at[@]}" -ge "$clients" ] && [ "$state" != active ]; then break; fi
     sleep 0.1
 done
@@ -112,7 +119,8 @@ echo "file:              ${size_mib} MiB, info hash ${info_hash}"
 echo "ctl distribution:  $dist, state ${state:-unknown}, origin bytes reported by the relay ${ctl_origin_bytes:-?}"
 relays=1
 echo "$d" > "$work/dist.json"
-python3 - "$work/dist.json" "$bytes" "$clients" "$relays" "$rate" "$origin_bytes" "$t0" "$first" "$last" <<'PY'
+python3 - "$work/dist.json" "$bytes" "$clients" "$relays" "$rate" "$origin_bytes" "$t0" "$first" "$last" \
+    "${ctl_bound_seen:-0}" "${ctl_basis_seen:-none}" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 size, n, relays, rate, origin = (int(v) for v in sys.argv[2:7])
@@ -124,11 +132,18 @@ got = max(bt + http_relay + http_origin, 1)
 # the capacities relays and clients report, else from the rates ctl measured: min_time_basis);
 # here every byte also enters through the throttled origin, so F / origin rate bounds the run
 # too. The larger of the two is the bound.
-ctl_bound = float(s.get("min_time_secs") or 0)
-ctl_basis = s.get("min_time_basis") or "none"
+ctl_bound = float(s.get("min_time_secs") or 0) or float(sys.argv[10])
+ctl_basis = s.get("min_time_basis") if float(s.get("min_time_secs") or 0) else sys.argv[11]
 origin_bound = size / rate
-bound = max(ctl_bound, origin_bound)
-how = f"ctl's min_time_secs {ctl_bound:.2f} s ({ctl_basis}), F / origin rate {origin_bound:.2f} s"
+# Only a bound from configured capacities is a lower bound; one from measured rates follows
+# what the transfer happened to reach (ramp-up included), so it is shown, not used.
+bound = max(ctl_bound if ctl_basis == "configured" else 0.0, origin_bound)
+if ctl_basis == "configured":
+    how = f"ctl's min_time_secs {ctl_bound:.2f} s from configured capacities, F / origin rate {origin_bound:.2f} s"
+elif ctl_basis == "measured":
+    how = f"F / origin rate; ctl's estimate from measured rates, last seen while running: {ctl_bound:.2f} s"
+else:
+    how = "F / origin rate; ctl had no rates to bound it"
 took = last - t0
 print(f"clients:           {n}, all byte-identical and verified")
 print(f"last client done:  {took:.2f} s after dist create; Kumar-Ross bound {bound:.2f} s ({how}): {took / bound:.1f} x the bound")
