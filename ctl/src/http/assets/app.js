@@ -116,9 +116,12 @@ function renderDist(d, limits) {
   const s = d.stats;
   const pct = (s.progress * 100).toFixed(1);
   // min_time_basis: "configured" (reported capacities), "measured" (current rates) or "none".
-  const basis = s.min_time_basis === "measured" ? "measured rates" : "configured rates";
+  // A bound from measured rates follows what the transfer reached (ramp-up included): an
+  // estimate, not a lower bound, and labelled so.
+  const measured = s.min_time_basis === "measured";
+  const basis = measured ? "measured rates" : "configured rates";
   const bound = s.min_time_secs > 0
-    ? `${fmtSecs(d.elapsed_secs)} vs bound ${fmtSecs(s.min_time_secs)} (${(d.elapsed_secs / s.min_time_secs).toFixed(2)}×) <span class="muted" data-field="bound-basis">from ${basis}</span>`
+    ? `${fmtSecs(d.elapsed_secs)} vs ${measured ? "estimate" : "bound"} ${fmtSecs(s.min_time_secs)} (${(d.elapsed_secs / s.min_time_secs).toFixed(2)}×) <span class="muted" data-field="bound-basis">from ${basis}</span>`
     : `${fmtSecs(d.elapsed_secs)} <span class="muted" data-field="bound-basis">(bound unknown yet: no rates)</span>`;
   const cancel = d.state === "active"
     ? `<button type="button" class="cancel" id="cancel-${esc(d.id)}" data-id="${esc(d.id)}">Cancel</button>` : "";
