@@ -24,6 +24,38 @@ fn pieces_matching(file: &Path, want: &[u8], piece: usize) -> usize {
     got.chunks(piece).zip(want.chunks(piece)).filter(|(a, b)| a == b).count()
 }
 
+/// What every URL-only fast-start test starts from: a `size`-byte file behind a throttled
+/// origin, ctl on SQLite, and one ctl-mode relay (`relay-1`) listening. Fields drop (and the
+/// processes stop) relay first, the origin and the files last.
+pub(crate) struct UrlOnlySetup {
+    _relay: floodgate_tests::ChildGuard,
+    /// The control plane.
+    pub ctl: Ctl,
+    _db_dir: tempfile::TempDir,
+    /// The origin serving `fx.file`.
+    pub origin: Origin,
+    /// The relay's BitTorrent address.
+    pub bt: SocketAddr,
+    /// The relay's HTTP address (Range, tracker, `/tasks`).
+    pub http: SocketAddr,
+    /// The test file and its directory.
+    pub fx: Fixture,
+}
+
+impl UrlOnlySetup {
+    /// Starts it all; the origin is throttled to `rate` bytes/s.
+    pub(crate) fn start(size: usize, rate: &str) -> UrlOnlySetup {
+        let fx = Fixture::new(size);
+        let origin = Origin::start(&fx.file, &["--rate", rate]);
+        let (db_dir, db) = sqlite_db();
+        let ctl = Ctl::start(&db, &[]);
+        let (bt, http) = (free_addr(), free_addr());
+        let relay = spawn_relay(&ctl, "relay-1", &fx.dir.path().join("relay"), bt, http);
+        assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+        UrlOnlySetup { _relay: relay, ctl, _db_dir: db_dir, origin, bt, http, fx }
+    }
+}
+
 /// A BitTorrent handshake for `info_hash` to `addr`, offering BEP 10 (as every Floodgate and
 /// libtorrent peer does): whether the peer answers with its own.
 pub(crate) fn handshake_answered(addr: SocketAddr, info_hash: [u8; 20]) -> bool {
@@ -43,29 +75,23 @@ pub(crate) fn handshake_answered(addr: SocketAddr, info_hash: [u8; 20]) -> bool 
 
 #[test]
 fn url_only_agents_start_during_the_pull_and_end_in_the_standard_swarm() {
-    let fx = Fixture::new(SIZE);
-    let origin = Origin::start(&fx.file, &["--rate", "1500000"]);
-    let (_db_dir, db) = sqlite_db();
-    let ctl = Ctl::start(&db, &[]);
-    let (bt, http) = (free_addr(), free_addr());
-    let _relay = spawn_relay(&ctl, "relay-1", &fx.dir.path().join("relay"), bt, http);
-    assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+    let setup = UrlOnlySetup::start(SIZE, "1500000");
+    let (ctl, origin, fx, bt, http) = (&setup.ctl, &setup.origin, &setup.fx, setup.bt, setup.http);
     let outs: Vec<_> = (1..=AGENTS).map(|i| fx.dir.path().join(format!("agent{i}"))).collect();
     let _agents: Vec<_> = outs
         .iter()
         .enumerate()
-        .map(|(i, o)| spawn_agent(&ctl, &format!("agent-{}", i + 1), "fs", o))
+        .map(|(i, o)| spawn_agent(ctl, &format!("agent-{}", i + 1), "fs", o))
         .collect();
     let registered = wait_for(Duration::from_secs(30), || {
-        let clients = ctl_json(&ctl, &["clients"])?.to_string();
-        let relays = ctl_json(&ctl, &["relays"])?.to_string();
+        let clients = ctl_json(ctl, &["clients"])?.to_string();
+        let relays = ctl_json(ctl, &["relays"])?.to_string();
         ((1..=AGENTS).all(|i| clients.contains(&format!("agent-{i}"))) && relays.contains("relay-1"))
             .then_some(())
     });
     assert!(registered.is_some(), "relay and agents did not register within 30 s");
 
-    let created =
-        ctl_json(&ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
+    let created = ctl_json(ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
     let dist = created["id"].as_str().expect("dist id").to_string();
     let files: Vec<_> = outs.iter().map(|o| o.join("blob.bin")).collect();
 
@@ -94,11 +120,11 @@ fn url_only_agents_start_during_the_pull_and_end_in_the_standard_swarm() {
     });
     assert!(done.is_some(), "every agent must end byte-identical within 90 s");
     let stats = wait_for(Duration::from_secs(30), || {
-        let d = ctl_json(&ctl, &["dist", "get", &dist])?;
+        let d = ctl_json(ctl, &["dist", "get", &dist])?;
         (d["state"] == "done").then_some(d)
     })
     .unwrap_or_else(|| {
-        panic!("ctl did not show the distribution done: {:?}", ctl_json(&ctl, &["dist", "get", &dist]))
+        panic!("ctl did not show the distribution done: {:?}", ctl_json(ctl, &["dist", "get", &dist]))
     });
     let (_, served) = origin.stats();
     assert!(served <= SIZE as u64 * 105 / 100, "the origin served {served} bytes for a {SIZE}-byte file");

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use floodgate_engine::metainfo::provisional_info_hash;
 use floodgate_engine::peer::FleetKey;
 use floodgate_engine::types::{InfoHash, PeerId};
-use floodgate_tests::{bin, free_addr, wait_for, wait_for_listen, ChildGuard};
+use floodgate_tests::{bin, free_addr, wait_for, ChildGuard};
 
-use crate::ctl::{sqlite_db, Ctl, CLIENT};
-use crate::e2e::{ctl_json, spawn_relay};
-use crate::faststart::handshake_answered;
-use crate::relay::{json, path, Fixture, Origin};
+use crate::ctl::{Ctl, CLIENT};
+use crate::e2e::ctl_json;
+use crate::faststart::{handshake_answered, UrlOnlySetup};
+use crate::relay::{json, path};
 
 /// File size: 12 MiB, pulled at 1 MB/s (about 12 s: the checks run during the pull).
 const SIZE: usize = 12 * 1024 * 1024;
@@ -173,25 +173,19 @@ fn hostile_session(
 
 #[test]
 fn provisional_swarm_bans_a_peer_sending_wrong_pieces_and_refuses_strangers() {
-    let fx = Fixture::new(SIZE);
-    let origin = Origin::start(&fx.file, &["--rate", "1000000"]);
-    let (_db_dir, db) = sqlite_db();
-    let ctl = Ctl::start(&db, &[]);
-    let (bt, http) = (free_addr(), free_addr());
-    let _relay = spawn_relay(&ctl, "relay-1", &fx.dir.path().join("relay"), bt, http);
-    assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+    let setup = UrlOnlySetup::start(SIZE, "1000000");
+    let (ctl, origin, fx, http) = (&setup.ctl, &setup.origin, &setup.fx, setup.http);
     let out = fx.dir.path().join("agent");
     let file = out.join("blob.bin");
     let (listen, metrics) = (free_addr(), free_addr());
-    let _agent = spawn_agent_at(&ctl, &out, listen, metrics);
+    let _agent = spawn_agent_at(ctl, &out, listen, metrics);
     let registered = wait_for(Duration::from_secs(30), || {
-        let clients = ctl_json(&ctl, &["clients"])?.to_string();
-        let relays = ctl_json(&ctl, &["relays"])?.to_string();
+        let clients = ctl_json(ctl, &["clients"])?.to_string();
+        let relays = ctl_json(ctl, &["relays"])?.to_string();
         (clients.contains("agent-1") && relays.contains("relay-1")).then_some(())
     });
     assert!(registered.is_some(), "relay and agent did not register within 30 s");
-    let created =
-        ctl_json(&ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
+    let created = ctl_json(ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
     let dist = created["id"].as_str().expect("dist id").to_string();
     let swarm = provisional_info_hash(&dist).0;
 

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use floodgate_tests::{free_addr, wait_for, wait_for_listen};
+use floodgate_tests::{free_addr, wait_for};
 
-use crate::ctl::{sqlite_db, Ctl};
-use crate::e2e::{ctl_json, spawn_agent_with, spawn_relay};
-use crate::relay::{json, Fixture, Origin};
+use crate::e2e::{ctl_json, spawn_agent_with};
+use crate::faststart::UrlOnlySetup;
+use crate::relay::json;
 
 /// File size: 12 MiB, pulled at 1.5 MB/s (about 8 s).
 const SIZE: usize = 12 * 1024 * 1024;
@@ -31,26 +31,20 @@ fn metric_sum(metrics: SocketAddr, name: &str) -> Option<u64> {
 
 #[test]
 fn url_only_agent_killed_mid_pull_resumes_without_fetching_verified_pieces_again() {
-    let fx = Fixture::new(SIZE);
-    let origin = Origin::start(&fx.file, &["--rate", "1500000"]);
-    let (_db_dir, db) = sqlite_db();
-    let ctl = Ctl::start(&db, &[]);
-    let (bt, http) = (free_addr(), free_addr());
-    let _relay = spawn_relay(&ctl, "relay-1", &fx.dir.path().join("relay"), bt, http);
-    assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
+    let setup = UrlOnlySetup::start(SIZE, "1500000");
+    let (ctl, origin, fx, http) = (&setup.ctl, &setup.origin, &setup.fx, setup.http);
     let out = fx.dir.path().join("agent");
     let file = out.join("blob.bin");
     let first_metrics = free_addr();
     let mut agent =
-        spawn_agent_with(&ctl, "agent-1", "fs", &out, &["--metrics-listen", &first_metrics.to_string()]);
+        spawn_agent_with(ctl, "agent-1", "fs", &out, &["--metrics-listen", &first_metrics.to_string()]);
     let registered = wait_for(Duration::from_secs(30), || {
-        let clients = ctl_json(&ctl, &["clients"])?.to_string();
-        let relays = ctl_json(&ctl, &["relays"])?.to_string();
+        let clients = ctl_json(ctl, &["clients"])?.to_string();
+        let relays = ctl_json(ctl, &["relays"])?.to_string();
         (clients.contains("agent-1") && relays.contains("relay-1")).then_some(())
     });
     assert!(registered.is_some(), "relay and agent did not register within 30 s");
-    let created =
-        ctl_json(&ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
+    let created = ctl_json(ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
     assert!(created["id"].is_string(), "dist id: {created}");
 
     // Some pieces verified, the relay still pulling: kill -9.
@@ -77,7 +71,7 @@ fn url_only_agent_killed_mid_pull_resumes_without_fetching_verified_pieces_again
     // Second life: same id, same data directory.
     let second_metrics = free_addr();
     let _agent =
-        spawn_agent_with(&ctl, "agent-1", "fs", &out, &["--metrics-listen", &second_metrics.to_string()]);
+        spawn_agent_with(ctl, "agent-1", "fs", &out, &["--metrics-listen", &second_metrics.to_string()]);
     let done =
         wait_for(Duration::from_secs(90), || std::fs::read(&file).is_ok_and(|d| d == fx.data).then_some(()));
     assert!(done.is_some(), "the restarted agent must end byte-identical within 90 s");
