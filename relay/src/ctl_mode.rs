@@ -16,7 +16,8 @@ use floodgate_engine::swarm::{Swarm, SwarmConfig};
 use floodgate_engine::types::InfoHash;
 use floodgate_proto::v1 as pb;
 use floodgate_proto::{
-    retry_until_ok, watch_forever, Backoff, Bearer, CtlTarget, WatchConfig, FIRST_BACKOFF,
+    retry_unless_permanent, retry_until_ok, watch_forever, Backoff, Bearer, CtlTarget, WatchConfig,
+    FIRST_BACKOFF,
 };
 use parking_lot::Mutex;
 use pb::lease_service_client::LeaseServiceClient;
@@ -121,7 +122,7 @@ pub(crate) fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
                 origin_retries: 0,
             }),
         });
-        let interval = relay.register_until_ok().await;
+        let interval = relay.register_first(&target).await?;
         tracing::info!(id = %relay.id, %ctl, "registered with ctl");
         tokio::spawn(relay.clone().heartbeat_loop(interval));
         tokio::spawn(relay.clone().watch_loop());
@@ -149,6 +150,17 @@ impl Relay {
             .context("RegisterRelay timed out")??;
         let ms = resp.into_inner().heartbeat_interval_ms;
         Ok(Duration::from_millis(u64::from(ms)).clamp(Duration::from_millis(500), Duration::from_secs(60)))
+    }
+
+    /// The first registration: retried while ctl is not reachable, but a certificate problem
+    /// (ctl refuses ours, or we do not trust ctl's) ends the relay with the flag that fixes it
+    /// (the first connect does not always see ctl's refusal; the first call does).
+    async fn register_first(&self, target: &CtlTarget) -> anyhow::Result<Duration> {
+        let backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+        let permanent = |e: &anyhow::Error| target.classify(&**e).is_permanent();
+        retry_unless_permanent("cannot register with ctl", backoff, || self.register(), permanent)
+            .await
+            .map_err(|e| target.classify(&*e).into())
     }
 
     /// Registers, retrying with backoff until ctl answers.

@@ -23,7 +23,8 @@ use floodgate_engine::types::InfoHash;
 use floodgate_fetch::HttpUrl;
 use floodgate_proto::v1 as pb;
 use floodgate_proto::{
-    retry_until_ok, watch_forever, Backoff, Bearer, CtlTarget, WatchConfig, FIRST_BACKOFF,
+    retry_unless_permanent, retry_until_ok, watch_forever, Backoff, Bearer, CtlTarget, WatchConfig,
+    FIRST_BACKOFF,
 };
 use parking_lot::Mutex;
 use pb::client_service_client::ClientServiceClient;
@@ -184,7 +185,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             promoting: Mutex::new(HashSet::new()),
         });
         metrics::start(&agent).await?;
-        agent.register_until_ok().await;
+        agent.register_first(&target).await?;
         tracing::info!(id = %agent.args.id, "registered with ctl");
         tokio::spawn(agent.clone().watch_loop());
         tokio::signal::ctrl_c().await.context("waiting for a signal")?;
@@ -208,6 +209,18 @@ impl Agent {
             .await
             .context("RegisterClient timed out")??;
         Ok(())
+    }
+
+    /// The first registration: retried while ctl is not reachable, but a certificate problem
+    /// (ctl refuses ours, or we do not trust ctl's) ends the agent with the flag that fixes it.
+    /// The TLS handshake can look complete to us before ctl's refusal arrives, so the first
+    /// connect does not always see it; the first call does.
+    async fn register_first(&self, target: &CtlTarget) -> anyhow::Result<()> {
+        let backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+        let permanent = |e: &anyhow::Error| target.classify(&**e).is_permanent();
+        retry_unless_permanent("cannot register with ctl", backoff, || self.register(), permanent)
+            .await
+            .map_err(|e| target.classify(&*e).into())
     }
 
     /// Registers, retrying with backoff until ctl answers.

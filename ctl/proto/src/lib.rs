@@ -22,7 +22,9 @@ pub use channel::{CtlConnectError, CtlTarget, CONNECT_TIMEOUT};
 pub use config_file::{with_config_file, ConfigFileError};
 pub use instance::process_instance;
 pub use logging::{init_logging, LogFormat};
-pub use reconnect::{follow_stream, retry_until_ok, watch_forever, Backoff, WatchConfig, FIRST_BACKOFF};
+pub use reconnect::{
+    follow_stream, retry_unless_permanent, retry_until_ok, watch_forever, Backoff, WatchConfig, FIRST_BACKOFF,
+};
 
 /// The `floodgate.v1` package: messages, clients and (with `server`) servers.
 pub mod v1 {

@@ -42,7 +42,26 @@ impl Backoff {
 
 /// Calls `attempt` until it returns `Ok`, logging each failure as `"{what}; retrying"` and
 /// waiting with `backoff` in between.
-pub async fn retry_until_ok<T, E, F, Fut>(what: &str, mut backoff: Backoff, mut attempt: F) -> T
+pub async fn retry_until_ok<T, E, F, Fut>(what: &str, backoff: Backoff, attempt: F) -> T
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match retry_unless_permanent(what, backoff, attempt, |_| false).await {
+        Ok(v) => v,
+        Err(_) => unreachable!("no failure is permanent here"),
+    }
+}
+
+/// [`retry_until_ok`], except that a failure `permanent` says no retry can mend (a
+/// certificate ctl refuses, or one we do not trust) is returned instead of retried.
+pub async fn retry_unless_permanent<T, E, F, Fut>(
+    what: &str,
+    mut backoff: Backoff,
+    mut attempt: F,
+    permanent: impl Fn(&E) -> bool,
+) -> Result<T, E>
 where
     E: Display,
     F: FnMut() -> Fut,
@@ -50,7 +69,8 @@ where
 {
     loop {
         match attempt().await {
-            Ok(v) => return v,
+            Ok(v) => return Ok(v),
+            Err(e) if permanent(&e) => return Err(e),
             Err(e) => tracing::warn!(error = %e, "{what}; retrying"),
         }
         backoff.wait().await;
