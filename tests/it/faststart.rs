@@ -54,6 +54,21 @@ impl UrlOnlySetup {
         assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
         UrlOnlySetup { _relay: relay, ctl, _db_dir: db_dir, origin, bt, http, fx }
     }
+
+    /// Waits (30 s at most) until the relay and the agents `agents` are registered, then
+    /// creates a URL-only distribution of the origin's file to all targets; its id.
+    pub(crate) fn create_when_registered(&self, agents: &[String]) -> String {
+        let ctl = &self.ctl;
+        let registered = wait_for(Duration::from_secs(30), || {
+            let clients = ctl_json(ctl, &["clients"])?.to_string();
+            let relays = ctl_json(ctl, &["relays"])?.to_string();
+            (agents.iter().all(|a| clients.contains(a.as_str())) && relays.contains("relay-1")).then_some(())
+        });
+        assert!(registered.is_some(), "relay and agents did not register within 30 s");
+        let created =
+            ctl_json(ctl, &["dist", "create", &self.origin.url(), "--targets", "all"]).expect("dist create");
+        created["id"].as_str().unwrap_or_else(|| panic!("dist id: {created}")).to_string()
+    }
 }
 
 /// A BitTorrent handshake for `info_hash` to `addr`, offering BEP 10 (as every Floodgate and
@@ -83,16 +98,8 @@ fn url_only_agents_start_during_the_pull_and_end_in_the_standard_swarm() {
         .enumerate()
         .map(|(i, o)| spawn_agent(ctl, &format!("agent-{}", i + 1), "fs", o))
         .collect();
-    let registered = wait_for(Duration::from_secs(30), || {
-        let clients = ctl_json(ctl, &["clients"])?.to_string();
-        let relays = ctl_json(ctl, &["relays"])?.to_string();
-        ((1..=AGENTS).all(|i| clients.contains(&format!("agent-{i}"))) && relays.contains("relay-1"))
-            .then_some(())
-    });
-    assert!(registered.is_some(), "relay and agents did not register within 30 s");
-
-    let created = ctl_json(ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
-    let dist = created["id"].as_str().expect("dist id").to_string();
+    let names: Vec<String> = (1..=AGENTS).map(|i| format!("agent-{i}")).collect();
+    let dist = setup.create_when_registered(&names);
     let files: Vec<_> = outs.iter().map(|o| o.join("blob.bin")).collect();
 
     // While the relay still pulls, agents already hold verified pieces.

@@ -18,7 +18,6 @@ use floodgate_engine::types::{InfoHash, PeerId};
 use floodgate_tests::{bin, free_addr, wait_for, ChildGuard};
 
 use crate::ctl::{Ctl, CLIENT};
-use crate::e2e::ctl_json;
 use crate::faststart::{handshake_answered, UrlOnlySetup};
 use crate::relay::{json, path};
 
@@ -174,19 +173,12 @@ fn hostile_session(
 #[test]
 fn provisional_swarm_bans_a_peer_sending_wrong_pieces_and_refuses_strangers() {
     let setup = UrlOnlySetup::start(SIZE, "1000000");
-    let (ctl, origin, fx, http) = (&setup.ctl, &setup.origin, &setup.fx, setup.http);
+    let (ctl, fx, http) = (&setup.ctl, &setup.fx, setup.http);
     let out = fx.dir.path().join("agent");
     let file = out.join("blob.bin");
     let (listen, metrics) = (free_addr(), free_addr());
     let _agent = spawn_agent_at(ctl, &out, listen, metrics);
-    let registered = wait_for(Duration::from_secs(30), || {
-        let clients = ctl_json(ctl, &["clients"])?.to_string();
-        let relays = ctl_json(ctl, &["relays"])?.to_string();
-        (clients.contains("agent-1") && relays.contains("relay-1")).then_some(())
-    });
-    assert!(registered.is_some(), "relay and agent did not register within 30 s");
-    let created = ctl_json(ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
-    let dist = created["id"].as_str().expect("dist id").to_string();
+    let dist = setup.create_when_registered(&["agent-1".to_string()]);
     let swarm = provisional_info_hash(&dist).0;
 
     // The agent has joined the provisional swarm; a peer that cannot name it is refused.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use floodgate_tests::{free_addr, wait_for};
 
-use crate::e2e::{ctl_json, spawn_agent_with};
+use crate::e2e::spawn_agent_with;
 use crate::faststart::UrlOnlySetup;
 use crate::relay::json;
 
@@ -32,20 +32,13 @@ fn metric_sum(metrics: SocketAddr, name: &str) -> Option<u64> {
 #[test]
 fn url_only_agent_killed_mid_pull_resumes_without_fetching_verified_pieces_again() {
     let setup = UrlOnlySetup::start(SIZE, "1500000");
-    let (ctl, origin, fx, http) = (&setup.ctl, &setup.origin, &setup.fx, setup.http);
+    let (ctl, fx, http) = (&setup.ctl, &setup.fx, setup.http);
     let out = fx.dir.path().join("agent");
     let file = out.join("blob.bin");
     let first_metrics = free_addr();
     let mut agent =
         spawn_agent_with(ctl, "agent-1", "fs", &out, &["--metrics-listen", &first_metrics.to_string()]);
-    let registered = wait_for(Duration::from_secs(30), || {
-        let clients = ctl_json(ctl, &["clients"])?.to_string();
-        let relays = ctl_json(ctl, &["relays"])?.to_string();
-        (clients.contains("agent-1") && relays.contains("relay-1")).then_some(())
-    });
-    assert!(registered.is_some(), "relay and agent did not register within 30 s");
-    let created = ctl_json(ctl, &["dist", "create", &origin.url(), "--targets", "all"]).expect("dist create");
-    assert!(created["id"].is_string(), "dist id: {created}");
+    setup.create_when_registered(&["agent-1".to_string()]);
 
     // Some pieces verified, the relay still pulling: kill -9.
     let before = wait_for(Duration::from_secs(60), || {
