@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::TypedMetric;
 use prometheus_client::registry::{Metric, Registry};
 
-use super::{Agent, Bytes};
+use super::Agent;
 
 /// How often the download rate is sampled.
 const RATE_EVERY: Duration = Duration::from_secs(2);
@@ -153,7 +153,8 @@ fn render(ex: &Exporter) -> String {
         let report = job.filler.as_ref().map(|f| f.report()).unwrap_or_default();
         let by = |k: &'static str, v: &str| vec![("dist", dist.clone()), (k, v.to_string())];
         // A promoted job's provisional phase counts too: a counter never goes back.
-        let b = job.earlier.received + Bytes::of(&s, &report);
+        let all = job.earlier.plus(&s, &report);
+        let b = all.received;
         for (source, v) in [("bt", b.bt), ("http_relay", b.http_relay), ("origin", b.http_origin)] {
             received.get_or_create(&by("source", source)).inc_by(v);
         }
@@ -167,7 +168,6 @@ fn render(ex: &Exporter) -> String {
         verified.get_or_create(&d).set(nn(s.bytes_verified));
         size.get_or_create(&d).set(nn(s.total_length));
         peers.get_or_create(&d).set(nn(s.peers as u64));
-        let all = job.earlier.plus(&s, &report);
         uploaded.get_or_create(&d).inc_by(all.uploaded);
         hash_failures.get_or_create(&by("source", "bt")).inc_by(all.bt_hash_failures);
         hash_failures.get_or_create(&by("source", "http")).inc_by(all.http_hash_failures);
