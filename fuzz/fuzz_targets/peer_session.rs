@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use floodgate_engine::layout::Layout;
-use floodgate_engine::peer::{PeerError, PeerEvent, PeerSession, SessionConfig};
+use floodgate_engine::peer::{PeerError, PeerEvent, PeerSession, SessionConfig, SuperSeeding};
 use floodgate_engine::picker::Picker;
 use floodgate_engine::piece_map::{Bitfield, PeerSlot, PieceMap, PieceState, Receipt};
 use floodgate_engine::types::{BlockRef, InfoHash, PeerId, PieceIndex, BLOCK_SIZE};
@@ -624,7 +624,8 @@ fuzz_target!(|input: Input| {
     }
     let map = Arc::new(PieceMap::with_verified(&layout, verified.view()).expect("the bitfield fits"));
     let picker = Arc::new(Picker::new(map.clone()));
-    let mut config = SessionConfig { super_seed: s.super_seed, ..SessionConfig::default() };
+    let super_seed = if s.super_seed { SuperSeeding::On } else { SuperSeeding::Off };
+    let mut config = SessionConfig { super_seed, ..SessionConfig::default() };
     if s.small {
         config.initial_queue = 2;
         config.max_queue = 4;

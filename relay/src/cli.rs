@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use floodgate_engine::peer::SuperSeeding;
 use floodgate_proto::LogFormat;
 
 use crate::http;
@@ -76,10 +77,15 @@ pub(crate) struct Cli {
     /// BitTorrent connections at once.
     #[arg(long, default_value_t = 1000)]
     pub max_peers: usize,
-    /// Super-seeding (BEP 16): reveal pieces to each peer one by one, the rarest first, so
-    /// clients get different pieces from the relay and trade them among themselves.
-    #[arg(long)]
+    /// Super-seeding (BEP 16) always: reveal pieces to each peer one by one, the rarest first,
+    /// so clients get different pieces from the relay and trade them among themselves. By
+    /// default the relay does so until one copy of every piece is out (and while it pulls),
+    /// then announces everything.
+    #[arg(long, conflicts_with = "no_super_seed")]
     pub super_seed: bool,
+    /// Never super-seed: announce every piece as it is verified.
+    #[arg(long)]
+    pub no_super_seed: bool,
     /// HTTP server limits.
     #[command(flatten)]
     pub http: http::HttpArgs,
@@ -91,7 +97,7 @@ impl Cli {
         TaskOptions {
             data_dir: self.data_dir.clone(),
             max_peers: self.max_peers,
-            super_seed: self.super_seed,
+            super_seed: SuperSeeding::from_flags(self.super_seed, self.no_super_seed),
             serve_threshold: self.serve_threshold,
         }
     }

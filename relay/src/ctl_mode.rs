@@ -351,7 +351,7 @@ impl Relay {
                     &web_seed,
                     &out,
                     relay.cli.max_peers,
-                    relay.cli.super_seed,
+                    relay.cli.task_options().super_seed,
                 ) {
                     Ok(()) => {
                         relay.server.task_seeding(&task);

@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
         let server = Arc::new(http::Server::new(vec![task.clone()], cli.http.config()));
         tokio::spawn(http::serve(listener, server.clone()));
         tokio::spawn(announce_self(server.clone(), swarm.peer_id(), swarm.listen_addr().unwrap_or(cli.listen_bt)));
-        let (pull_task, pull_swarm, max_peers, super_seed) = (task.clone(), swarm.clone(), cli.max_peers, cli.super_seed);
+        let (pull_task, pull_swarm, max_peers, super_seed) = (task.clone(), swarm.clone(), cli.max_peers, cli.task_options().super_seed);
         let web_seed = format!("http://{}/tasks/{}/data", cli.listen_http, task.id);
         let torrent_out = cli.data_dir.join(format!("{}.torrent", task.id));
         tokio::spawn(async move {

@@ -13,6 +13,7 @@ use floodgate_engine::layout::Layout;
 use floodgate_engine::metainfo::{
     piece_length_for, provisional_info_hash, url_file_name, url_task_id, Metainfo,
 };
+use floodgate_engine::peer::SuperSeeding;
 use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{verified_on_disk, Store, StoreConfig};
 use floodgate_engine::swarm::{AddTorrent, Swarm};
@@ -29,7 +30,7 @@ pub(crate) struct TaskOptions {
     /// BitTorrent connections at once, per torrent.
     pub max_peers: usize,
     /// Super-seeding (BEP 16) for the task's torrent.
-    pub super_seed: bool,
+    pub super_seed: SuperSeeding,
     /// Percent of the file verified before whole-file requests are served.
     pub serve_threshold: u8,
 }
@@ -136,7 +137,7 @@ pub(crate) fn seed_url_only(
     web_seed: &str,
     out: &Path,
     max_peers: usize,
-    super_seed: bool,
+    super_seed: SuperSeeding,
 ) -> anyhow::Result<()> {
     let growing = task.growing().context("not a URL-only task")?;
     let (file, meta) = growing.build_torrent(&task.name, web_seed).context("hashes missing")?;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use floodgate_engine::metainfo::Metainfo;
+use floodgate_engine::peer::SuperSeeding;
 use floodgate_fetch::HttpUrl;
 
 use super::announcer::Announcer;
@@ -132,7 +133,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.listen,
         verified,
         args.limits,
-        false,
+        SuperSeeding::Off,
         args.fleet.key(),
     )?;
     let reused = match &args.reuse {

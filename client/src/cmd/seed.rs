@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use floodgate_engine::peer::SuperSeeding;
 use floodgate_engine::tracker::{TrackerConfig, TrackerRunner};
 
 use super::announcer::Announcer;
@@ -32,11 +33,15 @@ pub(crate) struct Args {
     /// Also run the built-in HTTP tracker (`/announce`, `/scrape`) on this address.
     #[arg(long)]
     pub tracker_listen: Option<SocketAddr>,
-    /// Super-seeding (BEP 16): reveal pieces to each peer one by one, the rarest first, so
-    /// peers get different pieces and trade them; the seed sends each piece about once.
-    /// For a seed whose upload is the swarm's bottleneck.
-    #[arg(long)]
+    /// Super-seeding (BEP 16) always: reveal pieces to each peer one by one, the rarest
+    /// first, so peers get different pieces and trade them; the seed sends each piece about
+    /// once. By default the seed does so until one copy of every piece is out, then
+    /// announces everything.
+    #[arg(long, conflicts_with = "no_super_seed")]
     pub super_seed: bool,
+    /// Never super-seed: announce every piece from the start.
+    #[arg(long)]
+    pub no_super_seed: bool,
 }
 
 /// Runs the command.
@@ -66,7 +71,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.listen,
         verified,
         args.limits,
-        args.super_seed,
+        SuperSeeding::from_flags(args.super_seed, args.no_super_seed),
         args.fleet.key(),
     )?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);

@@ -9,7 +9,7 @@ use anyhow::Context;
 use floodgate_engine::http::redact;
 use floodgate_engine::magnet::Magnet;
 use floodgate_engine::metainfo::Metainfo;
-use floodgate_engine::peer::FleetKey;
+use floodgate_engine::peer::{FleetKey, SuperSeeding};
 use floodgate_engine::piece_map::Bitfield;
 use floodgate_engine::store::{Store, StoreConfig};
 use floodgate_engine::swarm::magnet::{fetch_metadata, FetchConfig};
@@ -98,14 +98,14 @@ impl Fleet {
 }
 
 /// Starts a swarm listening on `listen` and adds the torrent with its store under `root`
-/// (super-seeding, BEP 16, when `super_seed`; fleet peers recognised with `fleet`).
+/// (super-seeding, BEP 16, as `super_seed` says; fleet peers recognised with `fleet`).
 pub(super) fn start(
     meta: &Metainfo,
     root: &Path,
     listen: SocketAddr,
     verified: Bitfield,
     limits: Limits,
-    super_seed: bool,
+    super_seed: SuperSeeding,
     fleet: Option<FleetKey>,
 ) -> anyhow::Result<(Swarm, TorrentHandle)> {
     let store = Store::open(meta.layout(), root, StoreConfig::default())

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{FleetKey, PeerError, RateMeter, RequestLatency};
+use super::{FleetKey, PeerError, RateMeter, RequestLatency, SuperSeeding};
 use crate::picker::Picker;
 use crate::piece_map::{Bitfield, PeerSlot, PieceMap, Receipt};
 use crate::types::{BlockRef, InfoHash, PeerId, PieceIndex, BLOCK_SIZE};
@@ -54,9 +54,10 @@ pub struct SessionConfig {
     /// The distribution's fleet key: peers proving they hold it are fleet members (served
     /// without tit-for-tat). `None`: a standard peer only.
     pub fleet: Option<FleetKey>,
-    /// Super-seeding (BEP 16): announce nothing at the start (HAVE NONE with the fast
-    /// extension); the driver reveals pieces one by one with [`PeerSession::piece_verified`].
-    pub super_seed: bool,
+    /// Super-seeding (BEP 16): unless [`SuperSeeding::Off`], announce nothing at the start
+    /// (HAVE NONE with the fast extension); the driver reveals pieces one by one with
+    /// [`PeerSession::piece_verified`] (and decides when `Auto` stops).
+    pub super_seed: SuperSeeding,
     /// Only fleet members may take part (a distribution's provisional swarm): a peer that does
     /// not speak BEP 10, whose extended handshake carries no valid proof of [`fleet`], or
     /// that asks for or sends a block before proving it, is closed with
@@ -84,7 +85,7 @@ impl Default for SessionConfig {
             min_request_timeout: Duration::from_secs(2),
             extended: ExtendedHandshake::default(),
             fleet: None,
-            super_seed: false,
+            super_seed: SuperSeeding::Off,
             fleet_only: false,
         }
     }
@@ -431,7 +432,7 @@ impl PeerSession {
     /// Announces what we have: HAVE ALL / HAVE NONE with the fast extension, else a BITFIELD
     /// (skipped when empty, as BEP 3 allows).
     fn send_our_pieces(&mut self) {
-        if self.config.super_seed {
+        if self.config.super_seed != SuperSeeding::Off {
             if self.fast {
                 self.push(&Message::HaveNone);
             }

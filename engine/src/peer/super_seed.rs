@@ -1,7 +1,8 @@
 //! Super-seeding (BEP 16): which piece a seed reveals to one peer next, as pure policy on
 //! passed-in time. The driver shows it the torrent and the peer through [`RevealView`], applies
 //! each piece it returns (a HAVE to the peer, the torrent's reveal count) and arms a timer for
-//! [`SuperSeed::deadline`].
+//! [`SuperSeed::deadline`]. [`SuperSeeding::Auto`] reveals one by one only until
+//! [`first_copy_out`], then announces everything.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,41 @@ pub const REVEAL_AHEAD: usize = 2;
 /// How long a peer with nothing revealed waits before it is shown a piece that other peers
 /// already have (it could fetch that from them).
 pub const REVEAL_IDLE: Duration = Duration::from_secs(1);
+
+/// Whether a seed reveals its pieces one by one or announces them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuperSeeding {
+    /// Announce every piece we hold (a plain seed; what a downloader does).
+    #[default]
+    Off,
+    /// Reveal pieces one by one for as long as the torrent is seeded (an operator's override).
+    On,
+    /// Reveal one by one while the swarm lacks a copy of something we hold, then announce
+    /// everything: while only we have some piece, our upload is the swarm's limit for it and
+    /// each piece should leave us once; once one copy is out, the swarm trades it and our
+    /// upload is best spent as a plain seed's. No flag to guess for a slow or a fast seed,
+    /// and a relay that is still pulling stays revealing (new pieces exist only with it).
+    Auto,
+}
+
+impl SuperSeeding {
+    /// The mode a seed's command line asks for: `--super-seed` (`on`), `--no-super-seed`
+    /// (`off`), else automatic.
+    pub fn from_flags(on: bool, off: bool) -> SuperSeeding {
+        match (on, off) {
+            (true, _) => SuperSeeding::On,
+            (false, true) => SuperSeeding::Off,
+            (false, false) => SuperSeeding::Auto,
+        }
+    }
+}
+
+/// Whether [`SuperSeeding::Auto`] may stop revealing: we hold all `piece_count` pieces
+/// (`complete`) and `out(p)` (a connected peer has piece `p`, or it was revealed to one) holds
+/// for every piece.
+pub fn first_copy_out(piece_count: u32, complete: bool, mut out: impl FnMut(PieceIndex) -> bool) -> bool {
+    complete && (0..piece_count).map(PieceIndex).all(&mut out)
+}
 
 /// What the reveal policy reads of the torrent and of one peer.
 pub trait RevealView {
@@ -152,6 +188,14 @@ mod tests {
         fn reveals(&self, p: PieceIndex) -> u32 {
             self.reveals[p.0 as usize]
         }
+    }
+
+    #[test]
+    fn auto_stops_revealing_once_every_piece_is_out_and_we_are_complete() {
+        let out = [true, true, false];
+        assert!(!first_copy_out(3, true, |p| out[p.0 as usize]), "piece 2 is only with us");
+        assert!(first_copy_out(2, true, |p| out[p.0 as usize]));
+        assert!(!first_copy_out(2, false, |_| true), "still pulling: new pieces exist only with us");
     }
 
     #[test]

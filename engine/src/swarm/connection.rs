@@ -22,7 +22,7 @@ use super::throttle;
 use super::torrent::{PeerShared, Torrent, TorrentEvent};
 use crate::peer::{
     answer_metadata_request, unchoke_on_interest, PeerError, PeerEvent, PeerSession, RevealView, SuperSeed,
-    OUR_UT_METADATA_ID,
+    SuperSeeding, OUR_UT_METADATA_ID,
 };
 use crate::piece_map::Bitfield;
 use crate::ratelimit::RateChain;
@@ -70,27 +70,24 @@ pub(crate) async fn run(
     };
     let _ = stream.set_nodelay(true);
     let now = Instant::now();
-    let session = PeerSession::new(
-        torrent.session.clone(),
-        torrent.picker.clone(),
-        peer.slot,
-        torrent.info_hash,
-        peer_id,
-        now,
-    );
-    // Super-seeding announces nothing up front; pieces are revealed one by one.
-    let announced = if torrent.session.super_seed {
-        Bitfield::new(torrent.map.piece_count())
-    } else {
-        torrent.map.verified().snapshot()
-    };
+    // Super-seeding (unless an automatic one has already handed a copy of everything to the
+    // swarm) announces nothing up front; pieces are revealed one by one.
+    let mut config = torrent.session.clone();
+    if config.super_seed == SuperSeeding::Auto && torrent.first_copy_out.load(Ordering::Relaxed) {
+        config.super_seed = SuperSeeding::Off;
+    }
+    let super_seed = config.super_seed != SuperSeeding::Off;
+    let session =
+        PeerSession::new(config, torrent.picker.clone(), peer.slot, torrent.info_hash, peer_id, now);
+    let announced =
+        if super_seed { Bitfield::new(torrent.map.piece_count()) } else { torrent.map.verified().snapshot() };
     let shared = Rc::new(RefCell::new(Shared {
         session,
         announced,
         upload_cache: None,
         closed: false,
         peer_ut_metadata: None,
-        super_seed: torrent.session.super_seed.then(|| SuperSeed::new(now)),
+        super_seed: super_seed.then(|| SuperSeed::new(now)),
     }));
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
@@ -171,9 +168,7 @@ async fn read_loop(
         }
         s.session.handle_input(&[], Instant::now())?;
         drain_events(torrent, peer, &mut s);
-        if torrent.session.super_seed {
-            reveal(torrent, &mut s, Instant::now());
-        }
+        reveal(torrent, &mut s, Instant::now());
         if s.session.wants_transmit() {
             wake_writer.notify_one();
         }
@@ -242,9 +237,20 @@ impl RevealView for Reveal<'_> {
     }
 }
 
-/// Super-seeding: reveals (HAVE) to this peer what its [`SuperSeed`] policy picks now.
+/// Super-seeding: reveals (HAVE) to this peer what its [`SuperSeed`] policy picks now. An
+/// automatic super-seed whose first copy is out announces everything instead and stops.
 fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
     let Some(mut policy) = s.super_seed.take() else { return };
+    if torrent.session.super_seed == SuperSeeding::Auto && torrent.check_first_copy_out() {
+        let verified = torrent.map.verified().snapshot();
+        for p in verified.view().iter_ones() {
+            if !s.announced.has(p) {
+                s.announced.set(p);
+                s.session.piece_verified(p, now);
+            }
+        }
+        return;
+    }
     loop {
         let view = Reveal { torrent, session: &s.session, announced: &s.announced };
         let Some(p) = policy.next_reveal(now, &view) else { break };
@@ -389,7 +395,7 @@ async fn control_loop(
                 let mut s = shared.borrow_mut();
                 let now = Instant::now();
                 match ev {
-                    Ok(TorrentEvent::Verified(_)) if torrent.session.super_seed => reveal(&torrent, &mut s, now),
+                    Ok(TorrentEvent::Verified(_)) if s.super_seed.is_some() => reveal(&torrent, &mut s, now),
                     Ok(TorrentEvent::Verified(p)) => {
                         if !s.announced.has(p) {
                             s.announced.set(p);
@@ -402,7 +408,7 @@ async fn control_loop(
                             s.session.cancel_request(block);
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) if torrent.session.super_seed => {
+                    Err(broadcast::error::RecvError::Lagged(_)) if s.super_seed.is_some() => {
                         reveal(&torrent, &mut s, now)
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -430,9 +436,7 @@ async fn control_loop(
                     wake_writer.notify_one();
                     return;
                 }
-                if torrent.session.super_seed {
-                    reveal(&torrent, &mut s, now);
-                }
+                reveal(&torrent, &mut s, now);
                 PeerShared::set_rate(&peer.down_rate, s.session.download_rate(now));
                 PeerShared::set_rate(&peer.up_rate, s.session.upload_rate(now));
                 let want = peer.want_unchoke.load(Ordering::Relaxed);

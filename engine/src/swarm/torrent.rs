@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use super::{AddTorrent, SwarmError};
 use crate::hash::{HashConflict, PieceHashes, Verdict, Verifier, VerifierConfig};
 use crate::layout::Layout;
-use crate::peer::SessionConfig;
+use crate::peer::{first_copy_out, SessionConfig};
 use crate::picker::Picker;
 use crate::piece_map::{
     PeerSlot, PieceMap, PieceMapError, PieceState, Receipt, FIRST_RESERVED_SLOT, IMPORT_SLOT,
@@ -124,6 +124,9 @@ pub(crate) struct Torrent {
     pub store_error: Mutex<Option<String>>,
     /// Super-seeding: how many peers each piece was revealed to (spreads the reveals).
     pub reveals: Box<[AtomicU32]>,
+    /// Automatic super-seeding has seen one copy of every piece leave us: new connections
+    /// announce everything, open ones do at their next reveal (never set back).
+    pub first_copy_out: AtomicBool,
 }
 
 impl std::fmt::Debug for Torrent {
@@ -186,6 +189,22 @@ pub enum HttpClaim {
 }
 
 impl Torrent {
+    /// Whether automatic super-seeding may stop (see [`first_copy_out`]); sticky once true.
+    pub(crate) fn check_first_copy_out(&self) -> bool {
+        if self.first_copy_out.load(Ordering::Relaxed) {
+            return true;
+        }
+        let complete = self.map.verified_count() == self.map.piece_count();
+        let out = first_copy_out(self.map.piece_count(), complete, |p| {
+            self.map.availability(p) > 0 || self.reveals[p.0 as usize].load(Ordering::Relaxed) > 0
+        });
+        if out {
+            self.first_copy_out.store(true, Ordering::Relaxed);
+            tracing::info!(info_hash = %self.info_hash, "automatic super-seeding ends: one copy of every piece is out");
+        }
+        out
+    }
+
     /// Builds the shared state and starts the torrent's verifier threads. `up` and `down` are
     /// the rate limits (swarm, then torrent) its connections wait on.
     pub(crate) fn new(parts: AddTorrent, up: RateChain, down: RateChain) -> Result<Arc<Torrent>, SwarmError> {
@@ -211,6 +230,7 @@ impl Torrent {
             info_hash: parts.info_hash,
             partial: (0..layout.piece_count()).map(|_| Mutex::new(Vec::new())).collect(),
             reveals: (0..layout.piece_count()).map(|_| AtomicU32::new(0)).collect(),
+            first_copy_out: AtomicBool::new(false),
             layout,
             hashes: parts.piece_hashes,
             map,
