@@ -40,8 +40,8 @@ bin="${FG_BIN_DIR:-$PWD/target/release}"
 work="$(mktemp -d /var/tmp/fg-faststart-url-netns.XXXXXX)"
 chmod 755 "$work"
 pids=()
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
-cleanup() { stop_all; netns_cleanup "$((n + 1))"; rm -rf "$work"; }
+stop_all() { local p; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
+cleanup() { stop_all; kill "${origin_pid:-}" 2>/dev/null || true; netns_cleanup "$((n + 1))"; rm -rf "$work"; }
 trap cleanup EXIT
 
 netns_bridge
