@@ -65,7 +65,12 @@ cgroup=""
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
-    if [ -n "$cgroup" ]; then rmdir "$cgroup" 2> /dev/null || true; fi
+    if [ -n "$cgroup" ]; then
+        # Anything still in our cgroup was started by this script (nginx workers, the relay).
+        for p in $(cat "$cgroup/cgroup.procs" 2> /dev/null); do kill "$p" 2> /dev/null || true; done
+        for _ in $(seq 1 50); do [ -s "$cgroup/cgroup.procs" ] || break; sleep 0.1; done
+        rmdir "$cgroup" 2> /dev/null || echo "could not remove $cgroup" >&2
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
