@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# HTTP Range serving of a cached file: floodgate-relay vs nginx (sendfile on), same file, same run.
+# HTTP Range serving: floodgate-relay vs nginx (sendfile on), same file, same run.
 #
-#   tools/bench-relay-http.sh [SIZE_MIB] [SECONDS] [ROUNDS]        (defaults: 1024, 10, 2)
+#   tools/bench-relay-http.sh [SIZE_MIB] [SECONDS] [ROUNDS]          (defaults: 1024, 10, 2)
+#   tools/bench-relay-http.sh --cold [SIZE_MIB] [SECONDS] [ROUNDS]   (defaults: 4096, 20, 2)
+#
+# RELAY_BIN=path: measure that relay binary instead of building target/release's.
 #
 # Makes a random file, serves it with nginx on 127.0.0.1, starts a standalone (URL-only) relay
 # whose origin is that nginx, waits until the relay has pulled and verified the whole file, then
@@ -10,11 +13,29 @@
 # Prints both throughputs, the servers' CPU time per GiB served (wrk's not counted), and
 # relay / nginx. Installs nginx and wrk with apt if missing.
 # The relay runs with its per-IP limits lifted (all 64 connections come from 127.0.0.1).
+#
+# --cold: the file does not fit in memory. nginx and the relay run inside one memory cgroup of
+# MEM_MIB (default 1024) MiB (cgroup v2 `memory.max` or v1 `memory.limit_in_bytes`; needs
+# root), the page cache is dropped (`echo 3 > /proc/sys/vm/drop_caches`) before every run,
+# wrk's timeout is 60 s, and tools/bench/probe.py sends a small (4 KiB, hot) range request
+# every 50 ms during each run and prints its p50/p99/max: how long an ordinary request waits
+# while the server reads the disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size_mib="${1:-1024}"
-secs="${2:-10}"
+cold=0
+if [ "${1:-}" = "--cold" ]; then
+    cold=1
+    shift
+fi
+if [ "$cold" = 1 ]; then
+    size_mib="${1:-4096}"
+    secs="${2:-20}"
+else
+    size_mib="${1:-1024}"
+    secs="${2:-10}"
+fi
 rounds="${3:-2}"
+mem_mib="${MEM_MIB:-1024}"
 conns=64
 chunk=$((1024 * 1024))
 
@@ -29,18 +50,58 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
-cargo build --release -q -p floodgate-relay
-relay_bin="$PWD/target/release/floodgate-relay"
+if [ -n "${RELAY_BIN:-}" ]; then
+    relay_bin="$(realpath "$RELAY_BIN")"
+else
+    cargo build --release -q -p floodgate-relay
+    relay_bin="$PWD/target/release/floodgate-relay"
+fi
+[ -x "$relay_bin" ] || { echo "no relay binary at $relay_bin"; exit 1; }
 
 work="$(mktemp -d /var/tmp/fg-relay-http.XXXXXX)"
 chmod 755 "$work" # nginx workers run as nobody
 pids=()
+cgroup=""
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
+    if [ -n "$cgroup" ]; then
+        # Anything still in our cgroup was started by this script (nginx workers, the relay).
+        for p in $(cat "$cgroup/cgroup.procs" 2> /dev/null); do kill "$p" 2> /dev/null || true; done
+        for _ in $(seq 1 50); do [ -s "$cgroup/cgroup.procs" ] || break; sleep 0.1; done
+        rmdir "$cgroup" 2> /dev/null || echo "could not remove $cgroup" >&2
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
+# In cold mode, a memory cgroup of mem_mib MiB; `in_cgroup CMD... &` runs CMD inside it.
+if [ "$cold" = 1 ]; then
+    [ "$(id -u)" = 0 ] || { echo "--cold needs root (cgroup, drop_caches)"; exit 1; }
+    if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
+        cgroup="/sys/fs/cgroup/fg-bench-$$"
+        mkdir "$cgroup"
+        echo "$((mem_mib * 1024 * 1024))" > "$cgroup/memory.max"
+    elif [ -d /sys/fs/cgroup/memory ]; then
+        cgroup="/sys/fs/cgroup/memory/fg-bench-$$"
+        mkdir "$cgroup"
+        echo "$((mem_mib * 1024 * 1024))" > "$cgroup/memory.limit_in_bytes"
+    else
+        echo "no memory cgroup controller (v2 or v1) under /sys/fs/cgroup"
+        exit 1
+    fi
+fi
+# Only in a background subshell (`in_cgroup CMD... &`): it execs, so `$!` is CMD's pid.
+in_cgroup() {
+    if [ -n "$cgroup" ]; then
+        exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgroup" "$@"
+    else
+        exec "$@"
+    fi
+}
+drop_caches() {
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+}
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.05; done; return 1; }
 
@@ -73,14 +134,14 @@ http {
     }
 }
 CONF
-"$nginx_bin" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+in_cgroup "$nginx_bin" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 nginx_pid=$!
 pids+=("$nginx_pid")
 wait_port "$nginx_port" || { echo "nginx did not start"; cat "$work/nginx/error.log"; exit 1; }
 
 http_port=$(port)
 bt_port=$(port)
-"$relay_bin" --origin "http://127.0.0.1:$nginx_port/bench.bin" --data-dir "$work/relay" \
+in_cgroup "$relay_bin" --origin "http://127.0.0.1:$nginx_port/bench.bin" --data-dir "$work/relay" \
     --listen-http "127.0.0.1:$http_port" --listen-bt "127.0.0.1:$bt_port" \
     --http-conns-per-ip 1024 --http-rate-per-ip 0 > "$work/relay.id" 2> "$work/relay.log" &
 relay_pid=$!
@@ -107,11 +168,13 @@ for url in "$nginx_url" "$relay_url"; do
     cmp -s "$work/check.bin" <(tail -c "$chunk" "$work/www/bench.bin") || { echo "$url sent other bytes"; exit 1; }
 done
 
+wrk_timeout=()
+if [ "$cold" = 1 ]; then wrk_timeout=(--timeout 60s); fi
 # Runs wrk; prints MiB/s of range bodies (206 responses x 1 MiB per second), and wrk's own
 # Transfer/sec (bodies and heads) on stderr.
 run_wrk() {
     local out
-    out="$(wrk -t2 -c"$conns" -d"${secs}s" -s tools/bench/range.lua "$1" -- "$size" "$chunk")"
+    out="$(wrk -t2 -c"$conns" -d"${secs}s" "${wrk_timeout[@]}" -s tools/bench/range.lua "$1" -- "$size" "$chunk")"
     if grep -q "Non-2xx" <<< "$out" || grep -q "Socket errors" <<< "$out"; then
         echo "wrk saw errors against $1:" >&2
         echo "$out" >&2
@@ -131,24 +194,46 @@ cpu_ticks() {
     echo "$t"
 }
 # Runs wrk against URL while counting the CPU of PIDS...; prints "MiB/s CPU-seconds-per-GiB".
+# Cold: drops the page cache first and runs the latency probe beside wrk (its line goes to
+# $work/probe.txt).
 measure() {
-    local url="$1" mibs c0 c1
+    local url="$1" mibs c0 c1 probe_pid=""
     shift
+    if [ "$cold" = 1 ]; then
+        drop_caches
+        python3 tools/bench/probe.py "$url" "$secs" > "$work/probe.txt" 2> "$work/probe.err" &
+        probe_pid=$!
+    fi
     c0=$(cpu_ticks "$@")
     mibs=$(run_wrk "$url")
     c1=$(cpu_ticks "$@")
+    if [ -n "$probe_pid" ]; then
+        wait "$probe_pid" || { echo "the probe failed against $url:" >&2; cat "$work/probe.err" >&2; exit 1; }
+    fi
     awk -v m="$mibs" -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v s="$secs" \
         'BEGIN { printf "%d %.2f\n", m, (c / hz) / (m * s / 1024) }'
 }
 
-echo "HTTP Range, ${size_mib} MiB file in the page cache, wrk -t2 -c$conns -d${secs}s, random 1 MiB ranges, $(nproc) cores, $(date -u +%F)"
+if [ "$cold" = 1 ]; then
+    where="not in the page cache (memory cgroup of $mem_mib MiB, caches dropped before each run)"
+else
+    where="in the page cache"
+fi
+echo "HTTP Range, ${size_mib} MiB file $where, wrk -t2 -c$conns -d${secs}s ${wrk_timeout[*]}, random 1 MiB ranges, $(nproc) cores, $(date -u +%F), relay $relay_bin"
 nginx_total=0
 relay_total=0
 for r in $(seq 1 "$rounds"); do
     read -r n ncpu <<< "$(measure "$nginx_url" "$nginx_pid" $(pgrep -P "$nginx_pid"))"
+    nprobe="$(cat "$work/probe.txt" 2> /dev/null || true)"
     read -r rl rcpu <<< "$(measure "$relay_url" "$relay_pid")"
+    rprobe="$(cat "$work/probe.txt" 2> /dev/null || true)"
     rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$relay_pid/status")
     echo "round $r: nginx $n MiB/s ($ncpu CPU-s/GiB), relay $rl MiB/s ($rcpu CPU-s/GiB; RSS $((rss / 1024)) MiB)"
+    if [ "$cold" = 1 ]; then
+        echo "  nginx $nprobe"
+        echo "  relay $rprobe"
+        echo "  relay cold runs: $(curl -s "http://127.0.0.1:$http_port/metrics" | grep -E '^floodgate_relay_http_cold_(runs|bytes)_total' | awk '{ printf "%s ", $NF }')"
+    fi
     nginx_total=$((nginx_total + n))
     relay_total=$((relay_total + rl))
 done

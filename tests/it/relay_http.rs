@@ -1,6 +1,6 @@
 //! The relay's HTTP server as a client sees it: per-IP connection limit, oversized and slow
 //! request heads, Last-Modified with If-Modified-Since / If-Range, the bounded wait for bytes not
-//! pulled yet, and nginx as the relay's origin.
+//! pulled yet, nginx as the relay's origin, and a range read back in after its pages were evicted.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -470,4 +470,64 @@ fn a_client_that_stops_reading_the_body_is_cut_off() {
         got.len()
     );
     assert!(secs < 5.0, "the relay had closed the connection; reading what was buffered took {secs:.1} s");
+}
+
+/// The relay's `floodgate_relay_http_cold_<what>_total` for its task.
+fn cold_metric(relay: &Relay, what: &str) -> u64 {
+    let (code, body) = curl(&format!("http://{}/metrics", relay.http), &[]);
+    assert_eq!(code, 200, "GET /metrics");
+    let name = format!("floodgate_relay_http_cold_{what}_total{{task=\"{}\"}} ", relay.id);
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// The one file under `dir` (recursively) that is `len` bytes long: the relay's stored copy.
+fn stored_file(dir: &Path, len: u64) -> PathBuf {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read the data dir").flatten() {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(p),
+                Ok(m) if m.len() == len => found.push(p),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "one stored file of {len} bytes under {}: {found:?}", dir.display());
+    found.remove(0)
+}
+
+#[test]
+fn a_range_whose_pages_were_evicted_is_read_in_off_the_runtime_and_served_whole() {
+    let (fx, _origin, relay) = complete_relay(&[]);
+    let len = fx.data.len() as u64;
+    let stored = stored_file(&fx.dir.path().join("relay"), len);
+    // Hot first: a range already in the page cache is not a cold run.
+    let (code, body) = curl(&relay.data_url(), &["-r", "0-999"]);
+    assert_eq!(code, 206);
+    assert!(body == fx.data[..1000], "hot range differs");
+    assert_eq!(cold_metric(&relay, "runs"), 0, "the just-written file is all in the page cache");
+
+    // Evict the relay's copy (clean pages only: flush it first).
+    let file = std::fs::File::open(&stored).expect("open the stored file");
+    file.sync_all().expect("fsync the stored file");
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise DONTNEED");
+    let (start, end) = (100_000u64, 900_000u64);
+    let res = floodgate_engine::uring::residency(&file, start, end - start).expect("cachestat");
+    assert!(res.measured, "cachestat(2) exists here (Linux 6.5+)");
+    assert!(res.cached * 2 < res.pages, "the range was evicted (not a tmpfs?): {res:?}");
+
+    let (code, body) = curl(&relay.data_url(), &["-r", &format!("{start}-{}", end - 1)]);
+    assert_eq!(code, 206);
+    assert!(body == fx.data[start as usize..end as usize], "the cold range's bytes differ");
+    let runs = cold_metric(&relay, "runs");
+    let bytes = cold_metric(&relay, "bytes");
+    assert!(runs >= 1, "the cold range was read in off the runtime: {runs} runs");
+    assert!(bytes >= end - start && bytes <= 2 * len, "cold bytes cover the range: {bytes}");
+    let res = floodgate_engine::uring::residency(&file, start, end - start).expect("cachestat");
+    assert!(res.is_whole(), "the range is in the page cache after serving it: {res:?}");
 }

@@ -33,13 +33,18 @@
 //! If io_uring is unavailable (old kernel, seccomp) or `FLOODGATE_URING=off` is set, ring calls
 //! fall back to `pread`/`pwrite`; [`backend`] tells which one a thread has.
 //!
+//! [`residency`] (`cache.rs`) tells how much of a file range is in the page cache
+//! (`cachestat(2)`), so a caller can read a cold range in off a thread that must not block.
+//!
 //! All of the engine's `unsafe` lives here.
 
 mod buf;
+mod cache;
 mod op;
 mod ring;
 
 pub use buf::IoBufMut;
+pub use cache::{residency, Residency};
 pub use op::{
     fallocate, read_exact_at, read_segments, start_writeback, submit, submit_via, write_all_at, Op, ReadSeg,
 };

@@ -3,6 +3,9 @@
 //! `sendfile` from the store's file (zero-copy: the kernel hands page-cache pages to the socket)
 //! or, for an in-memory store, with reads of at most [`CHUNK`] bytes.
 //!
+//! A run whose pages are not all in the page cache is read in off the runtime first
+//! ([`super::warm`]), so `sendfile` never waits for the disk on a worker thread.
+//!
 //! A piece's bytes are sent only once the piece is verified. Every [`CHUNK`] bytes of a body
 //! must be taken by the client within the write timeout (the slow-client limit).
 
@@ -16,7 +19,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::ServerConfig;
+use super::Server;
 use crate::task::Task;
 
 /// Body bytes a client must take per write timeout; also the read size without `sendfile`.
@@ -57,8 +60,9 @@ pub(super) async fn send_range(
     sock: &mut TcpStream,
     task: &Task,
     r: ByteRange,
-    config: &ServerConfig,
+    server: &Server,
 ) -> io::Result<()> {
+    let config = &server.config;
     let piece_length = u64::from(task.layout.piece_length());
     let mut pos = r.start;
     let mut deadline = Instant::now() + config.write_timeout;
@@ -76,7 +80,13 @@ pub(super) async fn send_range(
             end = (end + piece_length).min(r.end);
         }
         let sent = match file_at(task, pos, end - pos) {
-            Some((file, offset, len)) => sendfile(sock, file, offset, len, deadline).await?,
+            Some((file, offset, len)) => {
+                if let Err(e) = server.warm.ensure(task, file, offset, len, deadline).await {
+                    // The sendfile reads what is missing itself (on this thread).
+                    tracing::debug!(task = %task.id, error = %e, "cold range not read in first");
+                }
+                sendfile(sock, file, offset, len, deadline).await?
+            }
             None => copy(sock, task, pos, (end - pos).min(CHUNK), deadline).await?,
         };
         task.counters.http_bytes.fetch_add(sent, Ordering::Relaxed);

@@ -79,7 +79,7 @@ pub(super) async fn respond(
     let with_body = !head_only && !r.is_empty();
     body::write_head(sock, out.as_bytes(), with_body, deadline).await?;
     if with_body {
-        body::send_range(sock, task, r, &server.config).await?;
+        body::send_range(sock, task, r, server).await?;
     }
     Ok(keep)
 }

@@ -64,6 +64,13 @@ pub(super) fn render(server: &Server) -> String {
         "floodgate_relay_served_bytes",
         "Payload bytes uploaded to clients, by protocol (http, bt)",
     );
+    let cold_runs = family::<Counter>(
+        &mut reg,
+        "floodgate_relay_http_cold_runs",
+        "HTTP sendfile runs not all in the page cache, read in off the runtime first",
+    );
+    let cold_bytes =
+        family::<Counter>(&mut reg, "floodgate_relay_http_cold_bytes", "Bytes in those cold runs");
     let peers = family::<Gauge>(&mut reg, "floodgate_relay_peers", "Connected BitTorrent peers");
     let hash_failures = family::<Counter>(
         &mut reg,
@@ -86,6 +93,8 @@ pub(super) fn render(server: &Server) -> String {
         origin_requests.get_or_create(&l).inc_by(c.origin_requests.load(Ordering::Relaxed));
         origin_retries.get_or_create(&l).inc_by(c.origin_retries.load(Ordering::Relaxed));
         pull_rate_g.get_or_create(&l).set(pull_rate(t));
+        cold_runs.get_or_create(&l).inc_by(c.http_cold_runs.load(Ordering::Relaxed));
+        cold_bytes.get_or_create(&l).inc_by(c.http_cold_bytes.load(Ordering::Relaxed));
         let (bt_bytes, bt_peers, bt_hash_failures) = t.torrent().map_or((0, 0, 0), |h| {
             let s = h.stats();
             (s.uploaded, s.peers, s.hash_failures)

@@ -2,7 +2,8 @@
 //!
 //! Hand-written HTTP/1.1 over the `engine::http` sans-IO parser, on tokio: a relay serves
 //! thousands of slow readers, each bounded in memory (one head buffer of at most 16 KiB; bodies
-//! go from the page cache to the socket with `sendfile`) and in time (a deadline for each whole
+//! go from the page cache to the socket with `sendfile`, cold ranges read in first off the
+//! runtime: `warm.rs`) and in time (a deadline for each whole
 //! request head, keep-alive idle time, and a minimum pace for bodies). Per-IP connection and
 //! request-rate limits keep one client from taking the server.
 
@@ -18,6 +19,7 @@ mod pages;
 mod response;
 mod tracker;
 mod validators;
+mod warm;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub(crate) struct Server {
     /// The built-in tracker (`/announce`, `/scrape`).
     pub tracker: Tracker,
     limits: PerIpLimits,
+    /// Reads cold ranges into the page cache off the runtime, bounded.
+    warm: warm::Warm,
 }
 
 impl Server {
@@ -70,6 +74,7 @@ impl Server {
             limits: PerIpLimits::new(config.per_ip_conns, config.per_ip_rate),
             config,
             tracker: Tracker::default(),
+            warm: warm::Warm::default(),
         };
         for task in tasks {
             server.add_task(task);

@@ -64,6 +64,10 @@ pub(crate) struct Counters {
     pub origin_retries: AtomicU64,
     /// Body bytes sent over HTTP.
     pub http_bytes: AtomicU64,
+    /// HTTP `sendfile` runs whose pages were not all cached and were read in off the runtime.
+    pub http_cold_runs: AtomicU64,
+    /// Bytes in those runs.
+    pub http_cold_bytes: AtomicU64,
     /// Pieces found verified on disk at start (resume).
     pub resumed_pieces: AtomicU64,
     /// Pieces imported from the origin.
