@@ -92,6 +92,11 @@ group() {
     done
     cat "$work/$name"/c*.t | sort -n | awk -v g="$name" -v b="$bound" \
         '{ t[NR] = $1 } END { printf "%-11s first %6.2f s  median %6.2f s  last %6.2f s  last / Kumar-Ross bound %.2f\n", g, t[1], t[int((NR+1)/2)], t[NR], t[NR] / b }'
+    if [ "$name" != libtorrent ]; then
+        # Redundant bytes per client (received and dropped), in % of the file.
+        sed 's/.*"redundant_bytes":\([0-9]*\).*/\1/' "$work/$name"/c*.json | sort -n | awk -v f="$((size_mib * 1024 * 1024))" \
+            '{ r[NR] = $1 } END { printf "%-11s redundant bytes per client: median %.2f %%, max %.2f %% of the file\n", "", 100 * r[int((NR+1)/2)] / f, 100 * r[NR] / f }'
+    fi
     rm -rf "${work:?}/$name"
 }
 

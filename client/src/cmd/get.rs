@@ -236,6 +236,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             "seconds": seconds,
             "peers": s.peers_seen,
             "bt_bytes": s.downloaded,
+            "redundant_bytes": s.redundant_bytes,
             "http_bytes": r.http_bytes,
             "http_bytes_by_source": by_source(&r),
             "origin_bytes": r.bytes_of(SourceKind::Origin),
@@ -251,12 +252,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         println!("{v}");
     } else {
         eprintln!(
-            "complete: {} bytes in {:.2} s ({:.0} MB/s) from {} peers; BitTorrent {} bytes, HTTP {} bytes",
+            "complete: {} bytes in {:.2} s ({:.0} MB/s) from {} peers; BitTorrent {} bytes (+{} redundant), HTTP {} bytes",
             meta.total_length(),
             seconds,
             meta.total_length() as f64 / seconds.max(1e-9) / 1e6,
             s.peers_seen,
             s.downloaded,
+            s.redundant_bytes,
             r.http_bytes
         );
     }

@@ -129,6 +129,14 @@ pub enum PeerEvent {
     PeerInterest(bool),
     /// The peer sent a message this engine does not handle (BEP 10 extension or unknown id).
     Unhandled(Message),
+    /// A block arrived that was not used: not requested (or cancelled before it came), or
+    /// already received from another peer. Its bytes are dropped; count them as redundant.
+    Redundant {
+        /// Which block.
+        block: BlockRef,
+        /// Its payload length.
+        bytes: u32,
+    },
 }
 
 /// A request from the peer waiting in the session, ordered by the availability of its piece
@@ -589,8 +597,10 @@ impl PeerSession {
 
     fn on_block(&mut self, block: BlockRef, data: Bytes, now: Instant) -> Result<(), PeerError> {
         self.down.add(data.len() as u64, now);
+        let bytes = data.len() as u32;
         let Some(sent) = self.take_outstanding(block) else {
             // Unrequested or already cancelled: not an error (requests race with cancels).
+            self.events.push_back(PeerEvent::Redundant { block, bytes });
             return Ok(());
         };
         self.latency.sample(now.saturating_duration_since(sent));
@@ -603,6 +613,8 @@ impl PeerSession {
         }
         if matches!(receipt, Receipt::Accepted | Receipt::PieceComplete) {
             self.events.push_back(PeerEvent::Block { block, data, receipt });
+        } else {
+            self.events.push_back(PeerEvent::Redundant { block, bytes });
         }
         Ok(())
     }

@@ -61,6 +61,8 @@ struct Swarm {
     /// Steps (virtual milliseconds) so far. A session's timer runs when its `poll_timeout`
     /// is reached and on every 1000th step, as the driver's housekeeping does.
     steps: u64,
+    /// Payload bytes the sessions reported as redundant ([`PeerEvent::Redundant`]).
+    redundant: u64,
 }
 
 impl Swarm {
@@ -73,6 +75,7 @@ impl Swarm {
             info_hash: InfoHash([7; 20]),
             muted: Vec::new(),
             steps: 0,
+            redundant: 0,
         }
     }
 
@@ -163,6 +166,7 @@ impl Swarm {
                         self.verify(node_ix, block.piece);
                     }
                 }
+                PeerEvent::Redundant { bytes, .. } => self.redundant += u64::from(bytes),
                 PeerEvent::CancelElsewhere { block, slots } => {
                     for l in &mut self.links {
                         for (n, s) in &mut l.ends {
@@ -287,6 +291,8 @@ fn two_seeders_share_the_work_and_endgame_cancels() {
     // Endgame may fetch a few blocks twice, never many.
     let extra = from0 + from1 - data.len() as u64;
     assert!(extra <= 64 * 16 * 1024, "{extra} duplicate bytes");
+    // Every payload byte received is either used or reported redundant, never silently lost.
+    assert_eq!(swarm.redundant, extra, "redundant bytes reported");
     swarm.nodes[2].map.check_invariants().unwrap();
 }
 

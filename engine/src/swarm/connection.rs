@@ -206,6 +206,9 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
             PeerEvent::Unhandled(Message::Extended { id: OUR_UT_METADATA_ID, payload }) => {
                 serve_metadata(torrent, s, &payload);
             }
+            PeerEvent::Redundant { bytes, .. } => {
+                torrent.counters.redundant.fetch_add(u64::from(bytes), Ordering::Relaxed);
+            }
             PeerEvent::Handshake { .. } | PeerEvent::Unhandled(_) => {}
         }
     }

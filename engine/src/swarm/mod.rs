@@ -189,8 +189,11 @@ pub struct TorrentStats {
     pub bytes_verified: u64,
     /// Bytes in the torrent.
     pub total_length: u64,
-    /// Payload bytes received from peers (duplicates and failed pieces included).
+    /// Payload bytes received from peers and used (failed pieces included, redundant ones not).
     pub downloaded: u64,
+    /// Payload bytes received from peers and dropped: blocks nobody asked for any more, or that
+    /// another peer (or HTTP) delivered first (libtorrent's "redundant bytes").
+    pub redundant_bytes: u64,
     /// Payload bytes sent to peers.
     pub uploaded: u64,
     /// Connected peers.
@@ -382,6 +385,7 @@ impl TorrentHandle {
             hash_failures: t.counters.hash_failures.load(Ordering::Relaxed),
             store_error: t.store_error.lock().clone(),
             mixed_pieces: t.counters.mixed_pieces.load(Ordering::Relaxed),
+            redundant_bytes: t.counters.redundant.load(Ordering::Relaxed),
         }
     }
 

@@ -88,6 +88,9 @@ pub(crate) struct Counters {
     pub peers_seen: AtomicU64,
     /// Pieces made of blocks from both peers and an HTTP import.
     pub mixed_pieces: AtomicU64,
+    /// Payload bytes received from peers and dropped (unrequested, cancelled, or a block
+    /// another peer delivered first).
+    pub redundant: AtomicU64,
 }
 
 /// Blocks of a piece received so far, with the slot that sent each (for blame).
