@@ -98,7 +98,10 @@ impl ClientService for Client {
             instance: p.instance as i64,
         };
         let now = self.0.progress.report(row).await?;
-        Ok(Response::new(pb::ReportProgressResponse { cancelled: now == "cancelled" }))
+        Ok(Response::new(pb::ReportProgressResponse {
+            cancelled: now.state == "cancelled",
+            failed_reason: now.failed_reason,
+        }))
     }
 
     async fn get_distribution_meta(
