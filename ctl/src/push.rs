@@ -244,7 +244,8 @@ async fn handle(db: &Db, hub: &Hub, ev: &Event) -> CtlResult<()> {
                 db.open_assignments(dist).await?.into_iter().map(|a| a.client_id).collect();
             let failed = pb::DistFailed { dist_id: dist.clone(), reason: reason.clone() };
             let n = hub.send_clients(&clients, &TaskEvent { event: Some(task_event::Event::Failed(failed)) });
-            let others: Vec<String> = db.dist_relays(dist).await?.into_iter().filter(|r| r != relay).collect();
+            let others: Vec<String> =
+                db.dist_relays(dist).await?.into_iter().filter(|r| r != relay).collect();
             hub.send_relays(
                 &others,
                 &RelayTaskEvent { event: Some(relay_task_event::Event::CancelDistId(dist.clone())) },

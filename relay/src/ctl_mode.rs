@@ -445,7 +445,9 @@ impl Relay {
                     tracing::error!(dist, error = %s, "ctl refused the SHA-256 mismatch report");
                     return;
                 }
-                Ok(Err(s)) => tracing::warn!(dist, attempt, error = %s, "cannot report the mismatch; retrying"),
+                Ok(Err(s)) => {
+                    tracing::warn!(dist, attempt, error = %s, "cannot report the mismatch; retrying")
+                }
                 Err(_) => tracing::warn!(dist, attempt, "reporting the mismatch timed out; retrying"),
             }
             backoff.wait().await;

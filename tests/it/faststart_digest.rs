@@ -48,7 +48,12 @@ fn agents(setup: &UrlOnlySetup) -> (Vec<floodgate_tests::ChildGuard>, Vec<String
 }
 
 /// The distribution as `dist get --json` shows it once `pred` holds (60 s at most).
-fn wait_dist(ctl: &Ctl, dist: &str, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn wait_dist(
+    ctl: &Ctl,
+    dist: &str,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     wait_for(Duration::from_secs(60), || ctl_json(ctl, &["dist", "get", dist]).filter(|d| pred(d)))
         .unwrap_or_else(|| panic!("{what} within 60 s; now {:?}", ctl_json(ctl, &["dist", "get", dist])))
 }
@@ -65,9 +70,14 @@ fn the_right_digest_ends_done_with_the_torrent_published() {
     assert_eq!(d["has_torrent"], true, "the relay published the .torrent after the check: {d}");
     assert_eq!(d["stats"]["done"], AGENTS as u64, "{d}");
     for f in &files {
-        assert!(std::fs::read(f).is_ok_and(|got| got == setup.fx.data), "{} must be byte-identical", f.display());
+        assert!(
+            std::fs::read(f).is_ok_and(|got| got == setup.fx.data),
+            "{} must be byte-identical",
+            f.display()
+        );
     }
-    let task = json(&format!("http://{}/tasks", setup.http)).and_then(|t| t.get(0).cloned()).expect("relay task");
+    let task =
+        json(&format!("http://{}/tasks", setup.http)).and_then(|t| t.get(0).cloned()).expect("relay task");
     assert_eq!(task["state"], "complete", "{task}");
     assert!(task["info_hash"].is_string(), "the relay made the final torrent: {task}");
 }
@@ -87,7 +97,8 @@ fn wrong_digest_fails(setup: UrlOnlySetup) {
     assert_eq!(d["has_torrent"], false, "no .torrent may be published: {d}");
 
     // The agents stop, report failed with the reason, and delete their provisional data.
-    let d = wait_dist(ctl, &dist, "every agent must report failed", |d| d["stats"]["failed"] == AGENTS as u64);
+    let d =
+        wait_dist(ctl, &dist, "every agent must report failed", |d| d["stats"]["failed"] == AGENTS as u64);
     assert_eq!(d["stats"]["done"], 0, "{d}");
     let gone = wait_for(Duration::from_secs(30), || files.iter().all(|f| !f.exists()).then_some(()));
     assert!(gone.is_some(), "the agents must delete their provisional data: {files:?}");
@@ -127,7 +138,9 @@ fn a_wrong_digest_fails_the_distribution_on_postgres() {
 #[test]
 fn a_malformed_sha256_is_refused_by_the_cli() {
     // Refused while parsing the arguments: no ctl is needed (nothing listens on port 9).
-    for (bad, why) in [("abc", "64 hex digits, got 3 characters"), (&"z".repeat(64)[..], "found 'z' at position 0")] {
+    for (bad, why) in
+        [("abc", "64 hex digits, got 3 characters"), (&"z".repeat(64)[..], "found 'z' at position 0")]
+    {
         let out = Command::new(bin("floodgate-ctl"))
             .args(["dist", "create", "http://127.0.0.1:9/f", "--targets", "all", "--sha256", bad])
             .args(["--ctl", "http://127.0.0.1:9", "--token", "t"])
@@ -175,7 +188,11 @@ async fn ctl_refuses_bad_digests_and_foreign_mismatch_reports() {
     };
     let e = relay.report_digest_mismatch(report("stranger", &digest)).await.expect_err("not assigned");
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
-    let d = admin.get_distribution(pb::GetDistributionRequest { id: id.clone() }).await.expect("get").into_inner();
+    let d = admin
+        .get_distribution(pb::GetDistributionRequest { id: id.clone() })
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(d.state, pb::DistState::Active as i32, "{d:?}");
     assert_eq!(d.sha256, digest);
 }

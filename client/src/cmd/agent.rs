@@ -653,7 +653,13 @@ impl Agent {
                     (s.bytes_verified.saturating_sub(last.1) as f64 / last.0.elapsed().as_secs_f64()) as u64;
                 last = (Instant::now(), s.bytes_verified);
                 let failed = self
-                    .report(&dist, pb::TaskState::Running, base + Bytes::of(&s, &http()), speed, String::new())
+                    .report(
+                        &dist,
+                        pb::TaskState::Running,
+                        base + Bytes::of(&s, &http()),
+                        speed,
+                        String::new(),
+                    )
                     .await;
                 if let Some(reason) = failed {
                     self.fail(&dist, reason).await;

@@ -390,13 +390,12 @@ impl Db {
     /// (`cancelled` if the distribution was cancelled) and the reason if ctl failed the
     /// distribution. NOT_FOUND if not assigned.
     async fn report_in(&self, tx: &mut super::WriteTx, p: &ProgressRow) -> CtlResult<Reported> {
-        let failed_reason: String = sqlx::query_scalar(
-            "SELECT failure_reason FROM distributions WHERE id = $1 AND state = 'failed'",
-        )
-        .bind(&p.dist_id)
-        .fetch_optional(&mut ***tx)
-        .await?
-        .unwrap_or_default();
+        let failed_reason: String =
+            sqlx::query_scalar("SELECT failure_reason FROM distributions WHERE id = $1 AND state = 'failed'")
+                .bind(&p.dist_id)
+                .fetch_optional(&mut ***tx)
+                .await?
+                .unwrap_or_default();
         let state = self.record_report(tx, p).await?;
         Ok(Reported { state, failed_reason })
     }

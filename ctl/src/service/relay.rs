@@ -113,7 +113,9 @@ impl RelayService for Relay {
             )));
         }
         if d.state != "active" {
-            return Err(CtlError::Precondition(format!("{} is {}: nothing is published", d.id, d.state)).into());
+            return Err(
+                CtlError::Precondition(format!("{} is {}: nothing is published", d.id, d.state)).into()
+            );
         }
         let size = super::torrent_length(&r.torrent)?;
         if d.size > 0 && size != d.size as u64 {
@@ -156,7 +158,9 @@ impl RelayService for Relay {
             .into());
         }
         if expected == actual {
-            return Err(CtlError::Invalid("expected and actual are the same digest: no mismatch".into()).into());
+            return Err(
+                CtlError::Invalid("expected and actual are the same digest: no mismatch".into()).into()
+            );
         }
         let reason = format!(
             "SHA-256 mismatch: the file from the origin has {actual}, expected {expected} (relay {})",
