@@ -77,7 +77,7 @@ mod tests {
     use floodgate_engine::store::StoreConfig;
 
     fn store_with(data: &[u8], dir: &std::path::Path) -> Store {
-        let layout = Layout::single("f.bin".into(), data.len() as u64, 16 * 1024).expect("layout");
+        let layout = Layout::single("f.bin", data.len() as u64, 16 * 1024).expect("layout");
         let store = Store::open(layout, dir, StoreConfig::default()).expect("store");
         store.write_at(0, data).expect("write");
         store
