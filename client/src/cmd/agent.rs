@@ -712,14 +712,11 @@ impl Agent {
 
     /// ctl failed the distribution (e.g. the file did not match its SHA-256): stops the job,
     /// deletes its data unless it is a finished standard download (a provisional one is never
-    /// kept), and reports FAILED with the reason. Idempotent: a job already gone reports
-    /// nothing again.
+    /// kept), and reports FAILED with the reason. Without a job (already stopped, or this
+    /// process started after the failure) it only reports FAILED, so ctl closes the assignment.
     async fn fail(&self, dist: &str, reason: String) {
-        let was_waiting = self.waiting.lock().remove(dist);
+        self.waiting.lock().remove(dist);
         let job = self.jobs.lock().remove(dist);
-        if job.is_none() && !was_waiting {
-            return;
-        }
         let mut bytes = Bytes::default();
         if let Some(job) = job {
             job.stop.store(true, Ordering::Relaxed);
@@ -735,6 +732,8 @@ impl Agent {
                 }
             }
             tracing::error!(dist, %reason, deleted = !keep, "distribution failed");
+        } else {
+            tracing::warn!(dist, %reason, "distribution failed");
         }
         self.report(dist, pb::TaskState::Failed, bytes, 0, reason).await;
     }

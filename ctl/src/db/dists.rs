@@ -343,6 +343,23 @@ impl Db {
         rows.iter().map(dist_from).collect()
     }
 
+    /// Distributions ctl failed (with a reason) where this client's assignment is still open:
+    /// `(dist_id, failure_reason)`, so a client that missed the push hears of it on reconnect.
+    pub(crate) async fn client_failed_distributions(
+        &self,
+        client_id: &str,
+    ) -> CtlResult<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.failure_reason FROM client_assignments a JOIN distributions d ON d.id = a.dist_id \
+             WHERE a.client_id = $1 AND a.state IN ('pending', 'running') AND d.state = 'failed' \
+             AND d.failure_reason <> '' ORDER BY d.created_ms",
+        )
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("failure_reason")?))).collect()
+    }
+
     /// Adds assignments for `dist_id` to these clients if missing. Returns the ones added.
     pub(crate) async fn add_assignments(&self, dist_id: &str, clients: &[String]) -> CtlResult<Vec<String>> {
         let mut tx = self.begin_write().await?;

@@ -66,6 +66,10 @@ impl ClientService for Client {
             let ev = TaskEvent { event: Some(task_event::Event::Assign(convert::task(&d, &relays)?)) };
             let _ = tx.send(Ok(ev));
         }
+        for (dist_id, reason) in self.0.db.client_failed_distributions(&id).await? {
+            let ev = TaskEvent { event: Some(task_event::Event::Failed(pb::DistFailed { dist_id, reason })) };
+            let _ = tx.send(Ok(ev));
+        }
         Ok(Response::new(watch))
     }
 
