@@ -157,8 +157,8 @@ fn super_seed_sends_about_one_copy() {
 /// With no flag the seed super-seeds by itself while the swarm lacks a copy of some piece
 /// (here: the whole run, its upload is the limit), so it too sends about one copy.
 #[test]
-fn a_slow_seed_super_seeds_without_a_flag() {
-    three_downloaders_from_a_slow_seed(&[]);
+fn a_slow_seed_with_automatic_super_seeding_sends_about_one_copy() {
+    three_downloaders_from_a_slow_seed(&["--auto-super-seed"]);
 }
 
 /// One seed limited to 4 MB/s with `seed_flags`, three downloaders through its tracker: every

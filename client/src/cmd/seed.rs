@@ -35,13 +35,14 @@ pub(crate) struct Args {
     pub tracker_listen: Option<SocketAddr>,
     /// Super-seeding (BEP 16) always: reveal pieces to each peer one by one, the rarest
     /// first, so peers get different pieces and trade them; the seed sends each piece about
-    /// once. By default the seed does so until one copy of every piece is out, then
-    /// announces everything.
-    #[arg(long, conflicts_with = "no_super_seed")]
+    /// once.
+    #[arg(long, conflicts_with = "auto_super_seed")]
     pub super_seed: bool,
-    /// Never super-seed: announce every piece from the start.
+    /// Super-seed only until one copy of every piece is out, then announce everything (the
+    /// relay's default). Not the default here: a libtorrent peer resolving a magnet from a
+    /// super-seeding seed sometimes stops one piece short (see BENCHMARKS.md).
     #[arg(long)]
-    pub no_super_seed: bool,
+    pub auto_super_seed: bool,
 }
 
 /// Runs the command.
@@ -71,7 +72,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.listen,
         verified,
         args.limits,
-        SuperSeeding::from_flags(args.super_seed, args.no_super_seed),
+        if args.super_seed {
+            SuperSeeding::On
+        } else if args.auto_super_seed {
+            SuperSeeding::Auto
+        } else {
+            SuperSeeding::Off
+        },
         args.fleet.key(),
     )?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);

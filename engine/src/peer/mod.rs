@@ -46,7 +46,9 @@ pub use metadata::{MetadataError, MetadataFetch, OUR_UT_METADATA_ID};
 pub use metadata_serve::answer_metadata_request;
 pub use rate::RateMeter;
 pub use session::{PeerEvent, PeerSession, SessionConfig};
-pub use super_seed::{first_copy_out, RevealView, SuperSeed, SuperSeeding, REVEAL_AHEAD, REVEAL_IDLE};
+pub use super_seed::{
+    first_copy_out, RevealView, SuperSeed, SuperSeeding, REVEAL_AHEAD, REVEAL_IDLE, REVEAL_REPEAT,
+};
 pub use unchoke::unchoke_on_interest;
 
 #[cfg(test)]

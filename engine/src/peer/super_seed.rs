@@ -16,6 +16,11 @@ pub const REVEAL_AHEAD: usize = 2;
 /// already have (it could fetch that from them).
 pub const REVEAL_IDLE: Duration = Duration::from_secs(1);
 
+/// How long a peer may sit on revealed pieces without announcing any before they are revealed
+/// to it again: a HAVE can be lost to the peer (libtorrent drops the ones that arrive while it
+/// still fetches a magnet's metadata), and a peer that never saw a piece never fetches it.
+pub const REVEAL_REPEAT: Duration = Duration::from_secs(2);
+
 /// Whether a seed reveals its pieces one by one or announces them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SuperSeeding {
@@ -33,7 +38,7 @@ pub enum SuperSeeding {
 }
 
 impl SuperSeeding {
-    /// The mode a seed's command line asks for: `--super-seed` (`on`), `--no-super-seed`
+    /// The mode a relay's command line asks for: `--super-seed` (`on`), `--no-super-seed`
     /// (`off`), else automatic.
     pub fn from_flags(on: bool, off: bool) -> SuperSeeding {
         match (on, off) {
@@ -80,12 +85,14 @@ pub struct SuperSeed {
     revealed: Vec<PieceIndex>,
     /// When the last piece was revealed to this peer.
     last_reveal: Instant,
+    /// When the peer last took a revealed piece, or was last shown one (new or again).
+    last_progress: Instant,
 }
 
 impl SuperSeed {
     /// A peer connected at `now`, shown nothing yet.
     pub fn new(now: Instant) -> Self {
-        SuperSeed { revealed: Vec::new(), last_reveal: now }
+        SuperSeed { revealed: Vec::new(), last_reveal: now, last_progress: now }
     }
 
     /// The next piece to reveal to this peer now, if any. Call until `None` after every read
@@ -93,7 +100,7 @@ impl SuperSeed {
     /// driver must apply each piece returned (announce it, count the reveal) before the next
     /// call, so the view reflects it.
     pub fn next_reveal(&mut self, now: Instant, view: &impl RevealView) -> Option<PieceIndex> {
-        self.revealed.retain(|&p| !view.peer_has(p));
+        self.forget_taken(now, view);
         if self.revealed.len() >= REVEAL_AHEAD {
             return None;
         }
@@ -118,8 +125,30 @@ impl SuperSeed {
             return None;
         }
         self.last_reveal = now;
+        self.last_progress = now;
         self.revealed.push(piece);
         Some(piece)
+    }
+
+    /// Drops the revealed pieces the peer announced since; any counts as progress.
+    fn forget_taken(&mut self, now: Instant, view: &impl RevealView) {
+        let before = self.revealed.len();
+        self.revealed.retain(|&p| !view.peer_has(p));
+        if self.revealed.len() < before {
+            self.last_progress = now;
+        }
+    }
+
+    /// The revealed pieces to announce to the peer again, when it has taken none of them for
+    /// [`REVEAL_REPEAT`] (then again every `REVEAL_REPEAT`); empty otherwise. The driver
+    /// sends each as a HAVE; it is not a new reveal.
+    pub fn repeat_due(&mut self, now: Instant, view: &impl RevealView) -> Vec<PieceIndex> {
+        self.forget_taken(now, view);
+        if self.revealed.is_empty() || now.saturating_duration_since(self.last_progress) < REVEAL_REPEAT {
+            return Vec::new();
+        }
+        self.last_progress = now;
+        self.revealed.clone()
     }
 
     /// When a piece held elsewhere may next be revealed to this idle peer (`None` while it
@@ -137,6 +166,29 @@ impl SuperSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reveal_the_peer_sits_on_is_repeated_every_repeat_interval_and_not_once_taken() {
+        let t0 = Instant::now();
+        let mut view = View::new(4);
+        let mut s = SuperSeed::new(t0);
+        let first = s.next_reveal(t0, &view).expect("a piece to reveal");
+        view.announced[first.get()] = true;
+        view.reveals[first.get()] += 1;
+        let second = s.next_reveal(t0, &view).expect("a second piece to reveal");
+        view.announced[second.get()] = true;
+        view.reveals[second.get()] += 1;
+        assert!(s.repeat_due(t0 + REVEAL_REPEAT / 2, &view).is_empty(), "too early to repeat");
+        // The peer took the second piece: progress, so the clock starts again.
+        view.peer_has[second.get()] = true;
+        assert!(s.repeat_due(t0 + REVEAL_REPEAT, &view).is_empty(), "it just took a piece");
+        let at = t0 + REVEAL_REPEAT * 2;
+        assert_eq!(s.repeat_due(at, &view), vec![first], "the first HAVE was lost: repeat it");
+        assert!(s.repeat_due(at + REVEAL_REPEAT / 2, &view).is_empty(), "not again at once");
+        assert_eq!(s.repeat_due(at + REVEAL_REPEAT, &view), vec![first], "again after the interval");
+        view.peer_has[first.get()] = true;
+        assert!(s.repeat_due(at + REVEAL_REPEAT * 3, &view).is_empty(), "taken: nothing to repeat");
+    }
 
     /// A torrent we fully hold, and one peer.
     struct View {

@@ -245,6 +245,10 @@ impl RevealView for Reveal<'_> {
 fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
     let Some(mut policy) = s.super_seed.take() else { return };
     if torrent.session.super_seed == SuperSeeding::Auto && torrent.check_first_copy_out() {
+        // Revealed pieces it has not taken are announced again too: their HAVE may be lost.
+        for &p in policy.outstanding() {
+            s.session.piece_verified(p, now);
+        }
         let verified = torrent.map.verified().snapshot();
         for p in verified.view().iter_ones() {
             if !s.announced.has(p) {
@@ -253,6 +257,10 @@ fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
             }
         }
         return;
+    }
+    let again = policy.repeat_due(now, &Reveal { torrent, session: &s.session, announced: &s.announced });
+    for p in again {
+        s.session.piece_verified(p, now);
     }
     loop {
         let view = Reveal { torrent, session: &s.session, announced: &s.announced };
