@@ -10,7 +10,6 @@
 
 mod cli;
 mod ctl_mode;
-mod digest;
 mod http;
 mod lease;
 mod origin;
