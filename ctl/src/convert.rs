@@ -88,6 +88,7 @@ pub(crate) fn relay_task(d: &DistRow, target_count: u64) -> CtlResult<pb::RelayT
         size: d.size.max(0) as u64,
         config: Some(decode_msg(&d.config)?),
         target_count,
+        sha256: d.sha256.clone(),
     })
 }
 
@@ -125,6 +126,8 @@ pub(crate) fn distribution(
         has_torrent: !d.torrent.is_empty() || !d.piece_hashes.is_empty(),
         relay_ids,
         stats: Some(stats),
+        sha256: d.sha256.clone(),
+        failure_reason: d.failure_reason.clone(),
     })
 }
 

@@ -45,6 +45,16 @@ pub(crate) enum Event {
         /// Distribution id.
         dist: String,
     },
+    /// ctl failed a distribution (a relay's pulled file did not match its SHA-256): tell its
+    /// clients, cancel it on its other relays.
+    DistFailed {
+        /// Distribution id.
+        dist: String,
+        /// Why.
+        reason: String,
+        /// The relay that reported it (keeps its task, shown failed).
+        relay: String,
+    },
     /// Origin limits changed: these relays hold live leases under them and should renew now
     /// (lowered limits already shrank their grants; raised ones may grow them).
     LimitsChanged {

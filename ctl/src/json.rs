@@ -23,6 +23,7 @@ pub(crate) fn dist(d: &pb::Distribution) -> Value {
         "id": d.id, "origin_url": redact(&d.origin_url), "state": state_name(d.state),
         "created_unix_ms": d.created_unix_ms, "finished_unix_ms": d.finished_unix_ms,
         "size": d.size, "has_torrent": d.has_torrent, "relay_ids": d.relay_ids,
+        "sha256": d.sha256, "failure_reason": d.failure_reason,
         "targets": {"client_ids": t.client_ids, "labels": t.labels, "all": t.all},
         "stats": {
             "targets": s.targets, "pending": s.pending, "running": s.running, "done": s.done,

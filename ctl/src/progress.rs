@@ -7,13 +7,13 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Db, ProgressRow};
+use crate::db::{Db, ProgressRow, Reported};
 use crate::error::{CtlError, CtlResult};
 
 /// Reports waiting for the writer before callers wait to enqueue (bounded memory).
 const QUEUE: usize = 8192;
 
-type Pending = (ProgressRow, oneshot::Sender<CtlResult<String>>);
+type Pending = (ProgressRow, oneshot::Sender<CtlResult<Reported>>);
 
 /// Handle to the progress writer.
 #[derive(Clone)]
@@ -29,9 +29,9 @@ impl ProgressWriter {
         ProgressWriter { tx }
     }
 
-    /// Records one report; returns the assignment state after it (see
-    /// [`Db::report_progress_batch`]), once committed.
-    pub(crate) async fn report(&self, row: ProgressRow) -> CtlResult<String> {
+    /// Records one report; returns the assignment state after it and the distribution's
+    /// failure reason, if any (see [`Db::report_progress_batch`]), once committed.
+    pub(crate) async fn report(&self, row: ProgressRow) -> CtlResult<Reported> {
         let (done, answer) = oneshot::channel();
         self.tx.send((row, done)).await.map_err(|_| CtlError::Precondition("ctl is shutting down".into()))?;
         answer.await.map_err(|_| CtlError::Precondition("the progress writer stopped".into()))?

@@ -5,6 +5,7 @@ use crate::convert;
 use crate::db::Db;
 use crate::error::CtlResult;
 use crate::events::{Event, EventBus};
+use floodgate_proto::v1 as pb;
 use floodgate_proto::v1::{relay_task_event, task_event, RelayTaskEvent, RenewLeases, TaskEvent};
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -237,6 +238,19 @@ async fn handle(db: &Db, hub: &Hub, ev: &Event) -> CtlResult<()> {
             let relays = db.relays_by_ids(&db.dist_relays(dist).await?).await?;
             let task = TaskEvent { event: Some(task_event::Event::Assign(convert::task(&d, &relays)?)) };
             hub.send_clients(&clients, &task);
+        }
+        Event::DistFailed { dist, reason, relay } => {
+            let clients: Vec<String> =
+                db.open_assignments(dist).await?.into_iter().map(|a| a.client_id).collect();
+            let failed = pb::DistFailed { dist_id: dist.clone(), reason: reason.clone() };
+            let n = hub.send_clients(&clients, &TaskEvent { event: Some(task_event::Event::Failed(failed)) });
+            let others: Vec<String> =
+                db.dist_relays(dist).await?.into_iter().filter(|r| r != relay).collect();
+            hub.send_relays(
+                &others,
+                &RelayTaskEvent { event: Some(relay_task_event::Event::CancelDistId(dist.clone())) },
+            );
+            tracing::debug!(dist, pushed = n, "distribution failure pushed");
         }
         Event::LimitsChanged { relays } => {
             let ev = RelayTaskEvent { event: Some(relay_task_event::Event::RenewLeases(RenewLeases {})) };

@@ -26,6 +26,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::cli::Cli;
+use crate::digest::{self, DigestError};
 use crate::http;
 use crate::lease::{Keeper, LeaseClient, Signals, Want};
 use crate::origin::{self, PullConfig, Quota};
@@ -280,6 +281,8 @@ impl Relay {
             anyhow::bail!("bad dist id {:?}", t.dist_id);
         }
         let url = origin::HttpUrl::parse(&t.origin_url)?;
+        let sha256 = floodgate_proto::Sha256Digest::parse_optional(&t.sha256)
+            .with_context(|| format!("ctl sent a bad sha256 {:?}", t.sha256))?;
         let tls = if url.https { Some(origin::client_config(self.cli.origin_ca.as_deref())?) } else { None };
         // Origin use is what ctl's lease grants: nothing until the first grant.
         let quota = Arc::new(Quota::paused());
@@ -344,7 +347,13 @@ impl Relay {
             let web_seed = format!("http://{}/tasks/{}/data", relay.cli.listen_http, task.id);
             let out = relay.cli.data_dir.join(format!("{}.torrent", task.id));
             let still_ours = relay.running.lock().contains_key(&dist);
-            if still_ours && task.growing().is_some() && task.is_complete() {
+            let checked = match sha256 {
+                Some(want) if still_ours && task.growing().is_some() && task.is_complete() => {
+                    relay.check_digest(&dist, &task, want).await
+                }
+                _ => true,
+            };
+            if still_ours && checked && task.growing().is_some() && task.is_complete() {
                 match seed_url_only(
                     &task,
                     &relay.swarm,
@@ -372,6 +381,77 @@ impl Relay {
             relay.beat_now.notify_one();
         });
         Ok(())
+    }
+
+    /// The `checking` state of a finished URL-only pull with a SHA-256: hashes the whole file
+    /// (off the async threads) and returns whether it matches. On a mismatch (or a file that
+    /// cannot be read) the task is rejected: no `.torrent` is made, its data is not served any
+    /// more (HTTP answers 503, the provisional swarm is left), and a mismatch is reported to ctl,
+    /// which fails the distribution.
+    async fn check_digest(&self, dist: &str, task: &Arc<Task>, want: floodgate_proto::Sha256Digest) -> bool {
+        if !task.begin_check() {
+            tracing::warn!(dist, task = %task.id, state = task.state().name(), "not checking the SHA-256 of a task that is not complete");
+            return false;
+        }
+        tracing::info!(dist, task = %task.id, "checking the file's SHA-256");
+        let t = task.clone();
+        let len = task.layout.total_length();
+        let result = tokio::task::spawn_blocking(move || match t.store() {
+            Some(store) => digest::check(store, len, want),
+            None => Err(DigestError::Read("the task has no store".into())),
+        })
+        .await
+        .unwrap_or_else(|e| Err(DigestError::Read(format!("the check stopped: {e}"))));
+        let err = match result {
+            Ok(()) => {
+                task.end_check(Ok(()));
+                tracing::info!(dist, task = %task.id, sha256 = %want, "the file matches its SHA-256");
+                return true;
+            }
+            Err(e) => e,
+        };
+        task.end_check(Err(err.to_string()));
+        if let Some(p) = task.provisional() {
+            self.swarm.remove_torrent(&p.info_hash());
+        }
+        if let DigestError::Mismatch { expected, actual } = err {
+            self.report_mismatch(dist, expected, actual).await;
+        }
+        false
+    }
+
+    /// Tells ctl the pulled file does not match the distribution's SHA-256. Retried for about
+    /// a minute; a refusal (the distribution is gone or not this relay's) ends it.
+    async fn report_mismatch(
+        &self,
+        dist: &str,
+        expected: floodgate_proto::Sha256Digest,
+        actual: floodgate_proto::Sha256Digest,
+    ) {
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+        for attempt in 1..=8 {
+            let req = pb::ReportDigestMismatchRequest {
+                relay_id: self.id.clone(),
+                dist_id: dist.to_string(),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().report_digest_mismatch(req)).await {
+                Ok(Ok(r)) => {
+                    tracing::info!(dist, failed = r.into_inner().failed, "SHA-256 mismatch reported to ctl");
+                    return;
+                }
+                Ok(Err(s)) if s.code() != tonic::Code::Unavailable && s.code() != tonic::Code::Unknown => {
+                    tracing::error!(dist, error = %s, "ctl refused the SHA-256 mismatch report");
+                    return;
+                }
+                Ok(Err(s)) => {
+                    tracing::warn!(dist, attempt, error = %s, "cannot report the mismatch; retrying")
+                }
+                Err(_) => tracing::warn!(dist, attempt, "reporting the mismatch timed out; retrying"),
+            }
+            backoff.wait().await;
+        }
     }
 
     /// Sends a finished URL-only pull's `.torrent` to ctl, which pushes it to the clients.

@@ -10,6 +10,7 @@
 
 mod cli;
 mod ctl_mode;
+mod digest;
 mod http;
 mod lease;
 mod origin;

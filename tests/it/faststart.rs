@@ -31,7 +31,8 @@ pub(crate) struct UrlOnlySetup {
     _relay: floodgate_tests::ChildGuard,
     /// The control plane.
     pub ctl: Ctl,
-    _db_dir: tempfile::TempDir,
+    /// What keeps the database alive (a SQLite temp dir, or a PostgreSQL test database).
+    _db: Box<dyn std::any::Any>,
     /// The origin serving `fx.file`.
     pub origin: Origin,
     /// The relay's BitTorrent address.
@@ -45,19 +46,29 @@ pub(crate) struct UrlOnlySetup {
 impl UrlOnlySetup {
     /// Starts it all; the origin is throttled to `rate` bytes/s.
     pub(crate) fn start(size: usize, rate: &str) -> UrlOnlySetup {
+        let (db_dir, db) = sqlite_db();
+        UrlOnlySetup::start_on(size, rate, &db, Box::new(db_dir))
+    }
+
+    /// Like [`UrlOnlySetup::start`], with ctl on the database `db` (kept alive by `guard`).
+    pub(crate) fn start_on(size: usize, rate: &str, db: &str, guard: Box<dyn std::any::Any>) -> UrlOnlySetup {
         let fx = Fixture::new(size);
         let origin = Origin::start(&fx.file, &["--rate", rate]);
-        let (db_dir, db) = sqlite_db();
-        let ctl = Ctl::start(&db, &[]);
+        let ctl = Ctl::start(db, &[]);
         let (bt, http) = (free_addr(), free_addr());
         let relay = spawn_relay(&ctl, "relay-1", &fx.dir.path().join("relay"), bt, http);
         assert!(wait_for_listen(http, Duration::from_secs(30)), "relay did not listen on {http}");
-        UrlOnlySetup { _relay: relay, ctl, _db_dir: db_dir, origin, bt, http, fx }
+        UrlOnlySetup { _relay: relay, ctl, _db: guard, origin, bt, http, fx }
     }
 
     /// Waits (30 s at most) until the relay and the agents `agents` are registered, then
     /// creates a URL-only distribution of the origin's file to all targets; its id.
     pub(crate) fn create_when_registered(&self, agents: &[String]) -> String {
+        self.create_when_registered_with(agents, &[])
+    }
+
+    /// Like [`UrlOnlySetup::create_when_registered`], with `extra` flags to `dist create`.
+    pub(crate) fn create_when_registered_with(&self, agents: &[String], extra: &[&str]) -> String {
         let ctl = &self.ctl;
         let registered = wait_for(Duration::from_secs(30), || {
             let clients = ctl_json(ctl, &["clients"])?.to_string();
@@ -65,8 +76,10 @@ impl UrlOnlySetup {
             (agents.iter().all(|a| clients.contains(a.as_str())) && relays.contains("relay-1")).then_some(())
         });
         assert!(registered.is_some(), "relay and agents did not register within 30 s");
-        let created =
-            ctl_json(ctl, &["dist", "create", &self.origin.url(), "--targets", "all"]).expect("dist create");
+        let url = self.origin.url();
+        let mut args = vec!["dist", "create", url.as_str(), "--targets", "all"];
+        args.extend_from_slice(extra);
+        let created = ctl_json(ctl, &args).expect("dist create");
         created["id"].as_str().unwrap_or_else(|| panic!("dist id: {created}")).to_string()
     }
 }

@@ -293,6 +293,7 @@ impl Agent {
                 }
             }
             Some(pb::task_event::Event::CancelDistId(dist)) => self.cancel(&dist),
+            Some(pb::task_event::Event::Failed(f)) => self.fail(&f.dist_id, f.reason).await,
             None => {}
         }
     }
@@ -547,11 +548,16 @@ impl Agent {
             every,
             filler,
             earlier.received,
+            provisional,
         ));
         Ok(stop)
     }
 
-    /// Reports progress every `every` until the download ends, then DONE or FAILED.
+    /// Reports progress every `every` until the download ends, then DONE or FAILED. A
+    /// provisional job never reports DONE: complete, it keeps reporting RUNNING until it is
+    /// promoted to the published `.torrent` (whose job reports DONE) or its distribution
+    /// fails; the relays publish that `.torrent` only after the whole file passed its checks.
+    #[allow(clippy::too_many_arguments)]
     async fn drive(
         self: Arc<Self>,
         dist: String,
@@ -560,7 +566,9 @@ impl Agent {
         every: Duration,
         filler: Option<Arc<GapFiller>>,
         base: Bytes,
+        provisional: bool,
     ) {
+        let mut waiting_for_torrent = false;
         let http = || filler.as_ref().map(|f| f.report()).unwrap_or_default();
         let started = Instant::now();
         let mut last = (Instant::now(), torrent.stats().bytes_verified);
@@ -597,7 +605,15 @@ impl Agent {
                 .await;
                 return;
             }
-            if torrent.is_complete() {
+            if provisional && torrent.is_complete() {
+                if !waiting_for_torrent {
+                    waiting_for_torrent = true;
+                    if let Err(e) = torrent.sync() {
+                        tracing::warn!(dist = %dist, error = %e, "cannot flush the provisional download");
+                    }
+                    tracing::info!(dist = %dist, "every piece verified; waiting for the relays' checked .torrent");
+                }
+            } else if torrent.is_complete() {
                 if let Err(e) = torrent.sync() {
                     let reason = format!("cannot flush the download: {e}");
                     self.report(&dist, pb::TaskState::Failed, base + Bytes::of(&s, &http()), 0, reason).await;
@@ -636,20 +652,33 @@ impl Agent {
                 let speed =
                     (s.bytes_verified.saturating_sub(last.1) as f64 / last.0.elapsed().as_secs_f64()) as u64;
                 last = (Instant::now(), s.bytes_verified);
-                self.report(
-                    &dist,
-                    pb::TaskState::Running,
-                    base + Bytes::of(&s, &http()),
-                    speed,
-                    String::new(),
-                )
-                .await;
+                let failed = self
+                    .report(
+                        &dist,
+                        pb::TaskState::Running,
+                        base + Bytes::of(&s, &http()),
+                        speed,
+                        String::new(),
+                    )
+                    .await;
+                if let Some(reason) = failed {
+                    self.fail(&dist, reason).await;
+                    return;
+                }
             }
         }
     }
 
-    /// Sends one progress report; a `cancelled` answer cancels the task.
-    async fn report(&self, dist: &str, state: pb::TaskState, bytes: Bytes, speed_bps: u64, reason: String) {
+    /// Sends one progress report; a `cancelled` answer cancels the task. Returns ctl's reason
+    /// when it failed the distribution (the caller stops the job with [`Agent::fail`]).
+    async fn report(
+        &self,
+        dist: &str,
+        state: pb::TaskState,
+        bytes: Bytes,
+        speed_bps: u64,
+        reason: String,
+    ) -> Option<String> {
         let req = pb::ProgressReport {
             client_id: self.args.id.clone(),
             dist_id: dist.to_string(),
@@ -667,16 +696,46 @@ impl Agent {
         for attempt in 0..attempts {
             match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().report_progress(req.clone())).await {
                 Ok(Ok(resp)) => {
-                    if resp.into_inner().cancelled {
+                    let resp = resp.into_inner();
+                    if resp.cancelled {
                         self.cancel(dist);
                     }
-                    return;
+                    return (!resp.failed_reason.is_empty()).then_some(resp.failed_reason);
                 }
                 Ok(Err(e)) => tracing::warn!(dist, error = %e, "progress report failed"),
                 Err(_) => tracing::warn!(dist, "progress report timed out"),
             }
             tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
         }
+        None
+    }
+
+    /// ctl failed the distribution (e.g. the file did not match its SHA-256): stops the job,
+    /// deletes its data unless it is a finished standard download (a provisional one is never
+    /// kept), and reports FAILED with the reason. Without a job (already stopped, or this
+    /// process started after the failure) it only reports FAILED, so ctl closes the assignment.
+    async fn fail(&self, dist: &str, reason: String) {
+        self.waiting.lock().remove(dist);
+        let job = self.jobs.lock().remove(dist);
+        let mut bytes = Bytes::default();
+        if let Some(job) = job {
+            job.stop.store(true, Ordering::Relaxed);
+            let http = job.filler.as_ref().map(|f| f.report()).unwrap_or_default();
+            bytes = job.earlier.received + Bytes::of(&job.torrent.stats(), &http);
+            let keep = !job.provisional && job.torrent.is_complete();
+            self.swarm.remove_torrent(&job.info_hash);
+            if !keep {
+                for f in &job.files {
+                    if let Err(e) = std::fs::remove_file(f) {
+                        tracing::debug!(file = %f.display(), error = %e, "cannot delete the failed download");
+                    }
+                }
+            }
+            tracing::error!(dist, %reason, deleted = !keep, "distribution failed");
+        } else {
+            tracing::warn!(dist, %reason, "distribution failed");
+        }
+        self.report(dist, pb::TaskState::Failed, bytes, 0, reason).await;
     }
 
     /// Stops a task; drops its data unless it was complete.

@@ -13,6 +13,7 @@
 mod bearer;
 mod channel;
 mod config_file;
+mod digest;
 mod instance;
 mod logging;
 mod reconnect;
@@ -20,6 +21,7 @@ mod reconnect;
 pub use bearer::{bearer, Bearer};
 pub use channel::{CtlConnectError, CtlTarget, CONNECT_TIMEOUT};
 pub use config_file::{with_config_file, ConfigFileError};
+pub use digest::{DigestParseError, Sha256Digest};
 pub use instance::process_instance;
 pub use logging::{init_logging, LogFormat};
 pub use reconnect::{

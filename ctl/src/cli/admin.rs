@@ -43,6 +43,10 @@ pub(super) enum DistCmd {
         /// Optional .torrent file with the piece hashes.
         #[arg(long)]
         torrent: Option<PathBuf>,
+        /// SHA-256 of the whole file (64 hex digits), for a URL-only distribution: nothing is
+        /// reported done or published as the final .torrent unless the pulled file matches.
+        #[arg(long, value_name = "HEX", conflicts_with = "torrent")]
+        sha256: Option<floodgate_proto::Sha256Digest>,
         /// Targets: comma-separated client ids, `label:NAME` terms, or `all`.
         #[arg(long)]
         targets: String,
@@ -138,6 +142,7 @@ pub(super) async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
         DistCmd::Create {
             url,
             torrent,
+            sha256,
             targets,
             size,
             priority,
@@ -157,6 +162,7 @@ pub(super) async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
             let req = pb::CreateDistributionRequest {
                 origin_url: url,
                 torrent,
+                sha256: sha256.map(|d| d.to_string()).unwrap_or_default(),
                 size,
                 targets: Some(crate::convert::parse_selector(&targets)?),
                 config: Some(pb::DistConfig {

@@ -19,6 +19,12 @@ pub(super) fn dist(d: &pb::Distribution, as_json: bool) {
         state_name(d.state),
         d.relay_ids.join(", ")
     );
+    if !d.sha256.is_empty() {
+        println!("sha256:    {}", d.sha256);
+    }
+    if !d.failure_reason.is_empty() {
+        println!("failed:    {}", d.failure_reason);
+    }
     println!(
         "clients:   {} targets, {} pending, {} running, {} done, {} failed, {} cancelled",
         s.targets, s.pending, s.running, s.done, s.failed, s.cancelled
@@ -56,6 +62,9 @@ pub(super) fn dists(ds: &[pb::Distribution], as_json: bool) {
             s.progress * 100.0,
             floodgate_engine::http::redact(&d.origin_url)
         );
+        if !d.failure_reason.is_empty() {
+            println!("{:<20} failed: {}", "", d.failure_reason);
+        }
     }
 }
 

@@ -29,6 +29,16 @@ pub(crate) struct ProgressRow {
     pub instance: i64,
 }
 
+/// What a progress report leaves: the assignment's state after it, and why ctl failed the
+/// distribution if it did (so the client stops).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reported {
+    /// The assignment state after the report (`cancelled` if the distribution was cancelled).
+    pub state: String,
+    /// The distribution's failure reason when ctl failed it ('' otherwise).
+    pub failed_reason: String,
+}
+
 /// A stored distribution. `selector` and `config` are base64 prost encodings.
 #[derive(Debug, Clone)]
 pub(crate) struct DistRow {
@@ -62,11 +72,15 @@ pub(crate) struct DistRow {
     pub created_ms: i64,
     /// Finish time (0 while active).
     pub finished_ms: i64,
+    /// SHA-256 of the whole file, lowercase hex ('' = none given).
+    pub sha256: String,
+    /// Why ctl failed it ('' unless failed by ctl, e.g. a digest mismatch).
+    pub failure_reason: String,
 }
 
 const DIST_COLS: &str =
     "id, origin_url, origin_host, torrent, piece_hashes, piece_length, selector, config, \
-     priority, state, revision, size, relay_count, created_ms, finished_ms";
+     priority, state, revision, size, relay_count, created_ms, finished_ms, sha256, failure_reason";
 
 fn dist_from(r: &AnyRow) -> CtlResult<DistRow> {
     Ok(DistRow {
@@ -85,6 +99,8 @@ fn dist_from(r: &AnyRow) -> CtlResult<DistRow> {
         relay_count: r.try_get("relay_count")?,
         created_ms: r.try_get("created_ms")?,
         finished_ms: r.try_get("finished_ms")?,
+        sha256: r.try_get("sha256")?,
+        failure_reason: r.try_get("failure_reason")?,
     })
 }
 
@@ -144,7 +160,7 @@ impl Db {
     ) -> CtlResult<()> {
         let mut tx = self.begin_write().await?;
         super::audit::insert(&mut tx, audit).await?;
-        sqlx::query(&format!("INSERT INTO distributions ({DIST_COLS}) VALUES ({})", placeholders(0, 15)))
+        sqlx::query(&format!("INSERT INTO distributions ({DIST_COLS}) VALUES ({})", placeholders(0, 17)))
             .bind(&d.id)
             .bind(&d.origin_url)
             .bind(&d.origin_host)
@@ -160,6 +176,8 @@ impl Db {
             .bind(d.relay_count)
             .bind(d.created_ms)
             .bind(d.finished_ms)
+            .bind(&d.sha256)
+            .bind(&d.failure_reason)
             .execute(&mut **tx)
             .await?;
         let now = now_ms();
@@ -243,6 +261,25 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// Fails an active distribution with `reason` (e.g. a relay's SHA-256 mismatch); its
+    /// client assignments stay as they are until the clients report. Returns false (and
+    /// changes nothing) if it was not active.
+    pub(crate) async fn fail_distribution(&self, id: &str, reason: &str) -> CtlResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE distributions SET state = 'failed', failure_reason = $2, finished_ms = $3 \
+             WHERE id = $1 AND state = 'active'",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
     /// Stores the `.torrent` of a URL-only distribution (and its size), bumping the revision.
     /// `Ok(false)` when that same torrent is already stored; `Precondition` when a different
     /// one (or piece hashes) is.
@@ -250,7 +287,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE distributions SET torrent = $2, size = $3, revision = revision + 1 \
-             WHERE id = $1 AND torrent = '' AND piece_hashes = ''",
+             WHERE id = $1 AND torrent = '' AND piece_hashes = '' AND state = 'active'",
         )
         .bind(id)
         .bind(torrent_b64)
@@ -265,6 +302,8 @@ impl Db {
         let d = self.get_distribution(id).await?;
         if d.torrent == torrent_b64 {
             Ok(false)
+        } else if d.state != "active" {
+            Err(CtlError::Precondition(format!("{id} is {}: nothing is published", d.state)))
         } else {
             Err(CtlError::Precondition(format!("{id} already has other piece hashes")))
         }
@@ -304,6 +343,23 @@ impl Db {
         rows.iter().map(dist_from).collect()
     }
 
+    /// Distributions ctl failed (with a reason) where this client's assignment is still open:
+    /// `(dist_id, failure_reason)`, so a client that missed the push hears of it on reconnect.
+    pub(crate) async fn client_failed_distributions(
+        &self,
+        client_id: &str,
+    ) -> CtlResult<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.failure_reason FROM client_assignments a JOIN distributions d ON d.id = a.dist_id \
+             WHERE a.client_id = $1 AND a.state IN ('pending', 'running') AND d.state = 'failed' \
+             AND d.failure_reason <> '' ORDER BY d.created_ms",
+        )
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("failure_reason")?))).collect()
+    }
+
     /// Adds assignments for `dist_id` to these clients if missing. Returns the ones added.
     pub(crate) async fn add_assignments(&self, dist_id: &str, clients: &[String]) -> CtlResult<Vec<String>> {
         let mut tx = self.begin_write().await?;
@@ -334,7 +390,7 @@ impl Db {
     pub(crate) async fn report_progress_batch(
         &self,
         reports: &[ProgressRow],
-    ) -> CtlResult<Vec<CtlResult<String>>> {
+    ) -> CtlResult<Vec<CtlResult<Reported>>> {
         let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(reports.len());
         for r in reports {
@@ -347,9 +403,22 @@ impl Db {
         Ok(out)
     }
 
-    /// One report inside a write transaction. Returns the assignment state after the update
-    /// (`cancelled` if the distribution was cancelled). NOT_FOUND if not assigned.
-    async fn report_in(&self, tx: &mut super::WriteTx, p: &ProgressRow) -> CtlResult<String> {
+    /// One report inside a write transaction: the assignment state after the update
+    /// (`cancelled` if the distribution was cancelled) and the reason if ctl failed the
+    /// distribution. NOT_FOUND if not assigned.
+    async fn report_in(&self, tx: &mut super::WriteTx, p: &ProgressRow) -> CtlResult<Reported> {
+        let failed_reason: String =
+            sqlx::query_scalar("SELECT failure_reason FROM distributions WHERE id = $1 AND state = 'failed'")
+                .bind(&p.dist_id)
+                .fetch_optional(&mut ***tx)
+                .await?
+                .unwrap_or_default();
+        let state = self.record_report(tx, p).await?;
+        Ok(Reported { state, failed_reason })
+    }
+
+    /// Stores one report; returns the assignment state after it.
+    async fn record_report(&self, tx: &mut super::WriteTx, p: &ProgressRow) -> CtlResult<String> {
         let (dist_id, client_id, state) = (p.dist_id.as_str(), p.client_id.as_str(), p.state);
         let cur: Option<String> = sqlx::query_scalar(&format!(
             "SELECT state FROM client_assignments WHERE dist_id = $1 AND client_id = $2{}",

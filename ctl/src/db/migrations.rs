@@ -125,6 +125,15 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE relay_assignments ADD COLUMN earlier_bytes_served BIGINT NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        // The whole-file SHA-256 an operator gave (lowercase hex, '' = none) and why ctl
+        // failed a distribution (a relay's digest mismatch; '' otherwise).
+        4,
+        &[
+            "ALTER TABLE distributions ADD COLUMN sha256 TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE distributions ADD COLUMN failure_reason TEXT NOT NULL DEFAULT ''",
+        ],
+    ),
 ];
 
 /// Applies every migration not yet recorded. Several replicas starting at once on

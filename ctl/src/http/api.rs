@@ -144,6 +144,9 @@ pub(super) struct CreateBody {
     /// A `.torrent`, base64.
     #[serde(default)]
     torrent_base64: Option<String>,
+    /// SHA-256 of the whole file, 64 hex digits (URL-only distributions).
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 /// `POST /api/v1/distributions` (admin).
@@ -164,6 +167,7 @@ pub(super) async fn create(
     let req = pb::CreateDistributionRequest {
         origin_url: b.origin_url.trim().to_string(),
         torrent,
+        sha256: b.sha256.unwrap_or_default(),
         size: b.size,
         targets: Some(convert::parse_selector(&b.targets)?),
         config: Some(pb::DistConfig { priority: b.priority.unwrap_or(5), ..Default::default() }),

@@ -48,6 +48,13 @@ pub(crate) async fn create(
     if !req.piece_hashes.is_empty() && req.piece_length == 0 {
         return Err(CtlError::Invalid("piece_length is required with piece_hashes".into()));
     }
+    let sha256 = floodgate_proto::Sha256Digest::parse_optional(req.sha256.trim())
+        .map_err(|e| CtlError::Invalid(format!("sha256: {e}")))?;
+    if sha256.is_some() && (!req.torrent.is_empty() || !req.piece_hashes.is_empty()) {
+        return Err(CtlError::Invalid(
+            "sha256 is for URL-only distributions: a torrent's piece hashes already fix the content".into(),
+        ));
+    }
     let mut size = req.size;
     if !req.torrent.is_empty() {
         let total = super::torrent_length(&req.torrent)?;
@@ -96,6 +103,8 @@ pub(crate) async fn create(
         relay_count,
         created_ms: now_ms(),
         finished_ms: 0,
+        sha256: sha256.map(|d| d.to_string()).unwrap_or_default(),
+        failure_reason: String::new(),
     };
     let audit = actor.entry(
         "dist.create",
@@ -104,6 +113,7 @@ pub(crate) async fn create(
             "origin_url": d.origin_url, "size": d.size, "has_torrent": !req.torrent.is_empty(),
             "targets": {"client_ids": sel.client_ids, "labels": sel.labels, "all": sel.all},
             "target_count": targets.len(), "relay_ids": chosen, "priority": config.priority,
+            "sha256": d.sha256,
         }),
     );
     st.db.insert_distribution(&d, &targets, &chosen, &audit).await?;

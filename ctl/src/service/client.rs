@@ -66,6 +66,10 @@ impl ClientService for Client {
             let ev = TaskEvent { event: Some(task_event::Event::Assign(convert::task(&d, &relays)?)) };
             let _ = tx.send(Ok(ev));
         }
+        for (dist_id, reason) in self.0.db.client_failed_distributions(&id).await? {
+            let ev = TaskEvent { event: Some(task_event::Event::Failed(pb::DistFailed { dist_id, reason })) };
+            let _ = tx.send(Ok(ev));
+        }
         Ok(Response::new(watch))
     }
 
@@ -98,7 +102,10 @@ impl ClientService for Client {
             instance: p.instance as i64,
         };
         let now = self.0.progress.report(row).await?;
-        Ok(Response::new(pb::ReportProgressResponse { cancelled: now == "cancelled" }))
+        Ok(Response::new(pb::ReportProgressResponse {
+            cancelled: now.state == "cancelled",
+            failed_reason: now.failed_reason,
+        }))
     }
 
     async fn get_distribution_meta(

@@ -112,6 +112,11 @@ impl RelayService for Relay {
                 r.relay_id, d.id
             )));
         }
+        if d.state != "active" {
+            return Err(
+                CtlError::Precondition(format!("{} is {}: nothing is published", d.id, d.state)).into()
+            );
+        }
         let size = super::torrent_length(&r.torrent)?;
         if d.size > 0 && size != d.size as u64 {
             return Err(CtlError::Invalid(format!(
@@ -126,6 +131,50 @@ impl RelayService for Relay {
             self.0.bus.publish(crate::events::Event::TorrentPublished { dist: d.id }).await;
         }
         Ok(Response::new(pb::PublishTorrentResponse { stored }))
+    }
+
+    async fn report_digest_mismatch(
+        &self,
+        req: Request<pb::ReportDigestMismatchRequest>,
+    ) -> Result<Response<pb::ReportDigestMismatchResponse>, Status> {
+        let r = req.into_inner();
+        check_id("relay", &r.relay_id)?;
+        let parse = |what: &str, s: &str| {
+            floodgate_proto::Sha256Digest::parse(s).map_err(|e| CtlError::Invalid(format!("{what}: {e}")))
+        };
+        let (expected, actual) = (parse("expected", &r.expected)?, parse("actual", &r.actual)?);
+        let d = self.0.db.get_distribution(&r.dist_id).await?;
+        if !self.0.db.dist_relays(&d.id).await?.contains(&r.relay_id) {
+            return Err(Status::permission_denied(format!(
+                "relay {:?} is not assigned to {}",
+                r.relay_id, d.id
+            )));
+        }
+        if d.sha256 != expected.to_string() {
+            return Err(CtlError::Invalid(format!(
+                "{} expects SHA-256 {:?}, not {expected}",
+                d.id, d.sha256
+            ))
+            .into());
+        }
+        if expected == actual {
+            return Err(
+                CtlError::Invalid("expected and actual are the same digest: no mismatch".into()).into()
+            );
+        }
+        let reason = format!(
+            "SHA-256 mismatch: the file from the origin has {actual}, expected {expected} (relay {})",
+            r.relay_id
+        );
+        let failed = self.0.db.fail_distribution(&d.id, &reason).await?;
+        if failed {
+            tracing::error!(dist = %d.id, relay = %r.relay_id, %expected, %actual, "distribution failed: SHA-256 mismatch");
+            self.0
+                .bus
+                .publish(crate::events::Event::DistFailed { dist: d.id, reason, relay: r.relay_id })
+                .await;
+        }
+        Ok(Response::new(pb::ReportDigestMismatchResponse { failed }))
     }
 
     async fn get_distribution_meta(

@@ -28,6 +28,13 @@ pub(super) async fn respond(
     let total = task.layout.total_length();
     let deadline = tokio::time::Instant::now() + server.config.write_timeout;
     out.clear();
+    if let Some(reason) = task.rejected() {
+        // The file is not the one its distribution names: not a byte of it, not even a 304.
+        let text = format!("task failed: {reason}");
+        let r =
+            Simple { status: 503, content_type: "text/plain", body: text.as_bytes(), extra: String::new() };
+        return write_simple(sock, server, r, false, keep).await.map(|_| keep);
+    }
     if v.not_modified(head) {
         start_head(out, 304, keep);
         write_validators(out, served);

@@ -15,7 +15,7 @@ use prometheus_client::registry::{Metric, Registry};
 
 use super::pages::pull_rate;
 use super::Server;
-use crate::task::{Task, TaskState};
+use crate::task::Task;
 
 /// The content type of [`render`]'s text.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -108,7 +108,7 @@ pub(super) fn render(server: &Server) -> String {
         verified.get_or_create(&l).set(i64::from(t.verified_count()));
         size.get_or_create(&l).set(nn(t.layout.total_length()));
         verified_bytes.get_or_create(&l).set(nn(t.verified_bytes()));
-        failed.get_or_create(&l).set(i64::from(matches!(t.state(), TaskState::Failed(_))));
+        failed.get_or_create(&l).set(i64::from(t.state().error().is_some()));
     }
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &reg) {

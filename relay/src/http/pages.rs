@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::Server;
-use crate::task::{Task, TaskState};
+use crate::task::Task;
 
 /// Bytes per second pulled from the origin since the task started.
 pub(super) fn pull_rate(task: &Task) -> f64 {
@@ -20,10 +20,7 @@ pub(super) fn tasks_json(server: &Server) -> String {
             let (bt_bytes, peers) = t.bt_stats();
             let c = &t.counters;
             let state = t.state();
-            let error = match &state {
-                TaskState::Failed(e) => Some(e.clone()),
-                _ => None,
-            };
+            let error = state.error().map(String::from);
             serde_json::json!({
                 "id": t.id,
                 "name": t.name,

@@ -25,10 +25,16 @@ pub(crate) use growing::Growing;
 pub(crate) enum TaskState {
     /// Pulling from the origin (and serving what is verified).
     Pulling,
-    /// Every piece is verified.
+    /// Every piece is verified; with a whole-file SHA-256, also the digest.
     Complete,
+    /// Every piece is verified and the whole file is being hashed against the distribution's
+    /// SHA-256; its `.torrent` is neither built nor published before this ends.
+    Checking,
     /// The pull failed for good; verified pieces are still served, nothing else.
     Failed(String),
+    /// The whole file did not match its SHA-256 (or could not be checked): nothing of it is
+    /// served any more, no `.torrent` is made.
+    Rejected(String),
 }
 
 impl TaskState {
@@ -37,7 +43,16 @@ impl TaskState {
         match self {
             TaskState::Pulling => "pulling",
             TaskState::Complete => "complete",
-            TaskState::Failed(_) => "failed",
+            TaskState::Checking => "checking",
+            TaskState::Failed(_) | TaskState::Rejected(_) => "failed",
+        }
+    }
+
+    /// Why the task failed, if it did.
+    pub(crate) fn error(&self) -> Option<&str> {
+        match self {
+            TaskState::Failed(e) | TaskState::Rejected(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -328,6 +343,45 @@ impl Task {
         self.changed.send_modify(|n| *n += 1);
     }
 
+    /// Enters the `checking` state (from `complete`); false in any other state.
+    pub(crate) fn begin_check(&self) -> bool {
+        let mut s = self.state.lock();
+        if *s != TaskState::Complete {
+            return false;
+        }
+        *s = TaskState::Checking;
+        drop(s);
+        self.changed.send_modify(|n| *n += 1);
+        true
+    }
+
+    /// Ends the `checking` state: back to `complete` when the digest matched, else rejected
+    /// with `Err`'s reason (nothing is served from then on). Wakes every waiter.
+    pub(crate) fn end_check(&self, result: Result<(), String>) {
+        {
+            let mut s = self.state.lock();
+            if *s != TaskState::Checking {
+                return;
+            }
+            *s = match result {
+                Ok(()) => TaskState::Complete,
+                Err(reason) => {
+                    tracing::error!(task = %self.id, %reason, "task rejected");
+                    TaskState::Rejected(reason)
+                }
+            };
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Why nothing of this task may be served (its file failed the SHA-256 check), if so.
+    pub(crate) fn rejected(&self) -> Option<String> {
+        match &*self.state.lock() {
+            TaskState::Rejected(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
     /// Marks the task complete if every piece is verified.
     pub(crate) fn check_complete(&self) -> bool {
         if !self.is_complete() {
@@ -386,6 +440,9 @@ impl Task {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.changed.subscribe();
         loop {
+            if let Some(e) = self.rejected() {
+                return Err(WaitError::Failed(e));
+            }
             if self.has(piece) {
                 return Ok(());
             }
@@ -404,6 +461,9 @@ impl Task {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.changed.subscribe();
         loop {
+            if let Some(e) = self.rejected() {
+                return Err(WaitError::Failed(e));
+            }
             if self.verified_bytes() >= self.threshold_bytes {
                 return Ok(());
             }

@@ -3,7 +3,7 @@
 
 mod flow;
 mod leases;
-mod postgres;
+pub(crate) mod postgres;
 mod requests;
 
 use floodgate_proto::v1::admin_service_client::AdminServiceClient;

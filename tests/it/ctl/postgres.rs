@@ -8,7 +8,7 @@ use floodgate_proto::v1 as pb;
 use pb::task_event;
 
 /// A fresh database `floodgate_test_<random>`, dropped on drop.
-pub(super) struct PgDb {
+pub(crate) struct PgDb {
     name: String,
     /// Its connection URL.
     pub url: String,
@@ -23,7 +23,7 @@ fn psql(sql: &str) -> std::process::Output {
 
 impl PgDb {
     /// Creates the database; fails the test if PostgreSQL is unreachable.
-    pub(super) fn create() -> PgDb {
+    pub(crate) fn create() -> PgDb {
         let ready =
             Command::new("pg_isready").args(["-h", "127.0.0.1", "-p", "5432"]).output().map(|o| o.status);
         assert!(

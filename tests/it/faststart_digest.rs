@@ -1,0 +1,198 @@
+//! URL-only distributions with a whole-file SHA-256 (`dist create --sha256`): nothing is
+//! reported done or published as the final `.torrent` unless the pulled file matches. A
+//! mismatch fails the distribution with the reason, the relay publishes nothing and stops
+//! serving the data, and the agents delete their provisional data and report failed.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use floodgate_proto::v1 as pb;
+use floodgate_tests::{bin, wait_for};
+use sha2::{Digest, Sha256};
+
+use crate::ctl::postgres::PgDb;
+use crate::ctl::{sqlite_db, Ctl};
+use crate::e2e::{ctl_json, spawn_agent};
+use crate::faststart::UrlOnlySetup;
+use crate::relay::{curl, json};
+
+/// File size: 3 MiB, pulled at 2 MB/s (about 1.6 s).
+const SIZE: usize = 3 * 1024 * 1024;
+const RATE: &str = "2000000";
+const AGENTS: usize = 2;
+
+/// Lowercase hex SHA-256 of `data`.
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest that is valid but not `data`'s (its last digit changed).
+fn wrong_digest(data: &[u8]) -> String {
+    let mut d = sha256_hex(data);
+    let last = if d.ends_with('0') { "1" } else { "0" };
+    d.replace_range(63.., last);
+    d
+}
+
+/// The agents `agent-1..=AGENTS` of `setup`, and the file each writes.
+fn agents(setup: &UrlOnlySetup) -> (Vec<floodgate_tests::ChildGuard>, Vec<String>, Vec<std::path::PathBuf>) {
+    let outs: Vec<_> = (1..=AGENTS).map(|i| setup.fx.dir.path().join(format!("agent{i}"))).collect();
+    let guards = outs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| spawn_agent(&setup.ctl, &format!("agent-{}", i + 1), "dg", o))
+        .collect();
+    let names = (1..=AGENTS).map(|i| format!("agent-{i}")).collect();
+    let files = outs.iter().map(|o| o.join("blob.bin")).collect();
+    (guards, names, files)
+}
+
+/// The distribution as `dist get --json` shows it once `pred` holds (60 s at most).
+fn wait_dist(
+    ctl: &Ctl,
+    dist: &str,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_for(Duration::from_secs(60), || ctl_json(ctl, &["dist", "get", dist]).filter(|d| pred(d)))
+        .unwrap_or_else(|| panic!("{what} within 60 s; now {:?}", ctl_json(ctl, &["dist", "get", dist])))
+}
+
+#[test]
+fn the_right_digest_ends_done_with_the_torrent_published() {
+    let setup = UrlOnlySetup::start(SIZE, RATE);
+    let (_agents, names, files) = agents(&setup);
+    let digest = sha256_hex(&setup.fx.data);
+    let dist = setup.create_when_registered_with(&names, &["--sha256", &digest.to_uppercase()]);
+    let d = wait_dist(&setup.ctl, &dist, "the distribution must be done", |d| d["state"] == "done");
+    assert_eq!(d["sha256"], digest.as_str(), "ctl keeps the digest in lowercase: {d}");
+    assert_eq!(d["failure_reason"], "", "{d}");
+    assert_eq!(d["has_torrent"], true, "the relay published the .torrent after the check: {d}");
+    assert_eq!(d["stats"]["done"], AGENTS as u64, "{d}");
+    for f in &files {
+        assert!(
+            std::fs::read(f).is_ok_and(|got| got == setup.fx.data),
+            "{} must be byte-identical",
+            f.display()
+        );
+    }
+    let task =
+        json(&format!("http://{}/tasks", setup.http)).and_then(|t| t.get(0).cloned()).expect("relay task");
+    assert_eq!(task["state"], "complete", "{task}");
+    assert!(task["info_hash"].is_string(), "the relay made the final torrent: {task}");
+}
+
+/// A wrong digest on the database behind `setup`: the distribution fails with the reason,
+/// nothing is published, the relay stops serving the data and the agents delete theirs.
+fn wrong_digest_fails(setup: UrlOnlySetup) {
+    let (_agents, names, files) = agents(&setup);
+    let (ctl, http) = (&setup.ctl, setup.http);
+    let wrong = wrong_digest(&setup.fx.data);
+    let dist = setup.create_when_registered_with(&names, &["--sha256", &wrong]);
+    let d = wait_dist(ctl, &dist, "the distribution must fail", |d| d["state"] == "failed");
+    let reason = d["failure_reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("SHA-256 mismatch"), "the reason names the mismatch: {d}");
+    assert!(reason.contains(&wrong), "the reason names the expected digest: {d}");
+    assert!(reason.contains(&sha256_hex(&setup.fx.data)), "the reason names the file's digest: {d}");
+    assert_eq!(d["has_torrent"], false, "no .torrent may be published: {d}");
+
+    // The agents stop, report failed with the reason, and delete their provisional data.
+    let d =
+        wait_dist(ctl, &dist, "every agent must report failed", |d| d["stats"]["failed"] == AGENTS as u64);
+    assert_eq!(d["stats"]["done"], 0, "{d}");
+    let gone = wait_for(Duration::from_secs(30), || files.iter().all(|f| !f.exists()).then_some(()));
+    assert!(gone.is_some(), "the agents must delete their provisional data: {files:?}");
+
+    // The relay shows the task failed, made no torrent, and serves none of the data.
+    let task = json(&format!("http://{http}/tasks")).and_then(|t| t.get(0).cloned()).expect("relay task");
+    assert_eq!(task["state"], "failed", "{task}");
+    assert!(task["error"].as_str().is_some_and(|e| e.contains("SHA-256 mismatch")), "{task}");
+    assert!(task["info_hash"].is_null() && task["torrent"].is_null(), "no torrent: {task}");
+    let id = task["id"].as_str().expect("task id");
+    let (code, body) = curl(&format!("http://{http}/tasks/{id}/data"), &["-r", "0-99"]);
+    assert_eq!(code, 503, "the data must not be served: {}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("SHA-256 mismatch"));
+
+    // The text output shows the reason too.
+    let out = Command::new(bin("floodgate-ctl"))
+        .args(["dist", "get", &dist, "--ctl", &ctl.url(), "--token", crate::ctl::ADMIN])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run floodgate-ctl dist get");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("failed:    SHA-256 mismatch"), "dist get shows the reason: {text}");
+}
+
+#[test]
+fn a_wrong_digest_fails_the_distribution_and_publishes_nothing() {
+    wrong_digest_fails(UrlOnlySetup::start(SIZE, RATE));
+}
+
+#[test]
+fn a_wrong_digest_fails_the_distribution_on_postgres() {
+    let pg = PgDb::create();
+    let url = pg.url.clone();
+    wrong_digest_fails(UrlOnlySetup::start_on(SIZE, RATE, &url, Box::new(pg)));
+}
+
+#[test]
+fn a_malformed_sha256_is_refused_by_the_cli() {
+    // Refused while parsing the arguments: no ctl is needed (nothing listens on port 9).
+    for (bad, why) in
+        [("abc", "64 hex digits, got 3 characters"), (&"z".repeat(64)[..], "found 'z' at position 0")]
+    {
+        let out = Command::new(bin("floodgate-ctl"))
+            .args(["dist", "create", "http://127.0.0.1:9/f", "--targets", "all", "--sha256", bad])
+            .args(["--ctl", "http://127.0.0.1:9", "--token", "t"])
+            .output()
+            .expect("run floodgate-ctl");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--sha256 {bad} must be refused");
+        assert!(err.contains("--sha256") && err.contains(why), "a clear error for {bad:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_refuses_bad_digests_and_foreign_mismatch_reports() {
+    let (_dir, db) = sqlite_db();
+    let ctl = Ctl::start(&db, &[]);
+    let mut admin = ctl.admin().await;
+    let create = |sha256: &str, torrent: Vec<u8>| pb::CreateDistributionRequest {
+        origin_url: "http://127.0.0.1:9/f.bin".into(),
+        sha256: sha256.into(),
+        torrent,
+        targets: Some(pb::TargetSelector { all: true, ..Default::default() }),
+        ..Default::default()
+    };
+    let e = admin.create_distribution(create("12ab", Vec::new())).await.expect_err("a short digest");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("sha256"), "{e:?}");
+    let fx = crate::relay::Fixture::new(64 * 1024);
+    let torrent = std::fs::read(&fx.torrent).expect("fixture torrent");
+    let digest = sha256_hex(&fx.data);
+    let e = admin.create_distribution(create(&digest, torrent)).await.expect_err("digest with a torrent");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    let id = admin.create_distribution(create(&digest, Vec::new())).await.expect("create").into_inner().id;
+
+    // A relay not assigned to it cannot fail it.
+    let mut relay = ctl.relay().await;
+    relay
+        .register_relay(pb::RegisterRelayRequest { id: "stranger".into(), ..Default::default() })
+        .await
+        .expect("register");
+    let report = |relay_id: &str, expected: &str| pb::ReportDigestMismatchRequest {
+        relay_id: relay_id.into(),
+        dist_id: id.clone(),
+        expected: expected.into(),
+        actual: wrong_digest(&fx.data),
+    };
+    let e = relay.report_digest_mismatch(report("stranger", &digest)).await.expect_err("not assigned");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    let d = admin
+        .get_distribution(pb::GetDistributionRequest { id: id.clone() })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(d.state, pb::DistState::Active as i32, "{d:?}");
+    assert_eq!(d.sha256, digest);
+}
