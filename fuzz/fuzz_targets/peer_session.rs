@@ -475,7 +475,7 @@ impl Harness {
                 assert_eq!(self.handshake_events, 1);
                 assert_ne!(peer_id, OUR_ID, "a connection to ourselves");
             }
-            PeerEvent::Extended(_) => {}
+            PeerEvent::Extended(_) | PeerEvent::Redundant { .. } => {}
             PeerEvent::Block { block, data, receipt } => {
                 assert_eq!(data.len(), block.length as usize);
                 assert!(matches!(receipt, Receipt::Accepted | Receipt::PieceComplete));
