@@ -158,7 +158,7 @@ fn super_seed_sends_about_one_copy() {
 /// (here: the whole run, its upload is the limit), so it too sends about one copy.
 #[test]
 fn a_slow_seed_with_automatic_super_seeding_sends_about_one_copy() {
-    three_downloaders_from_a_slow_seed(&["--auto-super-seed"]);
+    three_downloaders_from_a_slow_seed(&[]);
 }
 
 /// One seed limited to 4 MB/s with `seed_flags`, three downloaders through its tracker: every

@@ -11,7 +11,7 @@ use floodgate_engine::metainfo::Metainfo;
 use floodgate_tests::{bin, free_addr, free_port, wait_for_listen, ChildGuard};
 use rand::RngCore;
 
-/// A random file in `dir/src/payload.bin` and its torrent (64 KiB pieces), and the magnet link.
+/// A random file in `dir/src/payload.bin` and its torrent (16 KiB pieces), and the magnet link.
 fn fixture(dir: &Path, len: usize) -> (Vec<u8>, PathBuf, String) {
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -120,8 +120,20 @@ while time.monotonic() < deadline:
 sys.exit(1)
 "#;
 
+/// The seed's default: automatic super-seeding (libtorrent must not drop us at the last reveal).
 #[test]
 fn libtorrent_resolves_a_magnet_from_a_floodgate_seed() {
+    libtorrent_resolves_a_magnet_from(&[]);
+}
+
+/// Super-seeding throughout: the last reveal must not make libtorrent drop us either.
+#[test]
+fn libtorrent_resolves_a_magnet_from_a_super_seeding_floodgate_seed() {
+    libtorrent_resolves_a_magnet_from(&["--super-seed"]);
+}
+
+/// libtorrent fetches a magnet's metadata and data from a floodgate seed run with `seed_flags`.
+fn libtorrent_resolves_a_magnet_from(seed_flags: &[&str]) {
     let has_lt = Command::new("/usr/bin/python3")
         .args(["-c", "import libtorrent"])
         .stdout(Stdio::null())
@@ -136,6 +148,7 @@ fn libtorrent_resolves_a_magnet_from_a_floodgate_seed() {
         Command::new(bin("floodgate"))
             .args(["seed", torrent.to_str().unwrap(), "--data", dir.path().join("src").to_str().unwrap()])
             .args(["--listen", &addr.to_string(), "--seed-for", "120"])
+            .args(seed_flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )

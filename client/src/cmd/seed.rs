@@ -36,13 +36,12 @@ pub(crate) struct Args {
     /// Super-seeding (BEP 16) always: reveal pieces to each peer one by one, the rarest
     /// first, so peers get different pieces and trade them; the seed sends each piece about
     /// once.
-    #[arg(long, conflicts_with = "auto_super_seed")]
+    #[arg(long, conflicts_with = "no_super_seed")]
     pub super_seed: bool,
-    /// Super-seed only until one copy of every piece is out, then announce everything (the
-    /// relay's default). Not the default here: a libtorrent peer resolving a magnet from a
-    /// super-seeding seed sometimes stops one piece short (see BENCHMARKS.md).
+    /// Never super-seed: announce every piece up front. Without either flag the seed
+    /// super-seeds only until one copy of every piece is out, then announces everything.
     #[arg(long)]
-    pub auto_super_seed: bool,
+    pub no_super_seed: bool,
 }
 
 /// Runs the command.
@@ -72,13 +71,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.listen,
         verified,
         args.limits,
-        if args.super_seed {
-            SuperSeeding::On
-        } else if args.auto_super_seed {
-            SuperSeeding::Auto
-        } else {
-            SuperSeeding::Off
-        },
+        SuperSeeding::from_flags(args.super_seed, args.no_super_seed),
         args.fleet.key(),
     )?;
     let addr = swarm.listen_addr().unwrap_or(args.listen);

@@ -47,7 +47,7 @@ pub use metadata_serve::answer_metadata_request;
 pub use rate::RateMeter;
 pub use session::{PeerEvent, PeerSession, SessionConfig};
 pub use super_seed::{
-    first_copy_out, RevealView, SuperSeed, SuperSeeding, REVEAL_AHEAD, REVEAL_IDLE, REVEAL_REPEAT,
+    first_not_out, RevealView, SuperSeed, SuperSeeding, REVEAL_AHEAD, REVEAL_IDLE, REVEAL_REPEAT,
 };
 pub use unchoke::unchoke_on_interest;
 

@@ -2,7 +2,7 @@
 //! passed-in time. The driver shows it the torrent and the peer through [`RevealView`], applies
 //! each piece it returns (a HAVE to the peer, the torrent's reveal count) and arms a timer for
 //! [`SuperSeed::deadline`]. [`SuperSeeding::Auto`] reveals one by one only until
-//! [`first_copy_out`], then announces everything.
+//! [`first_not_out`] reaches the end, then announces everything.
 
 use std::time::{Duration, Instant};
 
@@ -49,11 +49,14 @@ impl SuperSeeding {
     }
 }
 
-/// Whether [`SuperSeeding::Auto`] may stop revealing: we hold all `piece_count` pieces
-/// (`complete`) and `out(p)` (a connected peer has piece `p`, or it was revealed to one) holds
-/// for every piece.
-pub fn first_copy_out(piece_count: u32, complete: bool, mut out: impl FnMut(PieceIndex) -> bool) -> bool {
-    complete && (0..piece_count).map(PieceIndex).all(&mut out)
+/// How far [`SuperSeeding::Auto`] has got towards stopping: the first piece from `from` on
+/// for which `out(p)` (a connected peer has piece `p`, or it was revealed to one) does not hold,
+/// or `piece_count` when it holds for all. Auto may stop once that is `piece_count` and we hold
+/// every piece. A piece once out stays counted (a reveal is never taken back), so a caller
+/// keeps the answer as the next `from` and every piece is looked at about once, not at every
+/// read of every peer.
+pub fn first_not_out(from: u32, piece_count: u32, mut out: impl FnMut(PieceIndex) -> bool) -> u32 {
+    (from..piece_count).find(|&p| !out(PieceIndex(p))).unwrap_or(piece_count)
 }
 
 /// What the reveal policy reads of the torrent and of one peer.
@@ -68,6 +71,8 @@ pub trait RevealView {
     fn availability(&self, piece: PieceIndex) -> u32;
     /// How many peers `piece` was revealed to so far.
     fn reveals(&self, piece: PieceIndex) -> u32;
+    /// How many pieces of the torrent we have not announced to this peer yet.
+    fn unannounced(&self) -> u32;
 }
 
 /// One peer's super-seeding state: what it was shown and has not passed on yet.
@@ -79,6 +84,12 @@ pub trait RevealView {
 /// only to a peer left with nothing to fetch from us for [`REVEAL_IDLE`]: until then it can get
 /// that piece from the peer that has it. (This matters for a relay whose pull, not its upload,
 /// is the limit: clients then keep up with the pull and need every new piece at once.)
+///
+/// The last two pieces a peer has not been told of go out together, the one it lacks first
+/// (see [`next_reveal`](Self::next_reveal)): the HAVE that completes our announced set makes
+/// us a seed in the peer's eyes, and libtorrent, handling that HAVE, drops a seed it is not
+/// interested in *before* it notes that the piece is new to it. A peer that had fetched every
+/// other revealed piece would close the connection one piece short.
 #[derive(Debug, Clone)]
 pub struct SuperSeed {
     /// Revealed pieces the peer has not announced yet.
@@ -87,12 +98,14 @@ pub struct SuperSeed {
     last_reveal: Instant,
     /// When the peer last took a revealed piece, or was last shown one (new or again).
     last_progress: Instant,
+    /// The piece just revealed left one unannounced: reveal that one right behind it.
+    partner_due: bool,
 }
 
 impl SuperSeed {
     /// A peer connected at `now`, shown nothing yet.
     pub fn new(now: Instant) -> Self {
-        SuperSeed { revealed: Vec::new(), last_reveal: now, last_progress: now }
+        SuperSeed { revealed: Vec::new(), last_reveal: now, last_progress: now, partner_due: false }
     }
 
     /// The next piece to reveal to this peer now, if any. Call until `None` after every read
@@ -101,6 +114,15 @@ impl SuperSeed {
     /// call, so the view reflects it.
     pub fn next_reveal(&mut self, now: Instant, view: &impl RevealView) -> Option<PieceIndex> {
         self.forget_taken(now, view);
+        if std::mem::take(&mut self.partner_due) && view.unannounced() == 1 {
+            // The last piece we have not told this peer of goes out behind the one just
+            // revealed, past every limit: the HAVE that makes us look complete then reaches a
+            // peer that the one before made interested (see the type's note).
+            if let Some(last) = (0..view.piece_count()).map(PieceIndex).find(|&p| view.may_reveal(p)) {
+                self.revealed.push(last);
+                return Some(last);
+            }
+        }
         if self.revealed.len() >= REVEAL_AHEAD {
             return None;
         }
@@ -127,6 +149,7 @@ impl SuperSeed {
         self.last_reveal = now;
         self.last_progress = now;
         self.revealed.push(piece);
+        self.partner_due = view.unannounced() == 2;
         Some(piece)
     }
 
@@ -240,14 +263,57 @@ mod tests {
         fn reveals(&self, p: PieceIndex) -> u32 {
             self.reveals[p.0 as usize]
         }
+        fn unannounced(&self) -> u32 {
+            self.announced.iter().filter(|a| !**a).count() as u32
+        }
     }
 
     #[test]
-    fn auto_stops_revealing_once_every_piece_is_out_and_we_are_complete() {
-        let out = [true, true, false];
-        assert!(!first_copy_out(3, true, |p| out[p.0 as usize]), "piece 2 is only with us");
-        assert!(first_copy_out(2, true, |p| out[p.0 as usize]));
-        assert!(!first_copy_out(2, false, |_| true), "still pulling: new pieces exist only with us");
+    fn the_last_two_pieces_a_peer_lacks_are_revealed_together() {
+        let now = Instant::now();
+        let mut view = View::new(5);
+        let mut s = SuperSeed::new(now);
+        assert_eq!(view.reveal_all(&mut s, now), vec![0, 1]);
+        view.peer_has[0] = true;
+        view.peer_has[1] = true;
+        // Revealing 3 leaves only 4 unannounced: 4 goes out with it, not later on its own, or
+        // its HAVE could reach a peer with nothing else to fetch from us, and libtorrent drops
+        // a seed it is not interested in before it sees that 4 is new.
+        assert_eq!(view.reveal_all(&mut s, now), vec![2, 3, 4]);
+        assert_eq!(view.unannounced(), 0);
+    }
+
+    #[test]
+    fn a_last_piece_the_peer_already_has_is_not_revealed() {
+        let now = Instant::now();
+        let mut view = View::new(3);
+        view.peer_has[2] = true;
+        let mut s = SuperSeed::new(now);
+        // 1 leaves only piece 2 unannounced, which the peer has: no HAVE needed for it.
+        assert_eq!(view.reveal_all(&mut s, now), vec![0, 1]);
+        assert_eq!(view.unannounced(), 1);
+    }
+
+    #[test]
+    fn auto_counts_pieces_out_from_where_it_stopped() {
+        let mut out = [true, true, false];
+        let mut looked = 0;
+        let at = first_not_out(0, 3, |p| {
+            looked += 1;
+            out[p.0 as usize]
+        });
+        assert_eq!(at, 2, "piece 2 is only with us");
+        out[2] = true;
+        // Picks up where it stopped: pieces 0 and 1 are not looked at again.
+        let mut again = 0;
+        assert_eq!(
+            first_not_out(at, 3, |p| {
+                again += 1;
+                out[p.0 as usize]
+            }),
+            3
+        );
+        assert_eq!((looked, again), (3, 1));
     }
 
     #[test]
@@ -276,8 +342,8 @@ mod tests {
     #[test]
     fn an_idle_peer_is_shown_a_piece_others_have_after_a_second() {
         let t0 = Instant::now();
-        let mut view = View::new(2);
-        view.availability = vec![2, 1];
+        let mut view = View::new(3);
+        view.availability = vec![2, 1, 2];
         let mut s = SuperSeed::new(t0);
         // Everything we have is already out there: the peer should trade for it first.
         assert_eq!(view.reveal_all(&mut s, t0), Vec::<u32>::new());

@@ -70,12 +70,9 @@ pub(crate) async fn run(
     };
     let _ = stream.set_nodelay(true);
     let now = Instant::now();
-    // Super-seeding (unless an automatic one has already handed a copy of everything to the
-    // swarm) announces nothing up front; pieces are revealed one by one.
+    // Super-seeding announces nothing up front; pieces are revealed one by one.
     let mut config = torrent.session.clone();
-    if config.super_seed == SuperSeeding::Auto && torrent.first_copy_out.load(Ordering::Relaxed) {
-        config.super_seed = SuperSeeding::Off;
-    }
+    config.super_seed = torrent.super_seeding_for_new_peer();
     let super_seed = config.super_seed != SuperSeeding::Off;
     let session =
         PeerSession::new(config, torrent.picker.clone(), peer.slot, torrent.info_hash, peer_id, now);
@@ -238,6 +235,9 @@ impl RevealView for Reveal<'_> {
     fn reveals(&self, p: PieceIndex) -> u32 {
         self.torrent.reveals[p.0 as usize].load(Ordering::Relaxed)
     }
+    fn unannounced(&self) -> u32 {
+        self.torrent.map.piece_count() - self.announced.count_ones()
+    }
 }
 
 /// Super-seeding: reveals (HAVE) to this peer what its [`SuperSeed`] policy picks now. An
@@ -249,11 +249,15 @@ fn reveal(torrent: &Torrent, s: &mut Shared, now: Instant) {
         for &p in policy.outstanding() {
             s.session.piece_verified(p, now);
         }
+        // Pieces the peer lacks first: the HAVE that completes our set must reach a peer
+        // that wants something from us (see `SuperSeed`'s note on libtorrent).
         let verified = torrent.map.verified().snapshot();
-        for p in verified.view().iter_ones() {
-            if !s.announced.has(p) {
-                s.announced.set(p);
-                s.session.piece_verified(p, now);
+        for peer_has in [false, true] {
+            for p in verified.view().iter_ones() {
+                if !s.announced.has(p) && s.session.peer_has_piece(p) == peer_has {
+                    s.announced.set(p);
+                    s.session.piece_verified(p, now);
+                }
             }
         }
         return;

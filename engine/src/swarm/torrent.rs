@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use super::{AddTorrent, SwarmError};
 use crate::hash::{HashConflict, PieceHashes, Verdict, Verifier, VerifierConfig};
 use crate::layout::Layout;
-use crate::peer::{first_copy_out, SessionConfig};
+use crate::peer::{first_not_out, SessionConfig, SuperSeeding};
 use crate::picker::Picker;
 use crate::piece_map::{
     PeerSlot, PieceMap, PieceMapError, PieceState, Receipt, FIRST_RESERVED_SLOT, IMPORT_SLOT,
@@ -130,6 +130,8 @@ pub(crate) struct Torrent {
     /// Automatic super-seeding has seen one copy of every piece leave us: new connections
     /// announce everything, open ones do at their next reveal (never set back).
     pub first_copy_out: AtomicBool,
+    /// Automatic super-seeding: every piece below this one is out (see [`first_not_out`]).
+    first_copy_cursor: AtomicU32,
 }
 
 impl std::fmt::Debug for Torrent {
@@ -192,15 +194,31 @@ pub enum HttpClaim {
 }
 
 impl Torrent {
-    /// Whether automatic super-seeding may stop (see [`first_copy_out`]); sticky once true.
+    /// The super-seeding mode a connection opened now runs in: the torrent's, except that an
+    /// automatic one whose first copy is out is a plain seed, and a one-piece torrent is never
+    /// super-seeded (its only reveal would make us a seed to a peer not yet interested, which
+    /// libtorrent drops; see [`crate::peer::SuperSeed`]).
+    pub(crate) fn super_seeding_for_new_peer(&self) -> SuperSeeding {
+        match self.session.super_seed {
+            _ if self.map.piece_count() < 2 => SuperSeeding::Off,
+            SuperSeeding::Auto if self.first_copy_out.load(Ordering::Relaxed) => SuperSeeding::Off,
+            mode => mode,
+        }
+    }
+
+    /// Whether automatic super-seeding may stop (see [`first_not_out`]): we hold every piece
+    /// and one copy of each is out. Sticky once true; each piece is looked at about once.
     pub(crate) fn check_first_copy_out(&self) -> bool {
         if self.first_copy_out.load(Ordering::Relaxed) {
             return true;
         }
-        let complete = self.map.verified_count() == self.map.piece_count();
-        let out = first_copy_out(self.map.piece_count(), complete, |p| {
+        let n = self.map.piece_count();
+        let from = self.first_copy_cursor.load(Ordering::Relaxed);
+        let at = first_not_out(from, n, |p| {
             self.map.availability(p) > 0 || self.reveals[p.0 as usize].load(Ordering::Relaxed) > 0
         });
+        self.first_copy_cursor.fetch_max(at, Ordering::Relaxed);
+        let out = at == n && self.map.verified_count() == n;
         if out {
             self.first_copy_out.store(true, Ordering::Relaxed);
             tracing::info!(info_hash = %self.info_hash, "automatic super-seeding ends: one copy of every piece is out");
@@ -234,6 +252,7 @@ impl Torrent {
             partial: (0..layout.piece_count()).map(|_| Mutex::new(Vec::new())).collect(),
             reveals: (0..layout.piece_count()).map(|_| AtomicU32::new(0)).collect(),
             first_copy_out: AtomicBool::new(false),
+            first_copy_cursor: AtomicU32::new(0),
             layout,
             hashes: parts.piece_hashes,
             map,
