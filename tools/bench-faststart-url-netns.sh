@@ -112,15 +112,10 @@ group() {
     relay_json=$(ip netns exec fgu1 curl -s "http://$ns_relay:8080/tasks")
     ctljson dist stats "$dist" > "$g/stats.json" || true
     stop_all
-    python3 - "$g" "$n" "$((served - before))" "$relay_json" "$size" "$bound" "$name" <<'PY'
-import datetime, json, sys
+    PYTHONPATH=tools/bench python3 - "$g" "$n" "$((served - before))" "$relay_json" "$size" "$bound" "$name" <<'PY'
+import json, sys
 g, n, served, relay, size, bound, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
-def when(path, msg):
-    for line in open(path):
-        if msg in line:
-            ts = line.split()[0].rstrip("Z")[:26]
-            return datetime.datetime.fromisoformat(ts).replace(tzinfo=datetime.timezone.utc).timestamp()
-    sys.exit(f"{path} has no {msg!r}")
+from logtime import when
 t0 = when(f"{g}/relay.log", "distribution started")
 relay_first = when(f"{g}/relay.log", "first piece verified") - t0
 pull = when(f"{g}/relay.log", "pull complete") - t0

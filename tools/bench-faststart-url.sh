@@ -62,15 +62,10 @@ for i in $(seq 1 "$n"); do cmp -s "$work/c$i/payload.bin" "$work/payload.bin" ||
 served=$(curl -s "http://127.0.0.1:$origin_port/__stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["body_bytes"])')
 relay_up=$(curl -s "http://127.0.0.1:$http_port/tasks" | python3 -c 'import json,sys; t=json.load(sys.stdin)[0]; print(t["bt_bytes"] + t["http_bytes"])')
 echo "URL-only fast start: origin ${rate} B/s -> ctl (SQLite) -> 1 relay -> $n agents, ${size_mib} MiB, $(nproc) cores, $(date -u +%F)"
-python3 - "$work" "$n" "$served" "$relay_up" "$((size_mib * 1024 * 1024))" <<'PY'
-import datetime, re, sys
+PYTHONPATH=tools/bench python3 - "$work" "$n" "$served" "$relay_up" "$((size_mib * 1024 * 1024))" <<'PY'
+import sys
 work, n, served, relay_up, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-def when(path, msg):
-    for line in open(path):
-        if msg in line:
-            ts = line.split()[0].rstrip("Z")[:26]
-            return datetime.datetime.fromisoformat(ts).replace(tzinfo=datetime.timezone.utc).timestamp()
-    sys.exit(f"{path} has no {msg!r}")
+from logtime import when
 t0 = when(f"{work}/relay.log", "distribution started")
 relay_first = when(f"{work}/relay.log", "first piece verified") - t0
 pull = when(f"{work}/relay.log", "pull complete") - t0

@@ -17,8 +17,9 @@ pub const REVEAL_AHEAD: usize = 2;
 pub const REVEAL_IDLE: Duration = Duration::from_secs(1);
 
 /// How long a peer may sit on revealed pieces without announcing any before they are revealed
-/// to it again: a HAVE can be lost to the peer (libtorrent drops the ones that arrive while it
-/// still fetches a magnet's metadata), and a peer that never saw a piece never fetches it.
+/// to it again: a peer that lost track of a HAVE never fetches that piece, and a repeat costs
+/// 9 bytes. (Added while chasing libtorrent's one-piece-short magnet fetches, which turned out
+/// to have another cause — see [`SuperSeed`]; kept as a cheap guard, never seen needed since.)
 pub const REVEAL_REPEAT: Duration = Duration::from_secs(2);
 
 /// Whether a seed reveals its pieces one by one or announces them all.
