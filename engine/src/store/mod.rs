@@ -167,6 +167,19 @@ impl Store {
         self.read_at(off, len as usize)
     }
 
+    /// Whether every page of `piece` is in the page cache, so reading it will not wait for the
+    /// disk (`cachestat(2)`, see [`crate::uring::residency`]). Always true in memory; an error
+    /// (or a piece out of range) also answers true: the caller then just reads.
+    pub fn is_cached(&self, piece: PieceIndex) -> bool {
+        let Store::Uring(store) = self else { return true };
+        let Ok((off, len)) = piece_range(self.layout(), piece) else { return true };
+        self.layout().segments(off, len).all(|seg| {
+            store.open_file(seg.file).is_none_or(|f| {
+                crate::uring::residency(f, seg.file_offset, seg.len).map_or(true, |r| r.is_whole())
+            })
+        })
+    }
+
     /// Tells the store a piece was verified (syncs it under [`FsyncPolicy::OnPieceVerified`],
     /// starts its writeback under [`FsyncPolicy::OnClose`]).
     pub fn piece_verified(&self, piece: PieceIndex) -> Result<(), StoreError> {

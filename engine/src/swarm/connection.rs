@@ -26,7 +26,7 @@ use crate::peer::{
 };
 use crate::piece_map::Bitfield;
 use crate::ratelimit::RateChain;
-use crate::types::{PeerId, PieceIndex};
+use crate::types::{BlockRef, PeerId, PieceIndex};
 use crate::wire::{Message, UT_METADATA};
 
 /// Bytes read per receive call, at most.
@@ -53,6 +53,11 @@ struct Shared {
     peer_ut_metadata: Option<u8>,
     /// Super-seeding: what this peer was shown (`None` when not super-seeding).
     super_seed: Option<SuperSeed>,
+    /// Blocks asked for upload whose piece is not in the page cache: the cold reader's queue
+    /// (bounded by the session's limit on the peer's open requests).
+    cold: Vec<BlockRef>,
+    /// Wakes the cold reader.
+    wake_cold: Rc<Notify>,
 }
 
 /// Runs one connection to the end. `initial` holds bytes already read from the socket (the
@@ -78,6 +83,7 @@ pub(crate) async fn run(
         PeerSession::new(config, torrent.picker.clone(), peer.slot, torrent.info_hash, peer_id, now);
     let announced =
         if super_seed { Bitfield::new(torrent.map.piece_count()) } else { torrent.map.verified().snapshot() };
+    let wake_cold = Rc::new(Notify::new());
     let shared = Rc::new(RefCell::new(Shared {
         session,
         announced,
@@ -85,9 +91,13 @@ pub(crate) async fn run(
         closed: false,
         peer_ut_metadata: None,
         super_seed: super_seed.then(|| SuperSeed::new(now)),
+        cold: Vec::new(),
+        wake_cold: wake_cold.clone(),
     }));
     let stream = Rc::new(stream);
     let wake_writer = Rc::new(Notify::new());
+    let cold =
+        tokio_uring::spawn(cold_reader(torrent.clone(), shared.clone(), wake_writer.clone(), wake_cold));
 
     let writer = tokio_uring::spawn(write_loop(
         torrent.clone(),
@@ -114,6 +124,7 @@ pub(crate) async fn run(
     let _ = stream.shutdown(std::net::Shutdown::Both);
     let _ = writer.await;
     control.abort();
+    cold.abort();
     torrent.unregister_peer(&peer);
     result
 }
@@ -178,10 +189,20 @@ fn drain_events(torrent: &Torrent, peer: &PeerShared, s: &mut Shared) {
     while let Some(ev) = s.session.poll_event() {
         match ev {
             PeerEvent::Block { block, data, .. } => torrent.on_block(peer.slot, block, data),
-            PeerEvent::Upload(block) => match upload_block(torrent, &mut s.upload_cache, block) {
-                Some(data) => s.session.send_block(block, data, now),
-                None => s.session.upload_failed(block),
-            },
+            PeerEvent::Upload(block) => {
+                let cached = s.upload_cache.as_ref().is_some_and(|(p, _)| *p == block.piece);
+                let queued = !cached && s.cold.iter().any(|b| b.piece == block.piece);
+                if queued || (!cached && !torrent.store.is_cached(block.piece)) {
+                    // Off the runtime (and behind its piece's read, when that is under way).
+                    s.cold.push(block);
+                    s.wake_cold.notify_one();
+                    continue;
+                }
+                match upload_block(torrent, &mut s.upload_cache, block) {
+                    Some(data) => s.session.send_block(block, data, now),
+                    None => s.session.upload_failed(block),
+                }
+            }
             PeerEvent::CancelElsewhere { block, slots } => {
                 let _ = torrent.events.send(TorrentEvent::Cancel(block, slots.into()));
             }
@@ -292,16 +313,67 @@ fn serve_metadata(torrent: &Torrent, s: &mut Shared, payload: &Bytes) {
 fn upload_block(
     torrent: &Torrent,
     cache: &mut Option<(PieceIndex, Bytes)>,
-    block: crate::types::BlockRef,
+    block: BlockRef,
 ) -> Option<Bytes> {
     if cache.as_ref().is_none_or(|(p, _)| *p != block.piece) {
         *cache = Some((block.piece, torrent.read_piece(block.piece)?));
     }
     let (_, piece) = cache.as_ref()?;
+    slice_block(torrent, piece, block)
+}
+
+/// `block`'s bytes out of its whole `piece`, counted as uploaded.
+fn slice_block(torrent: &Torrent, piece: &Bytes, block: BlockRef) -> Option<Bytes> {
     let start = block.offset as usize;
     let end = start.checked_add(block.length as usize).filter(|&e| e <= piece.len())?;
     torrent.counters.uploaded.fetch_add(block.length as u64, Ordering::Relaxed);
     Some(piece.slice(start..end))
+}
+
+/// Serves the blocks queued in `Shared::cold`: one piece at a time, read off the runtime
+/// ([`ColdReads`](super::cold::ColdReads)), then every queued block of that piece sent from it, and the piece kept as
+/// the upload cache for the peer's next requests. Ends when the connection closes.
+async fn cold_reader(
+    torrent: Arc<Torrent>,
+    shared: Rc<RefCell<Shared>>,
+    wake_writer: Rc<Notify>,
+    wake: Rc<Notify>,
+) {
+    loop {
+        wake.notified().await;
+        loop {
+            let piece = {
+                let s = shared.borrow();
+                if s.closed {
+                    return;
+                }
+                match s.cold.first() {
+                    Some(b) => b.piece,
+                    None => break,
+                }
+            };
+            let data = torrent.cold.read(&torrent, piece).await;
+            let mut s = shared.borrow_mut();
+            if s.closed {
+                return;
+            }
+            let now = Instant::now();
+            let (mine, rest): (Vec<BlockRef>, Vec<BlockRef>) =
+                std::mem::take(&mut s.cold).into_iter().partition(|b| b.piece == piece);
+            s.cold = rest;
+            for block in mine {
+                match data.as_ref().and_then(|d| slice_block(&torrent, d, block)) {
+                    Some(bytes) => s.session.send_block(block, bytes, now),
+                    None => s.session.upload_failed(block),
+                }
+            }
+            if let Some(d) = data {
+                s.upload_cache = Some((piece, d));
+            }
+            drop(s);
+            wake_writer.notify_one();
+        }
+    }
 }
 
 async fn write_loop(

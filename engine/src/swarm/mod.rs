@@ -17,6 +17,7 @@
 //! ```
 
 mod choker;
+mod cold;
 mod connection;
 #[cfg(test)]
 mod import_tests;
@@ -206,6 +207,10 @@ pub struct TorrentStats {
     pub store_error: Option<String>,
     /// Pieces assembled from both peers' blocks and an HTTP import.
     pub mixed_pieces: u64,
+    /// Pieces read for upload on a blocking thread because they were not in the page cache.
+    pub cold_reads: u64,
+    /// Bytes of those pieces.
+    pub cold_read_bytes: u64,
 }
 
 pub(crate) struct SwarmInner {
@@ -386,6 +391,8 @@ impl TorrentHandle {
             store_error: t.store_error.lock().clone(),
             mixed_pieces: t.counters.mixed_pieces.load(Ordering::Relaxed),
             redundant_bytes: t.counters.redundant.load(Ordering::Relaxed),
+            cold_reads: t.counters.cold_reads.load(Ordering::Relaxed),
+            cold_read_bytes: t.counters.cold_read_bytes.load(Ordering::Relaxed),
         }
     }
 

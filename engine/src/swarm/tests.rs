@@ -161,3 +161,28 @@ fn download_limit_holds_the_average_rate() {
     assert!(took >= floor * 0.95, "took {took:.2} s, the limit allows no less than {floor:.2} s");
     assert_eq!(client.read(0, data.len()).unwrap(), &data[..]);
 }
+
+/// A seed whose file is not in the page cache reads the pieces asked of it on blocking threads
+/// (`cold.rs`), not on its runtime thread, and the download is still byte-identical.
+#[test]
+fn a_seed_reads_pieces_that_are_not_cached_off_its_runtime() {
+    let pl = 64 * 1024;
+    let (data, layout, hashes) = torrent(24 * pl as usize + 321, pl);
+    // On the disk (not tmpfs, whose pages cannot be dropped).
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::write(dir.path().join("blob"), &data).unwrap();
+    crate::uring::evict(&std::fs::File::open(dir.path().join("blob")).unwrap());
+    let store = Store::open(layout.clone(), dir.path(), crate::store::StoreConfig::default()).unwrap();
+    assert!(!store.is_cached(PieceIndex(0)), "the dropped file still looks cached");
+    let seed_swarm = swarm();
+    let all = Bitfield::full(layout.piece_count());
+    let seed = seed_swarm.add_torrent(AddTorrent { store, ..spec(&layout, &hashes, Some(all)) }).unwrap();
+    let client_swarm = swarm();
+    let client = client_swarm.add_torrent(spec(&layout, &hashes, None)).unwrap();
+    client.connect(seed_swarm.listen_addr().unwrap());
+    assert!(wait(|| client.is_complete(), Duration::from_secs(30)), "client stuck at {:?}", client.stats());
+    assert_eq!(client.read(0, data.len()).unwrap(), &data[..]);
+    let stats = seed.stats();
+    assert!(stats.cold_reads > 0, "no piece was read off the runtime: {stats:?}");
+    assert!(stats.cold_read_bytes <= data.len() as u64 * 2, "cold pieces read over and over: {stats:?}");
+}

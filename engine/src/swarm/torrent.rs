@@ -9,6 +9,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
+use super::cold::ColdReads;
 use super::{AddTorrent, SwarmError};
 use crate::hash::{HashConflict, PieceHashes, Verdict, Verifier, VerifierConfig};
 use crate::layout::Layout;
@@ -91,6 +92,10 @@ pub(crate) struct Counters {
     /// Payload bytes received from peers and dropped (unrequested, cancelled, or a block
     /// another peer delivered first).
     pub redundant: AtomicU64,
+    /// Pieces read for upload off the runtime because they were not in the page cache.
+    pub cold_reads: AtomicU64,
+    /// Bytes of those pieces.
+    pub cold_read_bytes: AtomicU64,
 }
 
 /// Blocks of a piece received so far, with the slot that sent each (for blame).
@@ -130,6 +135,8 @@ pub(crate) struct Torrent {
     /// Automatic super-seeding has seen one copy of every piece leave us: new connections
     /// announce everything, open ones do at their next reveal (never set back).
     pub first_copy_out: AtomicBool,
+    /// The bound on pieces read for upload off the runtime (cold pieces).
+    pub cold: ColdReads,
     /// Automatic super-seeding: every piece below this one is out (see [`first_not_out`]).
     first_copy_cursor: AtomicU32,
 }
@@ -253,6 +260,7 @@ impl Torrent {
             reveals: (0..layout.piece_count()).map(|_| AtomicU32::new(0)).collect(),
             first_copy_out: AtomicBool::new(false),
             first_copy_cursor: AtomicU32::new(0),
+            cold: ColdReads::default(),
             layout,
             hashes: parts.piece_hashes,
             map,

@@ -101,19 +101,22 @@ fn cachestat(_fd: libc::c_int, off: u64, len: u64) -> io::Result<Cachestat> {
     Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
+/// Tests' way to make a file cold: syncs it, then `posix_fadvise(DONTNEED)` over all of it
+/// (only clean pages can be dropped).
+#[cfg(test)]
+pub(crate) fn evict(file: &std::fs::File) {
+    file.sync_all().expect("fsync");
+    // SAFETY: a plain syscall on a live descriptor; no memory is passed.
+    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0, "fadvise DONTNEED");
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
 
     use super::*;
 
-    /// `posix_fadvise(DONTNEED)` over the whole file (clean pages only: sync first).
-    fn evict(file: &std::fs::File) {
-        file.sync_all().expect("fsync");
-        // SAFETY: a plain syscall on a live descriptor; no memory is passed.
-        let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(r, 0, "fadvise DONTNEED");
-    }
 
     #[test]
     fn counts_the_cached_pages_of_a_real_file() -> io::Result<()> {
