@@ -83,8 +83,9 @@ pub(crate) fn min_time(row: &StatsRow, size: i64) -> (f64, Basis) {
 /// The fraction of what can still be delivered that was delivered. Failed and cancelled
 /// targets leave the goal, and what they received leaves the delivered bytes: the goal is
 /// `size` × the targets neither failed nor cancelled, the delivered bytes are those targets'
-/// bytes, each capped at `size`. So a distribution with one failed target reaches 1.0 when
-/// every other target is done. When no target is left (every one failed or was cancelled),
+/// bytes, each capped at `size` (a done target counts as `size`: an agent killed -9 may not
+/// have reported its last bytes, which it resumed from disk). So a distribution with one
+/// failed target reaches 1.0 when every other target is done. When no target is left (every one failed or was cancelled),
 /// progress is what was delivered of the whole: every target's bytes, each capped at `size`,
 /// over `size` × all targets. With the size unknown it is the share of the targets left that
 /// are done (0 when none is left); with no target at all, 0.
@@ -203,7 +204,8 @@ mod tests {
 
     #[test]
     fn a_fully_cancelled_distribution_keeps_its_real_progress() {
-        let row = StatsRow { targets: 2, cancelled: 2, bytes_bt: 500, delivered_capped: 500, ..Default::default() };
+        let row =
+            StatsRow { targets: 2, cancelled: 2, bytes_bt: 500, delivered_capped: 500, ..Default::default() };
         assert_eq!(build(&row, 1000).progress, 0.25);
         let row = StatsRow {
             targets: 2,
@@ -250,7 +252,13 @@ mod tests {
     #[test]
     fn with_no_target_left_progress_is_what_was_delivered_of_the_whole() {
         // Both targets failed, after 1000 (capped from more) and 500 bytes: 1500 / 2000.
-        let row = StatsRow { targets: 2, failed: 2, delivered_open: 0, delivered_capped: 1500, ..Default::default() };
+        let row = StatsRow {
+            targets: 2,
+            failed: 2,
+            delivered_open: 0,
+            delivered_capped: 1500,
+            ..Default::default()
+        };
         assert_eq!(progress(&row, 1000), 0.75);
         // One failed, one cancelled, nothing received.
         let row = StatsRow { targets: 2, failed: 1, cancelled: 1, ..Default::default() };

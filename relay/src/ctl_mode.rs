@@ -61,7 +61,9 @@ impl Running {
     fn totals(&self) -> Totals {
         Totals {
             origin_bytes: self.base.origin_bytes + self.task.counters.origin_bytes.load(Ordering::Relaxed),
-            served: self.base.served + self.task.counters.http_bytes.load(Ordering::Relaxed) + self.task.bt_stats().0,
+            served: self.base.served
+                + self.task.counters.http_bytes.load(Ordering::Relaxed)
+                + self.task.bt_stats().0,
         }
     }
 }
@@ -594,10 +596,13 @@ impl Relay {
     fn cancel(&self, dist: &str) {
         // The final totals stay in the ledger: if ctl assigns the distribution again, this
         // instance counts on from them.
-        self.record(dist, &match self.running.lock().get(dist) {
-            Some(r) => r.task.clone(),
-            None => return,
-        });
+        self.record(
+            dist,
+            &match self.running.lock().get(dist) {
+                Some(r) => r.task.clone(),
+                None => return,
+            },
+        );
         let Some(r) = self.running.lock().remove(dist) else { return };
         r.task.fail("cancelled by ctl".into());
         let shared = self.running.lock().values().any(|o| o.task.id == r.task.id);

@@ -64,7 +64,9 @@ impl Saved {
         let dists: serde_json::Map<String, serde_json::Value> = self
             .dists
             .iter()
-            .map(|(d, t)| (d.clone(), serde_json::json!({"origin_bytes": t.origin_bytes, "served": t.served})))
+            .map(|(d, t)| {
+                (d.clone(), serde_json::json!({"origin_bytes": t.origin_bytes, "served": t.served}))
+            })
             .collect();
         let v = serde_json::json!({"relay_id": self.relay_id, "instance": self.instance, "dists": dists});
         v.to_string().into_bytes()
@@ -76,9 +78,15 @@ impl Saved {
             return Err(LedgerError::TooLarge);
         }
         let bad = |what: &str| LedgerError::Format(what.to_string());
-        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| LedgerError::Format(e.to_string()))?;
-        let relay_id = v.get("relay_id").and_then(|x| x.as_str()).ok_or_else(|| bad("no relay_id"))?.to_string();
-        let instance = v.get("instance").and_then(|x| x.as_u64()).filter(|&i| i != 0).ok_or_else(|| bad("no instance"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| LedgerError::Format(e.to_string()))?;
+        let relay_id =
+            v.get("relay_id").and_then(|x| x.as_str()).ok_or_else(|| bad("no relay_id"))?.to_string();
+        let instance = v
+            .get("instance")
+            .and_then(|x| x.as_u64())
+            .filter(|&i| i != 0)
+            .ok_or_else(|| bad("no instance"))?;
         let map = v.get("dists").and_then(|x| x.as_object()).ok_or_else(|| bad("no dists"))?;
         if map.len() > MAX_ENTRIES {
             return Err(bad("too many distributions"));
@@ -131,7 +139,11 @@ impl Ledger {
         };
         let (instance, dists) = match saved {
             Some(s) => {
-                tracing::info!(instance = s.instance, dists = s.dists.len(), "continuing the counters of the previous process");
+                tracing::info!(
+                    instance = s.instance,
+                    dists = s.dists.len(),
+                    "continuing the counters of the previous process"
+                );
                 (s.instance, s.dists)
             }
             None => (fresh, BTreeMap::new()),
@@ -175,10 +187,13 @@ impl Ledger {
         if st.dists == st.written {
             return;
         }
-        let saved = Saved { relay_id: self.relay_id.clone(), instance: self.instance, dists: st.dists.clone() };
+        let saved =
+            Saved { relay_id: self.relay_id.clone(), instance: self.instance, dists: st.dists.clone() };
         match write_atomic(&self.path, &saved.encode()) {
             Ok(()) => st.written = saved.dists,
-            Err(e) => tracing::warn!(file = %self.path.display(), error = %e, "cannot write the counters file"),
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), error = %e, "cannot write the counters file")
+            }
         }
     }
 }
@@ -221,11 +236,17 @@ mod tests {
     #[test]
     fn a_damaged_file_starts_a_new_instance() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join(FILE), b"{\"relay_id\": \"relay-1\", \"instance\": 5, \"dists\": {\"d\": 1}}")
-            .expect("write");
+        std::fs::write(
+            dir.path().join(FILE),
+            b"{\"relay_id\": \"relay-1\", \"instance\": 5, \"dists\": {\"d\": 1}}",
+        )
+        .expect("write");
         let l = Ledger::open(dir.path(), "relay-1", 44);
         assert_eq!((l.instance(), l.base("d")), (44, Totals::default()));
-        assert!(matches!(Saved::decode(b"{\"relay_id\": \"r\", \"instance\": 0, \"dists\": {}}"), Err(LedgerError::Format(_))));
+        assert!(matches!(
+            Saved::decode(b"{\"relay_id\": \"r\", \"instance\": 0, \"dists\": {}}"),
+            Err(LedgerError::Format(_))
+        ));
     }
 
     #[test]

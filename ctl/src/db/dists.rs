@@ -149,9 +149,9 @@ pub(crate) struct StatsRow {
     /// with its whole origin rate).
     pub relay_origin_rate_bps: i64,
     /// Bytes delivered to the targets neither failed nor cancelled, each target's capped at
-    /// the file size (uncapped when the size is unknown).
+    /// the file size, a done target's taken as the size (uncapped when the size is unknown).
     pub delivered_open: i64,
-    /// Bytes delivered to every target, each capped at the file size.
+    /// Bytes delivered to every target, capped and counted the same way.
     pub delivered_capped: i64,
 }
 
@@ -513,9 +513,11 @@ impl Db {
 
     /// Aggregates for statistics; `size` (0 = unknown) caps each target's delivered bytes.
     pub(crate) async fn stats(&self, dist_id: &str, size: i64) -> CtlResult<StatsRow> {
-        // One target's bytes over all its processes, capped at the size when it is known.
-        let capped = "CASE WHEN $2 > 0 AND bytes_bt + earlier_bt + bytes_http_relay + earlier_http_relay \
-                      + bytes_http_origin + earlier_http_origin > $2 THEN $2 \
+        // One target's bytes over all its processes, capped at the size when it is known; a
+        // done target has the whole file, even when a life killed -9 did not report its last
+        // bytes (it resumed them from disk).
+        let capped = "CASE WHEN $2 > 0 AND (state = 'done' OR bytes_bt + earlier_bt + bytes_http_relay \
+                      + earlier_http_relay + bytes_http_origin + earlier_http_origin > $2) THEN $2 \
                       ELSE bytes_bt + earlier_bt + bytes_http_relay + earlier_http_relay \
                       + bytes_http_origin + earlier_http_origin END";
         let r = sqlx::query(&format!(
@@ -603,7 +605,12 @@ impl Db {
     /// relay process's (0 = unknown): a new one keeps the earlier process's counts.
     /// `origin_rate_bps` is the relay's current pull rate for this distribution, `None` from a
     /// relay too old to report it (the statistics then take the relay's whole rate).
-    pub(crate) async fn relay_task_status(&self, relay_id: &str, dist_id: &str, s: &RelayTaskRow) -> CtlResult<()> {
+    pub(crate) async fn relay_task_status(
+        &self,
+        relay_id: &str,
+        dist_id: &str,
+        s: &RelayTaskRow,
+    ) -> CtlResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE relay_assignments SET \
@@ -743,7 +750,8 @@ mod tests {
             let (a, b) = ("dist-a", "dist-b");
             db.upsert_relay("r1", &[], "", 0).await?;
             db.upsert_relay("r2", &[], "", 0).await?;
-            db.insert_distribution(&dist(a, 1000), &["c1".into()], &["r1".into(), "r2".into()], &audit(a)).await?;
+            db.insert_distribution(&dist(a, 1000), &["c1".into()], &["r1".into(), "r2".into()], &audit(a))
+                .await?;
             db.insert_distribution(&dist(b, 1000), &["c2".into()], &["r1".into()], &audit(b)).await?;
             // r1 pulls both at 300 B/s in all: 100 for a, 200 for b. r2 pulls a at 50.
             db.relay_heartbeat("r1", 0.0, 300, 0.0, 0, 0).await?;
@@ -787,7 +795,7 @@ mod tests {
             db.insert_distribution(&dist(d, 1000), &clients, &[], &audit(d)).await?;
             let reports = [
                 // Over the size (a piece fetched twice): capped at 1000.
-                report(d, "c1", 1200, "done"),
+                report(d, "c1", 1200, "running"),
                 report(d, "c2", 300, "running"),
                 report(d, "c3", 400, "failed"),
             ];
@@ -799,6 +807,12 @@ mod tests {
             assert_eq!(crate::stats::progress(&row, 1000), 0.65);
             // Size unknown: nothing is capped.
             assert_eq!(db.stats(d, 0).await?.delivered_open, 1500);
+            // A done target counts whole, even with bytes of a killed life unreported (it
+            // resumed them from disk): c2 done at 900.
+            db.report_progress_batch(&[report(d, "c2", 900, "done")]).await?.remove(0)?;
+            let row = db.stats(d, 1000).await?;
+            assert_eq!((row.delivered_open, row.delivered_capped), (2000, 2400));
+            assert_eq!(crate::stats::progress(&row, 1000), 1.0);
             Ok(())
         });
     }

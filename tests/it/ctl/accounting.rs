@@ -72,6 +72,7 @@ fn a_relay_killed_mid_pull_loses_no_origin_bytes_in_ctl() {
     let (served, counted) = settled.unwrap_or_else(|| {
         panic!("the pull did not finish and settle within 60 s (origin served, ctl counted: {last:?})")
     });
+    println!("origin served {served}, ctl counts {counted} (the origin had served {at_kill} at the kill)");
     // The relay's count on disk trails what it read by less than a piece. The origin also
     // counts the chunk (64 KiB = one piece here) each of the relay's 3 connections had on the
     // wire when the process died, which the relay never read: served - 4 pieces at the least.

@@ -1,8 +1,9 @@
-//! Distribution statistics over gRPC on SQLite: progress with failed targets, and the measured
-//! Kumar–Ross bound of two distributions pulled by one relay.
+//! Distribution statistics over gRPC, on SQLite and on PostgreSQL: progress with failed
+//! targets, and the measured Kumar–Ross bound of two distributions pulled by one relay.
 
 use floodgate_proto::v1 as pb;
 
+use super::postgres::PgDb;
 use super::{sqlite_db, Admin, Client, Ctl, Relay};
 
 async fn register_relay(r: &mut Relay, id: &str) {
@@ -66,7 +67,29 @@ fn task(dist: &str, rate: Option<u64>) -> pb::RelayTaskStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_target_leaves_the_goal_so_the_others_reach_full_progress() {
     let (_dir, db) = sqlite_db();
-    let ctl = Ctl::start(&db, &[]);
+    failed_target_leaves_the_goal(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_target_leaves_the_goal_so_the_others_reach_full_progress_postgres() {
+    let pg = PgDb::create();
+    failed_target_leaves_the_goal(&pg.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_pulling_two_distributions_counts_only_each_ones_rate_in_its_bound() {
+    let (_dir, db) = sqlite_db();
+    shared_relay_rates(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_pulling_two_distributions_counts_only_each_ones_rate_in_its_bound_postgres() {
+    let pg = PgDb::create();
+    shared_relay_rates(&pg.url).await;
+}
+
+async fn failed_target_leaves_the_goal(db: &str) {
+    let ctl = Ctl::start(db, &[]);
     let (mut admin, mut relay, mut client) = (ctl.admin().await, ctl.relay().await, ctl.client().await);
     register_relay(&mut relay, "r1").await;
     for c in ["c1", "c2", "c3"] {
@@ -84,7 +107,9 @@ async fn a_failed_target_leaves_the_goal_so_the_others_reach_full_progress() {
     // c1 done (it reports more than the file: a piece fetched twice), c2 failed after 400
     // bytes, c3 half way: (1000 + 500) / (2 × 1000).
     use pb::TaskState::{Done, Failed, Running};
-    for r in [report(&d, "c1", 1200, Done, 0), report(&d, "c2", 400, Failed, 0), report(&d, "c3", 500, Running, 0)] {
+    for r in
+        [report(&d, "c1", 1200, Done, 0), report(&d, "c2", 400, Failed, 0), report(&d, "c3", 500, Running, 0)]
+    {
         client.report_progress(r).await.expect("report");
     }
     let s = stats(&mut admin, &d).await;
@@ -99,17 +124,18 @@ async fn a_failed_target_leaves_the_goal_so_the_others_reach_full_progress() {
     assert_eq!(json["stats"]["progress"], 1.0, "{json}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_pulling_two_distributions_counts_only_each_ones_rate_in_its_bound() {
-    let (_dir, db) = sqlite_db();
-    let ctl = Ctl::start(&db, &[]);
+async fn shared_relay_rates(db: &str) {
+    let ctl = Ctl::start(db, &[]);
     let (mut admin, mut relay, mut client) = (ctl.admin().await, ctl.relay().await, ctl.client().await);
     register_relay(&mut relay, "r1").await;
     register_client(&mut client, "c1").await;
     register_client(&mut client, "c2").await;
     let a = create(&mut admin, "a.iso", &["c1"]).await;
     let b = create(&mut admin, "b.iso", &["c2"]).await;
-    assert_eq!((a.relay_ids.as_slice(), b.relay_ids.as_slice()), (["r1".to_string()].as_slice(), ["r1".to_string()].as_slice()));
+    assert_eq!(
+        (a.relay_ids.as_slice(), b.relay_ids.as_slice()),
+        (["r1".to_string()].as_slice(), ["r1".to_string()].as_slice())
+    );
     // r1 pulls 300 B/s in all: 100 for a, 200 for b. The clients are fast (10 kB/s), so
     // F/u_s is the bound: 1000/100 = 10 s for a, 1000/200 = 5 s for b (not 1000/300 for both).
     let beat = |rates: [Option<u64>; 2]| pb::RelayHeartbeatRequest {
