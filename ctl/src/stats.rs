@@ -23,8 +23,8 @@ pub(crate) fn kumar_ross(f: f64, n: f64, us: f64, dmin: f64, sum_u: f64) -> f64 
 pub(crate) enum Basis {
     /// Capacities relays and clients report (`relay_capacity_bps`, `download_bps`, `upload_bps`).
     Configured,
-    /// Rates ctl measured from the reports: the relays' current origin pull rates and the
-    /// running clients' current download speeds.
+    /// Rates ctl measured from the reports: the relays' current origin pull rates for the
+    /// distribution and the running clients' current download speeds.
     Measured,
     /// No rate known: the bound is 0.
     None,
@@ -43,7 +43,8 @@ impl Basis {
 
 /// The Kumar–Ross bound for a distribution of `size` bytes and what it is based on. Configured
 /// capacities win while the relays report one; else the bound is taken over the rates ctl
-/// measured: u_s = the active relays' current origin pull rates, d_min = the slowest running
+/// measured: u_s = the active relays' current origin pull rates for this distribution (a relay
+/// pulling two distributions counts in each bound with that distribution's rate only), d_min = the slowest running
 /// client's current download speed, and u_s + Σu_i = the running clients' summed download
 /// speed (every byte a client receives was uploaded by a relay or a peer), at least u_s. A term
 /// whose rate is unknown (0) is left out; with none left, or no target running, the bound is
@@ -79,21 +80,37 @@ pub(crate) fn min_time(row: &StatsRow, size: i64) -> (f64, Basis) {
     }
 }
 
+/// The fraction of what can still be delivered that was delivered. Failed and cancelled
+/// targets leave the goal, and what they received leaves the delivered bytes: the goal is
+/// `size` × the targets neither failed nor cancelled, the delivered bytes are those targets'
+/// bytes, each capped at `size` (a done target counts as `size`: an agent killed -9 may not
+/// have reported its last bytes, which it resumed from disk). So a distribution with one
+/// failed target reaches 1.0 when every other target is done. When no target is left (every one failed or was cancelled),
+/// progress is what was delivered of the whole: every target's bytes, each capped at `size`,
+/// over `size` × all targets. With the size unknown it is the share of the targets left that
+/// are done (0 when none is left); with no target at all, 0.
+pub(crate) fn progress(row: &StatsRow, size: i64) -> f64 {
+    let open = (row.targets - row.cancelled - row.failed).max(0);
+    if row.targets <= 0 {
+        0.0
+    } else if size <= 0 {
+        if open > 0 {
+            (row.done as f64 / open as f64).min(1.0)
+        } else {
+            0.0
+        }
+    } else if open > 0 {
+        (row.delivered_open.max(0) as f64 / (size as f64 * open as f64)).min(1.0)
+    } else {
+        (row.delivered_capped.max(0) as f64 / (size as f64 * row.targets as f64)).min(1.0)
+    }
+}
+
 /// Builds the statistics message from database aggregates and the file size.
 pub(crate) fn build(row: &StatsRow, size: i64) -> DistStats {
     let delivered = (row.bytes_bt + row.bytes_http_relay + row.bytes_http_origin).max(0);
     let origin_bytes = (row.relay_origin_bytes + row.bytes_http_origin).max(0);
-    let progress = if row.targets == 0 {
-        0.0
-    } else if size > 0 {
-        // Cancelled targets no longer count against the goal, unless every target was
-        // cancelled: then progress is what was delivered of the whole.
-        let open = (row.targets - row.cancelled).max(0);
-        let want = size as f64 * if open > 0 { open } else { row.targets } as f64;
-        (delivered as f64 / want).min(1.0)
-    } else {
-        row.done as f64 / row.targets as f64
-    };
+    let progress = progress(row, size);
     let (min_time_secs, basis) = min_time(row, size);
     DistStats {
         targets: row.targets as u64,
@@ -187,10 +204,71 @@ mod tests {
 
     #[test]
     fn a_fully_cancelled_distribution_keeps_its_real_progress() {
-        let row = StatsRow { targets: 2, cancelled: 2, bytes_bt: 500, ..Default::default() };
+        let row =
+            StatsRow { targets: 2, cancelled: 2, bytes_bt: 500, delivered_capped: 500, ..Default::default() };
         assert_eq!(build(&row, 1000).progress, 0.25);
-        let row = StatsRow { targets: 2, cancelled: 1, done: 1, bytes_bt: 1000, ..Default::default() };
+        let row = StatsRow {
+            targets: 2,
+            cancelled: 1,
+            done: 1,
+            bytes_bt: 1000,
+            delivered_open: 1000,
+            delivered_capped: 1000,
+            ..Default::default()
+        };
         assert_eq!(build(&row, 1000).progress, 1.0);
+    }
+
+    #[test]
+    fn a_failed_target_leaves_the_goal_and_its_bytes_leave_the_delivered() {
+        // Three targets of a 1000-byte file: two done, one failed after 400 bytes. The
+        // database sums the open targets' bytes (2000) apart from everyone's (2400).
+        let row = StatsRow {
+            targets: 3,
+            done: 2,
+            failed: 1,
+            bytes_bt: 2400,
+            delivered_open: 2000,
+            delivered_capped: 2400,
+            ..Default::default()
+        };
+        assert_eq!(build(&row, 1000).progress, 1.0);
+        // One of the two others half done: 1500 / 2000.
+        let row = StatsRow { done: 1, running: 1, delivered_open: 1500, delivered_capped: 1900, ..row };
+        assert_eq!(progress(&row, 1000), 0.75);
+        // Failed and cancelled together leave one target: its 250 bytes of 1000.
+        let row = StatsRow {
+            targets: 3,
+            failed: 1,
+            cancelled: 1,
+            running: 1,
+            delivered_open: 250,
+            delivered_capped: 1250,
+            ..Default::default()
+        };
+        assert_eq!(progress(&row, 1000), 0.25);
+    }
+
+    #[test]
+    fn with_no_target_left_progress_is_what_was_delivered_of_the_whole() {
+        // Both targets failed, after 1000 (capped from more) and 500 bytes: 1500 / 2000.
+        let row = StatsRow {
+            targets: 2,
+            failed: 2,
+            delivered_open: 0,
+            delivered_capped: 1500,
+            ..Default::default()
+        };
+        assert_eq!(progress(&row, 1000), 0.75);
+        // One failed, one cancelled, nothing received.
+        let row = StatsRow { targets: 2, failed: 1, cancelled: 1, ..Default::default() };
+        assert_eq!(progress(&row, 1000), 0.0);
+        // Size unknown: the share of the open targets that are done; none open: 0.
+        let row = StatsRow { targets: 3, failed: 1, done: 1, running: 1, ..Default::default() };
+        assert_eq!(progress(&row, 0), 0.5);
+        let row = StatsRow { targets: 1, failed: 1, ..Default::default() };
+        assert_eq!(progress(&row, 0), 0.0);
+        assert_eq!(progress(&StatsRow::default(), 1000), 0.0);
     }
 
     #[test]
@@ -202,6 +280,8 @@ mod tests {
             bytes_http_relay: 400,
             bytes_http_origin: 100,
             relay_origin_bytes: 400,
+            delivered_open: 2000,
+            delivered_capped: 2000,
             ..Default::default()
         };
         let s = build(&row, 1000);

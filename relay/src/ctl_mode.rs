@@ -29,6 +29,7 @@ use crate::cli::Cli;
 use crate::digest::{self, DigestError};
 use crate::http;
 use crate::lease::{Keeper, LeaseClient, Signals, Want};
+use crate::ledger::{Ledger, Totals};
 use crate::origin::{self, PullConfig, Quota};
 use crate::setup::{announce_self, known_task, seed_url_only, url_only_task};
 use crate::task::Task;
@@ -48,13 +49,29 @@ struct Running {
     lease: Arc<Signals>,
     /// The pull's origin budget (and its latency average).
     quota: Arc<Quota>,
+    /// What earlier lives of this counting instance counted for the distribution
+    /// (`ledger.rs`); reported totals are these plus the task's counters.
+    base: Totals,
+    /// The origin bytes reported at the previous heartbeat, for this distribution's rate.
+    last_origin: u64,
 }
 
-/// Origin totals at the last heartbeat, for rates and deltas.
+impl Running {
+    /// The distribution's totals over the instance's lives.
+    fn totals(&self) -> Totals {
+        Totals {
+            origin_bytes: self.base.origin_bytes + self.task.counters.origin_bytes.load(Ordering::Relaxed),
+            served: self.base.served
+                + self.task.counters.http_bytes.load(Ordering::Relaxed)
+                + self.task.bt_stats().0,
+        }
+    }
+}
+
+/// The time and origin retries at the last heartbeat, for rates and deltas.
 #[derive(Clone, Copy)]
 struct LastBeat {
     at: std::time::Instant,
-    origin_bytes: u64,
     origin_retries: u64,
 }
 
@@ -71,6 +88,12 @@ struct Relay {
     beat_now: tokio::sync::Notify,
     /// Totals at the previous heartbeat.
     last_beat: Mutex<LastBeat>,
+    /// The counters on disk and the instance they are reported under.
+    ledger: Ledger,
+    /// Whether a heartbeat got the totals of the distributions in the ledger that do not run
+    /// in this process (a pull the previous process was killed in that ctl did not assign
+    /// again) through to ctl.
+    idle_reported: std::sync::atomic::AtomicBool,
 }
 
 /// Runs the relay in ctl mode until interrupted.
@@ -90,6 +113,7 @@ pub(crate) fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
+    let ledger = Ledger::open(&cli.data_dir, &id, floodgate_proto::process_instance());
     rt.block_on(async move {
         let target = CtlTarget {
             ca: cli.ctl_ca.clone(),
@@ -117,11 +141,9 @@ pub(crate) fn run(cli: Cli, ctl: String) -> anyhow::Result<()> {
             server,
             running: Mutex::new(HashMap::new()),
             beat_now: tokio::sync::Notify::new(),
-            last_beat: Mutex::new(LastBeat {
-                at: std::time::Instant::now(),
-                origin_bytes: 0,
-                origin_retries: 0,
-            }),
+            last_beat: Mutex::new(LastBeat { at: std::time::Instant::now(), origin_retries: 0 }),
+            ledger,
+            idle_reported: std::sync::atomic::AtomicBool::new(false),
         });
         let interval = relay.register_first(&target).await?;
         tracing::info!(id = %relay.id, %ctl, "registered with ctl");
@@ -177,9 +199,13 @@ impl Relay {
                 () = tokio::time::sleep(interval / 2) => {}
                 () = self.beat_now.notified() => {}
             }
-            let req = self.heartbeat();
+            let (req, with_idle) = self.heartbeat();
             match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().relay_heartbeat(req)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    if with_idle {
+                        self.idle_reported.store(true, Ordering::Relaxed);
+                    }
+                }
                 Ok(Err(s)) if s.code() == tonic::Code::NotFound => {
                     tracing::warn!("ctl does not know this relay; registering again");
                     interval = self.register_until_ok().await;
@@ -190,14 +216,16 @@ impl Relay {
         }
     }
 
-    /// The heartbeat with every distribution's counters, the origin pull rate and errors
-    /// since the last one, the origin's response latency, and the load (peers / max peers).
-    fn heartbeat(&self) -> pb::RelayHeartbeatRequest {
-        let running = self.running.lock();
-        let (mut origin_bytes, mut origin_retries, mut peers) = (0, 0, 0);
+    /// The heartbeat with every distribution's counters (and its origin pull rate), the
+    /// relay's whole origin pull rate and errors since the last one, the origin's response
+    /// latency, and the load (peers / max peers). The totals are written to the ledger first,
+    /// so that ctl never holds more than the file. Until one heartbeat got through, it also
+    /// carries the ledger's totals of distributions not running here (returned `true` then).
+    fn heartbeat(&self) -> (pb::RelayHeartbeatRequest, bool) {
+        let mut running = self.running.lock();
+        let (mut origin_retries, mut peers) = (0, 0);
         let mut latency: Option<Duration> = None;
         for r in running.values() {
-            origin_bytes += r.task.counters.origin_bytes.load(Ordering::Relaxed);
             origin_retries += r.task.counters.origin_retries.load(Ordering::Relaxed);
             peers += r.task.bt_stats().1;
             if r.task.state() == crate::task::TaskState::Pulling {
@@ -205,28 +233,46 @@ impl Relay {
             }
         }
         let now = std::time::Instant::now();
-        let last = std::mem::replace(
-            &mut *self.last_beat.lock(),
-            LastBeat { at: now, origin_bytes, origin_retries },
-        );
+        let last = std::mem::replace(&mut *self.last_beat.lock(), LastBeat { at: now, origin_retries });
         let secs = now.duration_since(last.at).as_secs_f64().max(0.001);
-        let origin_rate_bps = (origin_bytes.saturating_sub(last.origin_bytes) as f64 / secs) as u64;
-        let mut total_served = 0;
-        let tasks = running
-            .iter()
+        let (mut total_served, mut origin_rate_bps) = (0, 0);
+        let mut recorded = Vec::with_capacity(running.len());
+        let mut tasks: Vec<pb::RelayTaskStatus> = running
+            .iter_mut()
             .map(|(dist, r)| {
-                let served = r.task.counters.http_bytes.load(Ordering::Relaxed) + r.task.bt_stats().0;
-                total_served += served;
+                let totals = r.totals();
+                let rate = (totals.origin_bytes.saturating_sub(r.last_origin) as f64 / secs) as u64;
+                r.last_origin = totals.origin_bytes;
+                origin_rate_bps += rate;
+                total_served += totals.served;
+                recorded.push((dist.clone(), totals));
                 pb::RelayTaskStatus {
                     dist_id: dist.clone(),
-                    origin_bytes: r.task.counters.origin_bytes.load(Ordering::Relaxed),
-                    bytes_served: served,
+                    origin_bytes: totals.origin_bytes,
+                    bytes_served: totals.served,
                     size: r.task.layout.total_length(),
                     complete: r.task.is_complete(),
+                    origin_rate_bps: Some(rate),
                 }
             })
             .collect();
-        pb::RelayHeartbeatRequest {
+        self.ledger.record(&recorded, &|d| running.contains_key(d));
+        let with_idle = !self.idle_reported.load(Ordering::Relaxed);
+        if with_idle {
+            for (dist, t) in self.ledger.all() {
+                if !running.contains_key(&dist) {
+                    tasks.push(pb::RelayTaskStatus {
+                        dist_id: dist,
+                        origin_bytes: t.origin_bytes,
+                        bytes_served: t.served,
+                        size: 0,
+                        complete: false,
+                        origin_rate_bps: Some(0),
+                    });
+                }
+            }
+        }
+        let req = pb::RelayHeartbeatRequest {
             id: self.id.clone(),
             load: (peers as f64 / self.cli.max_peers.max(1) as f64).min(1.0),
             origin_rate_bps,
@@ -234,8 +280,30 @@ impl Relay {
             origin_errors: origin_retries.saturating_sub(last.origin_retries),
             bytes_served: total_served,
             tasks,
-            instance: floodgate_proto::process_instance(),
+            instance: self.ledger.instance(),
+        };
+        (req, with_idle)
+    }
+
+    /// Keeps `dist`'s totals in the ledger while it runs here: before each pulled piece is
+    /// stored (`PullConfig::before_import`: every piece on disk is counted) and every 100 ms
+    /// (bytes of pieces still coming in, and bytes served), so a kill -9 loses less than a
+    /// piece of pulled bytes.
+    async fn keep_ledger(self: Arc<Self>, dist: String, task: Arc<Task>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if !self.record(&dist, &task) {
+                return;
+            }
         }
+    }
+
+    /// Writes `dist`'s totals to the ledger; false once it no longer runs this `task`.
+    fn record(&self, dist: &str, task: &Arc<Task>) -> bool {
+        let running = self.running.lock();
+        let Some(r) = running.get(dist).filter(|r| Arc::ptr_eq(&r.task, task)) else { return false };
+        self.ledger.record(&[(dist.to_string(), r.totals())], &|d| running.contains_key(d));
+        true
     }
 
     /// Watches the task stream forever, reconnecting with backoff (registering again when ctl
@@ -286,7 +354,7 @@ impl Relay {
         let tls = if url.https { Some(origin::client_config(self.cli.origin_ca.as_deref())?) } else { None };
         // Origin use is what ctl's lease grants: nothing until the first grant.
         let quota = Arc::new(Quota::paused());
-        let config = PullConfig {
+        let mut config = PullConfig {
             conns: usize::from(self.cli.origin_conns),
             rate: self.cli.origin_rate,
             io_timeout: Duration::from_secs(self.cli.origin_timeout.max(1)),
@@ -321,10 +389,25 @@ impl Relay {
         let info_hash = task.torrent().map(|h| h.info_hash());
         self.server.add_task(task.clone());
         let signals = Arc::new(Signals::default());
+        let base = self.ledger.base(&t.dist_id);
         self.running.lock().insert(
             t.dist_id.clone(),
-            Running { task: task.clone(), info_hash, lease: signals.clone(), quota: quota.clone() },
+            Running {
+                task: task.clone(),
+                info_hash,
+                lease: signals.clone(),
+                quota: quota.clone(),
+                base,
+                last_origin: base.origin_bytes,
+            },
         );
+        tokio::spawn(self.clone().keep_ledger(t.dist_id.clone(), task.clone()));
+        let (weak, hook_dist, hook_task) = (Arc::downgrade(self), t.dist_id.clone(), task.clone());
+        config.before_import = Some(origin::ImportHook(Arc::new(move || {
+            if let Some(relay) = weak.upgrade() {
+                relay.record(&hook_dist, &hook_task);
+            }
+        })));
         let keeper = Keeper {
             client: self.leases.clone(),
             relay_id: self.id.clone(),
@@ -511,6 +594,15 @@ impl Relay {
 
     /// Stops a distribution and drops its data.
     fn cancel(&self, dist: &str) {
+        // The final totals stay in the ledger: if ctl assigns the distribution again, this
+        // instance counts on from them.
+        self.record(
+            dist,
+            &match self.running.lock().get(dist) {
+                Some(r) => r.task.clone(),
+                None => return,
+            },
+        );
         let Some(r) = self.running.lock().remove(dist) else { return };
         r.task.fail("cancelled by ctl".into());
         let shared = self.running.lock().values().any(|o| o.task.id == r.task.id);

@@ -13,6 +13,7 @@ mod ctl_mode;
 mod digest;
 mod http;
 mod lease;
+mod ledger;
 mod origin;
 mod setup;
 mod task;

@@ -144,8 +144,30 @@ pub(crate) struct StatsRow {
     pub relay_capacity_bps: i64,
     /// Smallest current download speed of a running client (0 if none reports one).
     pub speed_min_bps: i64,
-    /// Sum of the current origin pull rates the distribution's active relays last reported.
+    /// Sum of the current origin pull rates of this distribution's pulls on its active
+    /// relays (each relay's rate for this distribution; a relay too old to report one counts
+    /// with its whole origin rate).
     pub relay_origin_rate_bps: i64,
+    /// Bytes delivered to the targets neither failed nor cancelled, each target's capped at
+    /// the file size, a done target's taken as the size (uncapped when the size is unknown).
+    pub delivered_open: i64,
+    /// Bytes delivered to every target, capped and counted the same way.
+    pub delivered_capped: i64,
+}
+
+/// One distribution's counters in a relay heartbeat.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RelayTaskRow {
+    /// The relay process's instance id (0 = unknown).
+    pub instance: i64,
+    /// Bytes this process pulled from the origin for the distribution.
+    pub origin_bytes: i64,
+    /// Bytes this process served of it.
+    pub served: i64,
+    /// The file size once known (0 = not yet).
+    pub size: i64,
+    /// The current pull rate for this distribution (`None`: the relay does not report one).
+    pub origin_rate_bps: Option<i64>,
 }
 
 impl Db {
@@ -489,9 +511,16 @@ impl Db {
         Ok(state.to_string())
     }
 
-    /// Aggregates for statistics.
-    pub(crate) async fn stats(&self, dist_id: &str) -> CtlResult<StatsRow> {
-        let r = sqlx::query(
+    /// Aggregates for statistics; `size` (0 = unknown) caps each target's delivered bytes.
+    pub(crate) async fn stats(&self, dist_id: &str, size: i64) -> CtlResult<StatsRow> {
+        // One target's bytes over all its processes, capped at the size when it is known; a
+        // done target has the whole file, even when a life killed -9 did not report its last
+        // bytes (it resumed them from disk).
+        let capped = "CASE WHEN $2 > 0 AND (state = 'done' OR bytes_bt + earlier_bt + bytes_http_relay \
+                      + earlier_http_relay + bytes_http_origin + earlier_http_origin > $2) THEN $2 \
+                      ELSE bytes_bt + earlier_bt + bytes_http_relay + earlier_http_relay \
+                      + bytes_http_origin + earlier_http_origin END";
+        let r = sqlx::query(&format!(
             "SELECT COUNT(*) AS targets, \
              CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending, \
              CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) AS running, \
@@ -505,16 +534,21 @@ impl Db {
              CAST(COALESCE(SUM(upload_bps), 0) AS BIGINT) AS upload_sum, \
              CAST(COALESCE(MIN(CASE WHEN download_bps > 0 THEN download_bps END), 0) AS BIGINT) AS download_min, \
              CAST(COALESCE(MIN(CASE WHEN state = 'running' AND speed_bps > 0 THEN speed_bps END), 0) AS BIGINT) \
-             AS speed_min \
-             FROM client_assignments WHERE dist_id = $1",
-        )
+             AS speed_min, \
+             CAST(COALESCE(SUM(CASE WHEN state IN ('failed', 'cancelled') THEN 0 ELSE {capped} END), 0) \
+             AS BIGINT) AS delivered_open, \
+             CAST(COALESCE(SUM({capped}), 0) AS BIGINT) AS delivered_capped \
+             FROM client_assignments WHERE dist_id = $1"
+        ))
         .bind(dist_id)
+        .bind(size)
         .fetch_one(self.pool())
         .await?;
         let rel = sqlx::query(
             "SELECT CAST(COALESCE(SUM(ra.origin_bytes + ra.earlier_origin_bytes), 0) AS BIGINT) AS origin_bytes, \
              CAST(COALESCE(SUM(CASE WHEN ra.state = 'active' THEN r.capacity_bps ELSE 0 END), 0) AS BIGINT) AS cap, \
-             CAST(COALESCE(SUM(CASE WHEN ra.state = 'active' THEN r.origin_rate_bps ELSE 0 END), 0) AS BIGINT) \
+             CAST(COALESCE(SUM(CASE WHEN ra.state <> 'active' THEN 0 \
+               WHEN ra.origin_rate_bps >= 0 THEN ra.origin_rate_bps ELSE r.origin_rate_bps END), 0) AS BIGINT) \
              AS origin_rate \
              FROM relay_assignments ra JOIN relays r ON r.id = ra.relay_id WHERE ra.dist_id = $1",
         )
@@ -538,6 +572,8 @@ impl Db {
             relay_capacity_bps: rel.try_get("cap")?,
             speed_min_bps: r.try_get("speed_min")?,
             relay_origin_rate_bps: rel.try_get("origin_rate")?,
+            delivered_open: r.try_get("delivered_open")?,
+            delivered_capped: r.try_get("delivered_capped")?,
         })
     }
 
@@ -567,33 +603,34 @@ impl Db {
 
     /// Relay-reported counters for one distribution; learns the file size. `instance` is the
     /// relay process's (0 = unknown): a new one keeps the earlier process's counts.
+    /// `origin_rate_bps` is the relay's current pull rate for this distribution, `None` from a
+    /// relay too old to report it (the statistics then take the relay's whole rate).
     pub(crate) async fn relay_task_status(
         &self,
         relay_id: &str,
         dist_id: &str,
-        instance: i64,
-        origin_bytes: i64,
-        served: i64,
-        size: i64,
+        s: &RelayTaskRow,
     ) -> CtlResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE relay_assignments SET \
              earlier_origin_bytes = earlier_origin_bytes + CASE WHEN instance <> $5 THEN origin_bytes ELSE 0 END, \
              earlier_bytes_served = earlier_bytes_served + CASE WHEN instance <> $5 THEN bytes_served ELSE 0 END, \
-             instance = $5, origin_bytes = $3, bytes_served = $4 WHERE dist_id = $1 AND relay_id = $2",
+             instance = $5, origin_bytes = $3, bytes_served = $4, origin_rate_bps = $6 \
+             WHERE dist_id = $1 AND relay_id = $2",
         )
         .bind(dist_id)
         .bind(relay_id)
-        .bind(origin_bytes)
-        .bind(served)
-        .bind(instance)
+        .bind(s.origin_bytes)
+        .bind(s.served)
+        .bind(s.instance)
+        .bind(s.origin_rate_bps.unwrap_or(-1))
         .execute(&mut **tx)
         .await?;
-        if size > 0 {
+        if s.size > 0 {
             sqlx::query("UPDATE distributions SET size = $2 WHERE id = $1 AND size = 0")
                 .bind(dist_id)
-                .bind(size)
+                .bind(s.size)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -636,5 +673,147 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(|r| Ok((r.try_get("host")?, r.try_get("bytes")?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::AuditRow;
+
+    /// A fresh SQLite database in a file of its own, removed when the guard drops.
+    struct TempDb(std::path::PathBuf);
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+            }
+        }
+    }
+
+    fn run<F: std::future::Future<Output = CtlResult<()>>>(f: impl FnOnce(Db) -> F) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("fg-ctl-dists-{}-{n}.db", std::process::id()));
+        let guard = TempDb(path.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let db = Db::open(&format!("sqlite://{}", path.display())).await?;
+            f(db).await
+        })
+        .expect("database test");
+        drop(guard);
+    }
+
+    fn dist(id: &str, size: i64) -> DistRow {
+        DistRow {
+            id: id.into(),
+            origin_url: format!("http://origin/{id}"),
+            origin_host: "origin".into(),
+            torrent: String::new(),
+            piece_hashes: String::new(),
+            piece_length: 0,
+            selector: String::new(),
+            config: String::new(),
+            priority: 0,
+            state: "active".into(),
+            revision: 0,
+            size,
+            relay_count: 1,
+            created_ms: 0,
+            finished_ms: 0,
+            sha256: String::new(),
+            failure_reason: String::new(),
+        }
+    }
+
+    fn audit(target: &str) -> AuditRow {
+        AuditRow {
+            at_ms: 0,
+            role: "admin".into(),
+            via: "grpc".into(),
+            peer: String::new(),
+            action: "dist.create".into(),
+            target: target.into(),
+            detail: "{}".into(),
+        }
+    }
+
+    fn task(origin_bytes: i64, rate: Option<i64>) -> RelayTaskRow {
+        RelayTaskRow { instance: 7, origin_bytes, served: 0, size: 1000, origin_rate_bps: rate }
+    }
+
+    #[test]
+    fn each_distribution_bound_takes_only_its_own_pull_rate_on_a_shared_relay() {
+        run(|db| async move {
+            let (a, b) = ("dist-a", "dist-b");
+            db.upsert_relay("r1", &[], "", 0).await?;
+            db.upsert_relay("r2", &[], "", 0).await?;
+            db.insert_distribution(&dist(a, 1000), &["c1".into()], &["r1".into(), "r2".into()], &audit(a))
+                .await?;
+            db.insert_distribution(&dist(b, 1000), &["c2".into()], &["r1".into()], &audit(b)).await?;
+            // r1 pulls both at 300 B/s in all: 100 for a, 200 for b. r2 pulls a at 50.
+            db.relay_heartbeat("r1", 0.0, 300, 0.0, 0, 0).await?;
+            db.relay_heartbeat("r2", 0.0, 50, 0.0, 0, 0).await?;
+            db.relay_task_status("r1", a, &task(10, Some(100))).await?;
+            db.relay_task_status("r1", b, &task(20, Some(200))).await?;
+            db.relay_task_status("r2", a, &task(5, Some(50))).await?;
+            assert_eq!(db.stats(a, 1000).await?.relay_origin_rate_bps, 150);
+            assert_eq!(db.stats(b, 1000).await?.relay_origin_rate_bps, 200);
+            // A pull that ended reports 0 for its distribution: the relay's whole rate (now
+            // all b's) stays out of a's bound.
+            db.relay_task_status("r1", a, &task(10, Some(0))).await?;
+            assert_eq!(db.stats(a, 1000).await?.relay_origin_rate_bps, 50);
+            // A relay too old to report per-distribution rates counts with its whole rate.
+            db.relay_task_status("r2", a, &task(5, None)).await?;
+            db.relay_heartbeat("r2", 0.0, 70, 0.0, 0, 0).await?;
+            assert_eq!(db.stats(a, 1000).await?.relay_origin_rate_bps, 70);
+            Ok(())
+        });
+    }
+
+    fn report(dist: &str, client: &str, bytes: i64, state: &'static str) -> ProgressRow {
+        ProgressRow {
+            dist_id: dist.into(),
+            client_id: client.into(),
+            bytes: [bytes, 0, 0],
+            speed_bps: 0,
+            upload_bps: 0,
+            download_bps: 0,
+            state,
+            reason: String::new(),
+            instance: 1,
+        }
+    }
+
+    #[test]
+    fn delivered_bytes_are_summed_per_state_and_capped_per_target() {
+        run(|db| async move {
+            let d = "dist-p";
+            let clients: Vec<String> = ["c1", "c2", "c3"].map(String::from).into();
+            db.insert_distribution(&dist(d, 1000), &clients, &[], &audit(d)).await?;
+            let reports = [
+                // Over the size (a piece fetched twice): capped at 1000.
+                report(d, "c1", 1200, "running"),
+                report(d, "c2", 300, "running"),
+                report(d, "c3", 400, "failed"),
+            ];
+            for r in db.report_progress_batch(&reports).await? {
+                r?;
+            }
+            let row = db.stats(d, 1000).await?;
+            assert_eq!((row.delivered_open, row.delivered_capped, row.bytes_bt), (1300, 1700, 1900));
+            assert_eq!(crate::stats::progress(&row, 1000), 0.65);
+            // Size unknown: nothing is capped.
+            assert_eq!(db.stats(d, 0).await?.delivered_open, 1500);
+            // A done target counts whole, even with bytes of a killed life unreported (it
+            // resumed them from disk): c2 done at 900.
+            db.report_progress_batch(&[report(d, "c2", 900, "done")]).await?.remove(0)?;
+            let row = db.stats(d, 1000).await?;
+            assert_eq!((row.delivered_open, row.delivered_capped), (2000, 2400));
+            assert_eq!(crate::stats::progress(&row, 1000), 1.0);
+            Ok(())
+        });
     }
 }

@@ -134,6 +134,13 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE distributions ADD COLUMN failure_reason TEXT NOT NULL DEFAULT ''",
         ],
     ),
+    (
+        // A relay's current origin pull rate per distribution (-1: the relay does not report
+        // one; its whole rate stands in), so a relay pulling two distributions does not count
+        // its whole rate in both bounds.
+        5,
+        &["ALTER TABLE relay_assignments ADD COLUMN origin_rate_bps BIGINT NOT NULL DEFAULT -1"],
+    ),
 ];
 
 /// Applies every migration not yet recorded. Several replicas starting at once on

@@ -10,7 +10,7 @@ pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 pub(crate) use audit::AuditRow;
-pub(crate) use dists::{DistRow, ProgressRow, Reported, StatsRow};
+pub(crate) use dists::{DistRow, ProgressRow, RelayTaskRow, Reported, StatsRow};
 pub(crate) use leases::{LeaseGrant, LeaseRow, LimitsRow};
 pub(crate) use nodes::{ClientRow, RelayRow};
 

@@ -27,7 +27,7 @@ pub(crate) struct Admin(pub Arc<State>);
 /// A distribution with relays and statistics.
 pub(crate) async fn load_distribution(st: &State, d: &DistRow) -> CtlResult<pb::Distribution> {
     let relays = st.db.dist_relays(&d.id).await?;
-    let s = stats::build(&st.db.stats(&d.id).await?, d.size);
+    let s = stats::build(&st.db.stats(&d.id, d.size).await?, d.size);
     convert::distribution(d, relays, s)
 }
 

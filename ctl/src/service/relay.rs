@@ -1,6 +1,7 @@
 //! `RelayService`: registration, heartbeats, relay task stream.
 
 use crate::convert::{self, check_id};
+use crate::db::RelayTaskRow;
 use crate::error::CtlError;
 use crate::push::Watch;
 use crate::state::State;
@@ -61,10 +62,13 @@ impl RelayService for Relay {
                 .relay_task_status(
                     &h.id,
                     &t.dist_id,
-                    h.instance as i64,
-                    clamp_u64(t.origin_bytes),
-                    clamp_u64(t.bytes_served),
-                    clamp_u64(t.size),
+                    &RelayTaskRow {
+                        instance: h.instance as i64,
+                        origin_bytes: clamp_u64(t.origin_bytes),
+                        served: clamp_u64(t.bytes_served),
+                        size: clamp_u64(t.size),
+                        origin_rate_bps: t.origin_rate_bps.map(clamp_u64),
+                    },
                 )
                 .await?;
         }
@@ -87,7 +91,7 @@ impl RelayService for Relay {
         }
         let (tx, watch) = self.0.hub.subscribe_relay(&id);
         for d in self.0.db.relay_open_distributions(&id).await? {
-            let targets = self.0.db.stats(&d.id).await?.targets.max(0) as u64;
+            let targets = self.0.db.stats(&d.id, d.size).await?.targets.max(0) as u64;
             let ev = RelayTaskEvent {
                 event: Some(relay_task_event::Event::Assign(convert::relay_task(&d, targets)?)),
             };

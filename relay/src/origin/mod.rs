@@ -36,6 +36,20 @@ pub(crate) struct PullConfig {
     /// The origin budget, when someone else sets it (ctl leases); `None`: fixed from `rate`
     /// and `conns`. `conns` workers are started either way; the quota says how many run.
     pub quota: Option<Arc<Quota>>,
+    /// Called before each pulled piece is written to the store, with the piece's bytes already
+    /// in `origin_bytes`: ctl mode writes its counters to disk there, so no piece a restart
+    /// resumes from disk was pulled without being counted.
+    pub before_import: Option<ImportHook>,
+}
+
+/// What [`PullConfig::before_import`] calls.
+#[derive(Clone)]
+pub(crate) struct ImportHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for ImportHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImportHook")
+    }
 }
 
 impl Default for PullConfig {
@@ -48,6 +62,7 @@ impl Default for PullConfig {
             max_run_bytes: 1 << 20,
             tls: None,
             quota: None,
+            before_import: None,
         }
     }
 }
@@ -201,7 +216,12 @@ impl Puller {
 
     fn import(&self, piece: u32, data: &[u8]) -> Result<(), OriginError> {
         let task = &self.task;
-        let outcome = tokio::task::block_in_place(|| task.import(piece, data))?;
+        let outcome = tokio::task::block_in_place(|| {
+            if let Some(hook) = &self.config.before_import {
+                (hook.0)();
+            }
+            task.import(piece, data)
+        })?;
         match outcome {
             ImportOutcome::Verified | ImportOutcome::Busy => {
                 task.counters.pulled_pieces.fetch_add(1, Ordering::Relaxed);

@@ -122,6 +122,7 @@ async fn end_to_end_push_progress_stats_cancel() {
                 bytes_served: 1200,
                 size: 1000,
                 complete: true,
+                origin_rate_bps: None,
             }],
             ..Default::default()
         })

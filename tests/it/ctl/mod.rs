@@ -1,10 +1,12 @@
 //! floodgate-ctl over gRPC: real `floodgate-ctl serve` processes on 127.0.0.1, on SQLite and
 //! on PostgreSQL (a fresh database per test).
 
+mod accounting;
 mod flow;
 mod leases;
 pub(crate) mod postgres;
 mod requests;
+mod stats;
 
 use floodgate_proto::v1::admin_service_client::AdminServiceClient;
 use floodgate_proto::v1::client_service_client::ClientServiceClient;
