@@ -27,7 +27,8 @@ const GHOSTS: usize = 50;
 
 /// A free port on the loopback address `ip` (bound and released).
 fn free_on(ip: [u8; 4]) -> SocketAddr {
-    let l = TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind a loopback alias (Linux routes 127/8 to lo)");
+    let l = TcpListener::bind(SocketAddr::from((ip, 0)))
+        .expect("bind a loopback alias (Linux routes 127/8 to lo)");
     l.local_addr().expect("local addr")
 }
 
@@ -43,7 +44,9 @@ fn http_served(relay_http: SocketAddr) -> Option<u64> {
     (code == 200).then(|| {
         String::from_utf8_lossy(&body)
             .lines()
-            .filter(|l| l.starts_with("floodgate_relay_served_bytes_total{") && l.contains("protocol=\"http\""))
+            .filter(|l| {
+                l.starts_with("floodgate_relay_served_bytes_total{") && l.contains("protocol=\"http\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     })
@@ -63,13 +66,16 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
     let (b_bt, b_http) = (free_on([127, 0, 0, 3]), free_on([127, 0, 0, 3]));
     let _relay_a = spawn_relay(&ctl, "relay-a", &fx.dir.path().join("relay-a"), a_bt, a_http);
     let relay_b = spawn_relay(&ctl, "relay-b", &fx.dir.path().join("relay-b"), b_bt, b_http);
-    assert!(wait_for_listen(a_http, Duration::from_secs(30)) && wait_for_listen(b_http, Duration::from_secs(30)));
+    assert!(
+        wait_for_listen(a_http, Duration::from_secs(30)) && wait_for_listen(b_http, Duration::from_secs(30))
+    );
     let out = fx.dir.path().join("agent");
     let _agent: ChildGuard = spawn_agent(&ctl, "agent-1", "conflict", &out);
     let registered = wait_for(Duration::from_secs(30), || {
         let clients = ctl_json(&ctl, &["clients"])?.to_string();
         let relays = ctl_json(&ctl, &["relays"])?.to_string();
-        (clients.contains("agent-1") && relays.contains("relay-a") && relays.contains("relay-b")).then_some(())
+        (clients.contains("agent-1") && relays.contains("relay-a") && relays.contains("relay-b"))
+            .then_some(())
     });
     assert!(registered.is_some(), "relays and agent did not register within 30 s");
 
@@ -99,7 +105,9 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
         let d = ctl_json(&ctl, &["dist", "get", &dist])?;
         d["hash_conflicts"].get(0).cloned()
     })
-    .unwrap_or_else(|| panic!("no conflict listed within 60 s: {:?}", ctl_json(&ctl, &["dist", "get", &dist])));
+    .unwrap_or_else(|| {
+        panic!("no conflict listed within 60 s: {:?}", ctl_json(&ctl, &["dist", "get", &dist]))
+    });
     assert_eq!(conflict["relay"], "relay-b", "{conflict}");
     assert_eq!(conflict["first_piece"], PIECE, "{conflict}");
     assert_eq!(conflict["clients"], 1, "{conflict}");
@@ -118,7 +126,11 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
         (d["stats"]["done"] == 1).then_some(d)
     });
     assert!(done.is_some(), "agent not done within 90 s: {:?}", ctl_json(&ctl, &["dist", "get", &dist]));
-    assert!(std::fs::read(&file).is_ok_and(|got| got == fx.data), "{} must be relay-a's file", file.display());
+    assert!(
+        std::fs::read(&file).is_ok_and(|got| got == fx.data),
+        "{} must be relay-a's file",
+        file.display()
+    );
     std::thread::sleep(Duration::from_secs(2));
     let b_served_at_end = http_served(b_http).expect("relay-b metrics");
     eprintln!("relay-b HTTP bytes served: {b_served_at_conflict} when the conflict was listed, {b_served_at_end} at the end");
@@ -131,7 +143,9 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
         .expect("floodgate-ctl dist get");
     let human = String::from_utf8_lossy(&human.stdout);
     assert!(
-        human.contains(&format!("conflict:  relay relay-b disagrees from piece {PIECE} (reported by 1 client;")),
+        human.contains(&format!(
+            "conflict:  relay relay-b disagrees from piece {PIECE} (reported by 1 client;"
+        )),
         "{human}"
     );
     let auth = format!("authorization: Bearer {ADMIN}");
@@ -158,17 +172,30 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
             hash_from_relay: theirs.into(),
         };
         let (h1, h2) = ("1".repeat(40), "2".repeat(40));
-        let r = c.report_hash_conflict(report("ghost-1", &b_http.to_string(), &h1, &h2)).await.expect("report");
+        let r =
+            c.report_hash_conflict(report("ghost-1", &b_http.to_string(), &h1, &h2)).await.expect("report");
         assert!(r.into_inner().recorded);
         let r = c.report_hash_conflict(report("ghost-1", "relay-b", &h1, &h2)).await.expect("again");
         assert!(!r.into_inner().recorded, "one report per client and relay");
         let refused = |r: Result<tonic::Response<pb::ReportHashConflictResponse>, tonic::Status>| {
             r.expect_err("refused").code()
         };
-        assert_eq!(refused(c.report_hash_conflict(report("ghost-2", "relay-b", &h1, &h1)).await), tonic::Code::InvalidArgument);
-        assert_eq!(refused(c.report_hash_conflict(report("ghost-2", "relay-b", "xyz", &h2)).await), tonic::Code::InvalidArgument);
-        assert_eq!(refused(c.report_hash_conflict(report("ghost-2", "relay-z", &h1, &h2)).await), tonic::Code::InvalidArgument);
-        assert_eq!(refused(c.report_hash_conflict(report("stranger", "relay-b", &h1, &h2)).await), tonic::Code::PermissionDenied);
+        assert_eq!(
+            refused(c.report_hash_conflict(report("ghost-2", "relay-b", &h1, &h1)).await),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            refused(c.report_hash_conflict(report("ghost-2", "relay-b", "xyz", &h2)).await),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            refused(c.report_hash_conflict(report("ghost-2", "relay-z", &h1, &h2)).await),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            refused(c.report_hash_conflict(report("stranger", "relay-b", &h1, &h2)).await),
+            tonic::Code::PermissionDenied
+        );
     });
     let d = ctl_json(&ctl, &["dist", "get", &dist]).expect("dist get");
     assert_eq!(d["hash_conflicts"][0]["clients"], 2, "{d}");

@@ -409,7 +409,9 @@ impl Agent {
                         Ok(hash_feed::Followed::Conflict(c)) => {
                             agent.hash_conflict(dist, endpoint, relay, c, &torrent).await
                         }
-                        Err(e) => tracing::warn!(%relay, error = %e, "stopped following the relay's hash list"),
+                        Err(e) => {
+                            tracing::warn!(%relay, error = %e, "stopped following the relay's hash list")
+                        }
                     }
                 });
             }
@@ -486,10 +488,15 @@ impl Agent {
         };
         let permanent = |e: &tonic::Status| {
             use tonic::Code;
-            matches!(e.code(), Code::InvalidArgument | Code::PermissionDenied | Code::NotFound | Code::Unimplemented)
+            matches!(
+                e.code(),
+                Code::InvalidArgument | Code::PermissionDenied | Code::NotFound | Code::Unimplemented
+            )
         };
         let backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
-        match retry_unless_permanent("cannot report a hash conflict to ctl", backoff, attempt, permanent).await {
+        match retry_unless_permanent("cannot report a hash conflict to ctl", backoff, attempt, permanent)
+            .await
+        {
             Ok(r) => tracing::info!(dist = %dist, recorded = r.recorded, "hash conflict reported to ctl"),
             Err(e) => tracing::warn!(dist = %dist, error = %e, "ctl refused the hash conflict report"),
         }

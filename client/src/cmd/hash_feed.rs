@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use floodgate_engine::hash::HashConflict;
 use floodgate_engine::layout::Layout;
 use floodgate_engine::metainfo::{piece_length_for, url_file_name};
-use floodgate_engine::hash::HashConflict;
 use floodgate_engine::swarm::{ImportError, TorrentHandle};
 use floodgate_engine::types::{InfoHash, PieceIndex};
 use floodgate_fetch::{get_body, Conn, HttpUrl};

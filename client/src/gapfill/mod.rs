@@ -365,7 +365,11 @@ impl Shared {
                 // A source dropped meanwhile (its relay's hashes disagree with another's) is
                 // not read any further.
                 let dropped = self.sources.lock()[src].dropped.is_some();
-                Ok(if rest_done || dropped || self.stop.load(Ordering::Relaxed) { Flow::Stop } else { Flow::Continue })
+                Ok(if rest_done || dropped || self.stop.load(Ordering::Relaxed) {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                })
             },
         )
         .await;

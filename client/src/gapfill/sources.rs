@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn an_excluded_relay_is_never_used_again() {
         let now = Instant::now();
-        let mut s = vec![src("http://127.0.0.3:8080/tasks/x/data", SourceKind::Relay), src("http://127.0.0.3:8080/f", SourceKind::WebSeed)];
+        let mut s = vec![
+            src("http://127.0.0.3:8080/tasks/x/data", SourceKind::Relay),
+            src("http://127.0.0.3:8080/f", SourceKind::WebSeed),
+        ];
         let relay: SocketAddr = "127.0.0.3:8080".parse().unwrap();
         assert!(s[0].is_relay_at(relay));
         assert!(!s[0].is_relay_at("127.0.0.3:8081".parse().unwrap()));

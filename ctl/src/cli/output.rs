@@ -218,7 +218,10 @@ mod tests {
             hash_from_relay: "b".repeat(40),
         };
         let line = super::conflict_line(&c);
-        assert!(line.starts_with("conflict:  relay relay-b disagrees from piece 3 (reported by 2 clients;"), "{line}");
+        assert!(
+            line.starts_with("conflict:  relay relay-b disagrees from piece 3 (reported by 2 clients;"),
+            "{line}"
+        );
         assert!(line.contains(&"a".repeat(40)) && line.contains(&"b".repeat(40)), "{line}");
     }
 }
