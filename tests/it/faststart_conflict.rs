@@ -38,14 +38,15 @@ fn signal(pid: u32, signal: &str) {
     assert!(ok, "kill {signal} {pid}");
 }
 
-/// `floodgate_relay_served_bytes_total{protocol="http"}` summed over the relay's tasks.
-fn http_served(relay_http: SocketAddr) -> Option<u64> {
+/// `floodgate_relay_served_bytes_total{protocol=PROTOCOL}` summed over the relay's tasks.
+fn served(relay_http: SocketAddr, protocol: &str) -> Option<u64> {
     let (code, body) = curl(&format!("http://{relay_http}/metrics"), &[]);
     (code == 200).then(|| {
         String::from_utf8_lossy(&body)
             .lines()
             .filter(|l| {
-                l.starts_with("floodgate_relay_served_bytes_total{") && l.contains("protocol=\"http\"")
+                l.starts_with("floodgate_relay_served_bytes_total{")
+                    && l.contains(&format!("protocol=\"{protocol}\""))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
@@ -84,7 +85,9 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
     signal(relay_b.id(), "-STOP");
     let mut targets = vec!["agent-1".to_string()];
     targets.extend((1..=GHOSTS).map(|i| format!("ghost-{i}")));
-    let created = ctl_json(&ctl, &["dist", "create", &origin.url(), "--targets", &targets.join(",")]);
+    let targets = targets.join(",");
+    let create = ["dist", "create", &origin.url(), "--targets", &targets];
+    let created = ctl_json(&ctl, &create);
     let dist = created.as_ref().and_then(|c| c["id"].as_str()).map(str::to_string);
     let Some(dist) = dist else {
         signal(relay_b.id(), "-CONT");
@@ -116,7 +119,8 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
     // An in-flight HTTP request ends after its current piece; what relay-b sent the agent
     // from then on must stay as it is.
     std::thread::sleep(Duration::from_secs(1));
-    let b_served_at_conflict = http_served(b_http).expect("relay-b metrics");
+    let b_served_at_conflict =
+        (served(b_http, "http").expect("relay-b metrics"), served(b_http, "bt").expect("relay-b metrics"));
 
     // The agent ends with relay-a's file (the origin's bytes as they are): every piece
     // verified against the hashes taken first.
@@ -132,9 +136,11 @@ fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
         file.display()
     );
     std::thread::sleep(Duration::from_secs(2));
-    let b_served_at_end = http_served(b_http).expect("relay-b metrics");
-    eprintln!("relay-b HTTP bytes served: {b_served_at_conflict} when the conflict was listed, {b_served_at_end} at the end");
-    assert_eq!(b_served_at_end, b_served_at_conflict, "relay-b served HTTP after the conflict");
+    let b_served_at_end =
+        (served(b_http, "http").expect("relay-b metrics"), served(b_http, "bt").expect("relay-b metrics"));
+    eprintln!("relay-b bytes served (http, bt): {b_served_at_conflict:?} when the conflict was listed, {b_served_at_end:?} at the end");
+    // The agent is relay-b's only reader (relay-a takes nothing from peers).
+    assert_eq!(b_served_at_end, b_served_at_conflict, "relay-b served the agent after the conflict");
 
     // The human `dist get` names it; ctl's metrics count it.
     let human = Command::new(floodgate_tests::bin("floodgate-ctl"))
