@@ -13,6 +13,7 @@ use floodgate_engine::metainfo::{piece_length_for, url_task_id};
 use floodgate_proto::v1 as pb;
 use floodgate_tests::{free_addr, wait_for, wait_for_listen, ChildGuard};
 
+use crate::ctl::postgres::PgDb;
 use crate::ctl::{sqlite_db, Ctl, ADMIN};
 use crate::e2e::{ctl_json, spawn_agent, spawn_relay};
 use crate::relay::{curl, json, Fixture, Origin};
@@ -55,13 +56,24 @@ fn served(relay_http: SocketAddr, protocol: &str) -> Option<u64> {
 
 #[test]
 fn a_relay_whose_hashes_disagree_is_reported_and_not_used() {
+    let (_db_dir, db) = sqlite_db();
+    disagreeing_relay(&db);
+}
+
+#[test]
+fn a_relay_whose_hashes_disagree_is_reported_on_postgres() {
+    let pg = PgDb::create();
+    disagreeing_relay(&pg.url);
+}
+
+/// The whole story with ctl on the database `db`.
+fn disagreeing_relay(db: &str) {
     let fx = Fixture::new(SIZE);
     let pl = u64::from(piece_length_for(SIZE as u64));
     let span = format!("{}-{}", PIECE * pl + 1000, PIECE * pl + 1100);
     let origin = Origin::start(&fx.file, &["--rate", "2000000", "--vary-range", &span]);
-    let (_db_dir, db) = sqlite_db();
     let web = free_addr();
-    let ctl = Ctl::start(&db, &["--http-listen", &web.to_string()]);
+    let ctl = Ctl::start(db, &["--http-listen", &web.to_string()]);
     // Distinct loopback addresses, so that banning one relay's address bans only that relay.
     let (a_bt, a_http) = (free_on([127, 0, 0, 2]), free_on([127, 0, 0, 2]));
     let (b_bt, b_http) = (free_on([127, 0, 0, 3]), free_on([127, 0, 0, 3]));
