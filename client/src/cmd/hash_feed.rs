@@ -130,6 +130,10 @@ pub(super) async fn follow(
             }
         };
         errors = 0;
+        if stop.load(Ordering::Relaxed) {
+            // The job ended while the long poll waited (e.g. it moved to the standard swarm).
+            break;
+        }
         if list.length != torrent.layout().total_length()
             || list.piece_length != torrent.layout().piece_length()
         {
