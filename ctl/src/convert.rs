@@ -113,6 +113,7 @@ pub(crate) fn distribution(
     d: &DistRow,
     relay_ids: Vec<String>,
     stats: pb::DistStats,
+    conflicts: &[crate::db::ConflictSummary],
 ) -> CtlResult<pb::Distribution> {
     Ok(pb::Distribution {
         id: d.id.clone(),
@@ -128,6 +129,16 @@ pub(crate) fn distribution(
         stats: Some(stats),
         sha256: d.sha256.clone(),
         failure_reason: d.failure_reason.clone(),
+        hash_conflicts: conflicts
+            .iter()
+            .map(|c| pb::HashConflict {
+                relay: c.relay.clone(),
+                first_piece: u32::try_from(c.first_piece.max(0)).unwrap_or(u32::MAX),
+                clients: c.clients.max(0) as u64,
+                hash_seen_first: c.hashes.0.clone(),
+                hash_from_relay: c.hashes.1.clone(),
+            })
+            .collect(),
     })
 }
 

@@ -30,12 +30,14 @@ const FINISHED_KEEP_MS: i64 = 3_600_000;
 pub(crate) struct Metrics {
     /// Lease requests by `op` (acquire, renew) and `result` (granted, refused, error).
     lease_requests: Family<Labels, Counter>,
+    /// New hash-conflict reports recorded (`ReportHashConflict`).
+    hash_conflicts: Counter,
 }
 
 impl Default for Metrics {
     /// Every label combination starts at 0, so the series exist before the first request.
     fn default() -> Self {
-        let m = Metrics { lease_requests: Family::default() };
+        let m = Metrics { lease_requests: Family::default(), hash_conflicts: Counter::default() };
         for op in ["acquire", "renew"] {
             for result in ["granted", "refused", "error"] {
                 m.lease_requests
@@ -53,6 +55,11 @@ impl Metrics {
         self.lease_requests
             .get_or_create(&vec![("op", op.to_string()), ("result", result.to_string())])
             .inc();
+    }
+
+    /// Counts one new hash-conflict report.
+    pub(crate) fn hash_conflict(&self) {
+        self.hash_conflicts.inc();
     }
 }
 
@@ -109,6 +116,11 @@ pub(crate) async fn render(st: &State) -> CtlResult<String> {
         "floodgate_ctl_lease_requests",
         "Origin lease requests answered by this ctl, by op (acquire, renew) and result (granted, refused, error)",
         st.metrics.lease_requests.clone(),
+    );
+    reg.register(
+        "floodgate_ctl_hash_conflicts",
+        "Agents' reports recorded by this ctl of a relay whose piece hash disagreed with another relay's (one per distribution, client and relay)",
+        st.metrics.hash_conflicts.clone(),
     );
 
     let streams = fam::<Gauge>(

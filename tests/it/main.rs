@@ -6,6 +6,7 @@ mod ctl;
 mod ctl_tls;
 mod e2e;
 mod faststart;
+mod faststart_conflict;
 mod faststart_digest;
 mod faststart_hostile;
 mod faststart_resume;

@@ -143,6 +143,9 @@ struct Agent {
     waiting: Mutex<HashSet<String>>,
     /// Provisional jobs being moved to the standard swarm (lock after `jobs`).
     promoting: Mutex<HashSet<String>>,
+    /// Per distribution, the relays (by [`relay_key`]) whose piece hashes disagreed with
+    /// another relay's: not used for it again, in any swarm, by any means (lock after `jobs`).
+    excluded: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 /// What a provisional job hands to its standard successor: pieces verified, and against
@@ -183,6 +186,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             jobs: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashSet::new()),
             promoting: Mutex::new(HashSet::new()),
+            excluded: Mutex::new(HashMap::new()),
         });
         metrics::start(&agent).await?;
         agent.register_first(&target).await?;
@@ -253,13 +257,14 @@ impl Agent {
                         if task.revision > job.revision {
                             tracing::info!(dist = %task.dist_id, revision = task.revision, "task updated");
                             job.revision = task.revision;
-                            *job.relays.lock() = task.relays.clone();
-                            for addr in bt_addrs(&task.relays) {
+                            let relays = self.usable_relays(&task.dist_id, &task.relays);
+                            for addr in bt_addrs(&relays) {
                                 job.torrent.connect(addr);
                             }
                             if let Some(f) = &job.filler {
-                                f.add_sources(relay_sources(&task.relays, &job.data_id));
+                                f.add_sources(relay_sources(&relays, &job.data_id));
                             }
+                            *job.relays.lock() = relays;
                         }
                         let promote = job.provisional && task.has_torrent;
                         job.task = pb::Task {
@@ -387,18 +392,114 @@ impl Agent {
         let files = layout.files().iter().map(|f| root.join(&f.path)).collect();
         tracing::info!(dist = %task.dist_id, task = %id, pieces = layout.piece_count(), hashes_known = torrent.piece_hashes().known_count(), "provisional swarm joined");
         let stop = self.launch(task.clone(), torrent.clone(), id.clone(), files, true, Earlier::default())?;
-        for relay in addrs(&task.relays, "http://") {
-            let (agent, id, torrent, stop, dist) =
-                (self.clone(), id.clone(), torrent.clone(), stop.clone(), task.dist_id.clone());
-            tokio::spawn(async move {
-                match hash_feed::follow(relay.to_string(), id, torrent, stop.clone()).await {
-                    Ok(true) => agent.await_torrent(dist, stop).await,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(%relay, error = %e, "stopped following the relay's hash list"),
-                }
-            });
+        for endpoint in self.usable_relays(&task.dist_id, &task.relays) {
+            for relay in addrs(std::slice::from_ref(&endpoint), "http://") {
+                let (agent, id, torrent, stop, dist, endpoint) = (
+                    self.clone(),
+                    id.clone(),
+                    torrent.clone(),
+                    stop.clone(),
+                    task.dist_id.clone(),
+                    endpoint.clone(),
+                );
+                tokio::spawn(async move {
+                    match hash_feed::follow(relay.to_string(), id, torrent.clone(), stop.clone()).await {
+                        Ok(hash_feed::Followed::Complete) => agent.await_torrent(dist, stop).await,
+                        Ok(hash_feed::Followed::Stopped) => {}
+                        Ok(hash_feed::Followed::Conflict(c)) => {
+                            agent.hash_conflict(dist, endpoint, relay, c, &torrent).await
+                        }
+                        Err(e) => {
+                            tracing::warn!(%relay, error = %e, "stopped following the relay's hash list")
+                        }
+                    }
+                });
+            }
         }
         Ok(())
+    }
+
+    /// `relays` without those excluded for `dist` (their hashes disagreed with another's).
+    fn usable_relays(&self, dist: &str, relays: &[pb::RelayEndpoint]) -> Vec<pb::RelayEndpoint> {
+        let excluded = self.excluded.lock();
+        let Some(out) = excluded.get(dist) else { return relays.to_vec() };
+        relays.iter().filter(|r| !out.contains(&relay_key(r))).cloned().collect()
+    }
+
+    /// The relay `endpoint` (whose hash list we read at `http`) published a hash for a piece
+    /// that disagrees with the one already taken (from another relay of `dist`): it is not
+    /// used for `dist` again. Its BitTorrent addresses are banned in the provisional swarm
+    /// (`torrent`), its HTTP sources dropped from the gap-filler for good (the standard
+    /// swarm's job, after the move, never gets them), it is left out of the dial and tracker
+    /// lists, and the conflict is reported to ctl (retried until ctl answers). Pieces
+    /// verified so far stay: each matched the hash taken first.
+    async fn hash_conflict(
+        self: Arc<Self>,
+        dist: String,
+        endpoint: pb::RelayEndpoint,
+        http: SocketAddr,
+        c: floodgate_engine::hash::HashConflict,
+        torrent: &TorrentHandle,
+    ) {
+        let key = relay_key(&endpoint);
+        if !self.excluded.lock().entry(dist.clone()).or_default().insert(key.clone()) {
+            return;
+        }
+        for addr in bt_addrs(std::slice::from_ref(&endpoint)) {
+            torrent.ban_ip(addr.ip());
+        }
+        let mut dropped = 0;
+        let mut served = 0;
+        if let Some(job) = self.jobs.lock().get(&dist) {
+            job.relays.lock().retain(|r| relay_key(r) != key);
+            if let Some(f) = &job.filler {
+                for a in addrs(std::slice::from_ref(&endpoint), "http://") {
+                    dropped += f.exclude_relay(a, "its piece hashes disagree with another relay's");
+                }
+                served = f
+                    .report()
+                    .by_source
+                    .iter()
+                    .filter(|(url, kind, _)| {
+                        *kind == SourceKind::Relay && url.starts_with(&format!("http://{http}/"))
+                    })
+                    .map(|s| s.2)
+                    .sum::<u64>();
+            }
+        }
+        let relay = if endpoint.relay_id.is_empty() { http.to_string() } else { endpoint.relay_id.clone() };
+        tracing::error!(dist = %dist, %relay, piece = c.piece, first = %hash_feed::hex(&c.known), relay_hash = %hash_feed::hex(&c.given), http_sources_dropped = dropped, http_bytes_from_relay = served, "hash conflict: this relay is no longer used for the distribution");
+        let req = pb::ReportHashConflictRequest {
+            client_id: self.args.id.clone(),
+            dist_id: dist.clone(),
+            relay,
+            piece: c.piece,
+            hash_seen_first: hash_feed::hex(&c.known),
+            hash_from_relay: hash_feed::hex(&c.given),
+        };
+        let attempt = || {
+            let (mut client, req) = (self.client.clone(), req.clone());
+            async move {
+                match tokio::time::timeout(CALL_TIMEOUT, client.report_hash_conflict(req)).await {
+                    Ok(r) => r.map(|r| r.into_inner()),
+                    Err(_) => Err(tonic::Status::deadline_exceeded("ReportHashConflict timed out")),
+                }
+            }
+        };
+        let permanent = |e: &tonic::Status| {
+            use tonic::Code;
+            matches!(
+                e.code(),
+                Code::InvalidArgument | Code::PermissionDenied | Code::NotFound | Code::Unimplemented
+            )
+        };
+        let backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+        match retry_unless_permanent("cannot report a hash conflict to ctl", backoff, attempt, permanent)
+            .await
+        {
+            Ok(r) => tracing::info!(dist = %dist, recorded = r.recorded, "hash conflict reported to ctl"),
+            Err(e) => tracing::warn!(dist = %dist, error = %e, "ctl refused the hash conflict report"),
+        }
     }
 
     /// Every hash is in: waits until ctl has the `.torrent` (the relay publishes it right
@@ -495,9 +596,10 @@ impl Agent {
         provisional: bool,
         earlier: Earlier,
     ) -> anyhow::Result<Arc<AtomicBool>> {
-        let relays = Arc::new(Mutex::new(task.relays.clone()));
+        let usable = self.usable_relays(&task.dist_id, &task.relays);
+        let relays = Arc::new(Mutex::new(usable.clone()));
         let stop = Arc::new(AtomicBool::new(false));
-        for addr in bt_addrs(&task.relays) {
+        for addr in bt_addrs(&usable) {
             torrent.connect(addr);
         }
         let filler = if self.args.http.no_http {
@@ -505,7 +607,7 @@ impl Agent {
         } else {
             let switch = self.args.http.switch(dist_switch(task.config.as_ref()))?;
             let config = GapFillConfig { switch, ..GapFillConfig::default() };
-            let mut sources = relay_sources(&task.relays, &data_id);
+            let mut sources = relay_sources(&usable, &data_id);
             for url in &self.args.http.http_sources {
                 sources.push((HttpUrl::parse(url).context("bad --http-source")?, SourceKind::WebSeed));
             }
@@ -810,6 +912,15 @@ fn confirmed(meta: &Metainfo, carry: &Carry) -> Bitfield {
         }
     }
     bits
+}
+
+/// What identifies a relay among a task's: its id, or (none given) its addresses.
+fn relay_key(r: &pb::RelayEndpoint) -> String {
+    if r.relay_id.is_empty() {
+        r.addresses.join(" ")
+    } else {
+        r.relay_id.clone()
+    }
 }
 
 /// The relays' HTTP Range endpoints of a task (`http://RELAY/tasks/<data_id>/data`).

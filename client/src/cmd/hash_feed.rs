@@ -2,13 +2,15 @@
 //! (`/tasks/<id>/hashes`, see the relay's `http/hashes.rs`). Every piece a client verifies,
 //! writes, serves or announces in the provisional swarm is checked against a hash from here;
 //! hashes come only from the relays ctl assigned. A relay whose hash for a piece disagrees
-//! with the one already published by another is reported and no longer followed.
+//! with the one already published by another is no longer followed ([`Followed::Conflict`]):
+//! the agent stops using it for the distribution altogether and reports it to ctl.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use floodgate_engine::hash::HashConflict;
 use floodgate_engine::layout::Layout;
 use floodgate_engine::metainfo::{piece_length_for, url_file_name};
 use floodgate_engine::swarm::{ImportError, TorrentHandle};
@@ -73,6 +75,11 @@ fn unhex(s: &str) -> Option<[u8; 20]> {
     InfoHash::from_hex(s).map(|h| h.0)
 }
 
+/// A piece hash as 40 lowercase hex digits (as the relays publish them).
+pub(super) fn hex(hash: &[u8; 20]) -> String {
+    InfoHash(*hash).to_hex()
+}
+
 /// The hash list URL of task `task_id` on the relay at `http_addr` (`HOST:PORT`).
 pub(super) fn list_url(http_addr: &str, task_id: &str, query: &str) -> anyhow::Result<HttpUrl> {
     let q = if query.is_empty() { String::new() } else { format!("?{query}") };
@@ -85,16 +92,29 @@ pub(super) async fn fetch_list(conn: &mut Option<Conn>, url: &HttpUrl) -> anyhow
     serde_json::from_slice(&body).with_context(|| format!("{} sent a malformed hash list", url))
 }
 
+/// How following one relay's hash list ended.
+#[derive(Debug)]
+pub(super) enum Followed {
+    /// The list is complete and every hash of it read.
+    Complete,
+    /// The job stopped.
+    Stopped,
+    /// The relay's hash for a piece disagrees with the one already published (by another
+    /// relay): nothing more is taken from its list. The hashes of the same answer before that
+    /// piece were published (each new or agreeing).
+    Conflict(HashConflict),
+}
+
 /// Follows one relay's list from sequence 0, publishing every new hash to `torrent`, until
-/// the list is complete and read (returns `Ok(true)`), `stop` is set (`Ok(false)`), or the
-/// relay disagrees with a hash already published (an error: that relay is not followed).
-/// Request errors are retried with backoff.
+/// the list is complete and read, `stop` is set, or the relay disagrees with a hash already
+/// published (see [`Followed`]). Request errors are retried with backoff; a list that does
+/// not fit (another file, malformed hashes) is an error.
 pub(super) async fn follow(
     relay: String,
     task_id: String,
     torrent: TorrentHandle,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Followed> {
     let mut conn = None;
     let mut seq = 0u64;
     let mut errors = 0u32;
@@ -110,6 +130,10 @@ pub(super) async fn follow(
             }
         };
         errors = 0;
+        if stop.load(Ordering::Relaxed) {
+            // The job ended while the long poll waited (e.g. it moved to the standard swarm).
+            break;
+        }
         if list.length != torrent.layout().total_length()
             || list.piece_length != torrent.layout().piece_length()
         {
@@ -129,7 +153,7 @@ pub(super) async fn follow(
                 Ok(false) => {}
                 Err(ImportError::HashConflict(c)) => {
                     tracing::error!(relay = %relay, piece = c.piece, "relay's piece hash disagrees with another relay's; not using this relay's hashes");
-                    bail!("relay {relay} disagrees on piece {}: {c}", c.piece);
+                    return Ok(Followed::Conflict(c));
                 }
                 Err(e) => bail!("relay {relay}: {e}"),
             }
@@ -139,10 +163,10 @@ pub(super) async fn follow(
         }
         seq = list.seq;
         if list.complete && list.landed.is_empty() {
-            return Ok(true);
+            return Ok(Followed::Complete);
         }
     }
-    Ok(false)
+    Ok(Followed::Stopped)
 }
 
 #[cfg(test)]

@@ -141,6 +141,18 @@ impl GapFiller {
         known.sort_by_key(|s| s.kind);
     }
 
+    /// Stops using the relay whose HTTP address is `addr` for good (`why` is logged): its
+    /// sources are dropped and a request on one ends after its current piece. Returns how many
+    /// sources were dropped.
+    pub(crate) fn exclude_relay(&self, addr: std::net::SocketAddr, why: &str) -> usize {
+        let mut n = 0;
+        for s in self.shared.sources.lock().iter_mut().filter(|s| s.is_relay_at(addr)) {
+            s.exclude(why);
+            n += 1;
+        }
+        n
+    }
+
     /// What gap-filling did so far.
     pub(crate) fn report(&self) -> GapFillReport {
         let sources = self.shared.sources.lock();
@@ -350,7 +362,14 @@ impl Shared {
                 // Stop early when BitTorrent brought the rest of the run meanwhile.
                 let verified = self.torrent.piece_map().verified();
                 let rest_done = pieces[i + 1..].iter().all(|p| verified.has(*p));
-                Ok(if rest_done || self.stop.load(Ordering::Relaxed) { Flow::Stop } else { Flow::Continue })
+                // A source dropped meanwhile (its relay's hashes disagree with another's) is
+                // not read any further.
+                let dropped = self.sources.lock()[src].dropped.is_some();
+                Ok(if rest_done || dropped || self.stop.load(Ordering::Relaxed) {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                })
             },
         )
         .await;

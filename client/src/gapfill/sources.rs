@@ -2,8 +2,11 @@
 //! web seeds (BEP 19 `url-list`, magnet `ws=`) and sources given by hand, then the origin.
 //! A source that errors is backed off; one whose bytes fail a piece hash is demoted, and
 //! dropped on a second strike; one whose length or validators do not fit is dropped at once; one
-//! that keeps failing in ways that may pass (down, 5xx, stalls) rests, tried every 30 s.
+//! that keeps failing in ways that may pass (down, 5xx, stalls) rests, tried every 30 s. A
+//! relay whose piece hashes disagree with another relay's is dropped for the rest of the
+//! download ([`Source::is_relay_at`], [`Source::exclude`]), whatever it served so far.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use floodgate_fetch::{backoff, HttpUrl, Validators};
@@ -107,6 +110,19 @@ impl Source {
         }
     }
 
+    /// Whether this is a relay's source at `addr` (the relay's HTTP address).
+    pub(super) fn is_relay_at(&self, addr: SocketAddr) -> bool {
+        self.kind == SourceKind::Relay
+            && self.url.port == addr.port()
+            && self.url.host.parse::<IpAddr>().is_ok_and(|ip| ip == addr.ip())
+    }
+
+    /// Drops it for good whatever it did so far (its relay is not to be used for this
+    /// download); a request on it now ends after its current piece.
+    pub(super) fn exclude(&mut self, why: &str) {
+        self.drop_it(why);
+    }
+
     fn drop_it(&mut self, why: &str) {
         if self.dropped.is_none() {
             tracing::warn!(source = %self.url, reason = why, "HTTP source dropped");
@@ -159,6 +175,23 @@ mod tests {
         assert_eq!(best(&s, now + Duration::from_secs(1), 2), Some(0), "at most per_source workers");
         s[0].failed("wrong length", true, now);
         assert!(s[0].dropped.is_some());
+    }
+
+    #[test]
+    fn an_excluded_relay_is_never_used_again() {
+        let now = Instant::now();
+        let mut s = vec![
+            src("http://127.0.0.3:8080/tasks/x/data", SourceKind::Relay),
+            src("http://127.0.0.3:8080/f", SourceKind::WebSeed),
+        ];
+        let relay: SocketAddr = "127.0.0.3:8080".parse().unwrap();
+        assert!(s[0].is_relay_at(relay));
+        assert!(!s[0].is_relay_at("127.0.0.3:8081".parse().unwrap()));
+        assert!(!s[1].is_relay_at(relay), "only relay sources");
+        s[0].exclude("its piece hashes disagree with another relay's");
+        assert_eq!(best(&s, now, 2), Some(1));
+        s[0].succeeded(1, Duration::from_millis(1));
+        assert_eq!(best(&s, now + RESTING_RETRY * 10, 2), Some(1), "an excluded relay does not come back");
     }
 
     #[test]

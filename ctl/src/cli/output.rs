@@ -5,6 +5,16 @@ use floodgate_proto::v1 as pb;
 use serde_json::Value;
 use std::io::Write;
 
+/// A relay whose piece hashes disagreed with another relay's, as `dist get` shows it. ctl
+/// does not say which relay is right (with two relays it cannot).
+fn conflict_line(c: &pb::HashConflict) -> String {
+    let who = if c.clients == 1 { "client" } else { "clients" };
+    format!(
+        "conflict:  relay {} disagrees from piece {} (reported by {} {who}; hash taken first {}, the relay's {})",
+        c.relay, c.first_piece, c.clients, c.hash_seen_first, c.hash_from_relay
+    )
+}
+
 /// One distribution.
 pub(super) fn dist(d: &pb::Distribution, as_json: bool) {
     if as_json {
@@ -24,6 +34,9 @@ pub(super) fn dist(d: &pb::Distribution, as_json: bool) {
     }
     if !d.failure_reason.is_empty() {
         println!("failed:    {}", d.failure_reason);
+    }
+    for c in &d.hash_conflicts {
+        println!("{}", conflict_line(c));
     }
     println!(
         "clients:   {} targets, {} pending, {} running, {} done, {} failed, {} cancelled",
@@ -193,5 +206,22 @@ mod tests {
         // 2026-12-02 07:47:58.123 UTC
         assert_eq!(super::utc(1_796_197_678_123), "2026-12-02 07:47:58.123");
         assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00.000");
+    }
+
+    #[test]
+    fn a_conflict_line_names_the_relay_its_first_piece_and_the_clients() {
+        let c = floodgate_proto::v1::HashConflict {
+            relay: "relay-b".into(),
+            first_piece: 3,
+            clients: 2,
+            hash_seen_first: "a".repeat(40),
+            hash_from_relay: "b".repeat(40),
+        };
+        let line = super::conflict_line(&c);
+        assert!(
+            line.starts_with("conflict:  relay relay-b disagrees from piece 3 (reported by 2 clients;"),
+            "{line}"
+        );
+        assert!(line.contains(&"a".repeat(40)) && line.contains(&"b".repeat(40)), "{line}");
     }
 }

@@ -141,6 +141,20 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         5,
         &["ALTER TABLE relay_assignments ADD COLUMN origin_rate_bps BIGINT NOT NULL DEFAULT -1"],
     ),
+    (
+        // Agents' reports of a relay whose piece hash disagreed with another relay's
+        // (`ReportHashConflict`): one row per distribution, client and relay.
+        6,
+        &["CREATE TABLE hash_conflicts (
+            dist_id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            relay TEXT NOT NULL,
+            piece BIGINT NOT NULL,
+            hash_seen_first TEXT NOT NULL,
+            hash_from_relay TEXT NOT NULL,
+            reported_ms BIGINT NOT NULL,
+            PRIMARY KEY (dist_id, client_id, relay))"],
+    ),
 ];
 
 /// Applies every migration not yet recorded. Several replicas starting at once on

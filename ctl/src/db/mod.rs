@@ -2,6 +2,7 @@
 //! All SQL of Floodgate lives under this module.
 
 mod audit;
+mod conflicts;
 mod dists;
 mod leases;
 mod migrations;
@@ -10,6 +11,7 @@ pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 pub(crate) use audit::AuditRow;
+pub(crate) use conflicts::{ConflictReport, ConflictSummary};
 pub(crate) use dists::{DistRow, ProgressRow, RelayTaskRow, Reported, StatsRow};
 pub(crate) use leases::{LeaseGrant, LeaseRow, LimitsRow};
 pub(crate) use nodes::{ClientRow, RelayRow};

@@ -28,7 +28,7 @@ pub(crate) struct Admin(pub Arc<State>);
 pub(crate) async fn load_distribution(st: &State, d: &DistRow) -> CtlResult<pb::Distribution> {
     let relays = st.db.dist_relays(&d.id).await?;
     let s = stats::build(&st.db.stats(&d.id, d.size).await?, d.size);
-    convert::distribution(d, relays, s)
+    convert::distribution(d, relays, s, &st.db.hash_conflicts(&d.id).await?)
 }
 
 /// Creates a distribution (validate, resolve targets, pick relays, persist with its audit

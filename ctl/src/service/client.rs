@@ -1,7 +1,7 @@
 //! `ClientService`: registration, task stream, progress reports.
 
 use crate::convert::{self, check_id};
-use crate::db::ProgressRow;
+use crate::db::{ConflictReport, ProgressRow, RelayRow};
 use crate::error::CtlError;
 use crate::events::Event;
 use crate::push::Watch;
@@ -113,5 +113,113 @@ impl ClientService for Client {
         req: Request<pb::DistributionMetaRequest>,
     ) -> Result<Response<pb::DistributionMeta>, Status> {
         Ok(Response::new(super::distribution_meta(&self.0, &req.into_inner().dist_id).await?))
+    }
+
+    async fn report_hash_conflict(
+        &self,
+        req: Request<pb::ReportHashConflictRequest>,
+    ) -> Result<Response<pb::ReportHashConflictResponse>, Status> {
+        let r = req.into_inner();
+        check_id("client", &r.client_id)?;
+        check_id("distribution", &r.dist_id)?;
+        let first = sha1_hex("hash_seen_first", &r.hash_seen_first)?;
+        let theirs = sha1_hex("hash_from_relay", &r.hash_from_relay)?;
+        if first == theirs {
+            return Err(Status::invalid_argument("the two hashes are the same: no conflict"));
+        }
+        let d = self.0.db.get_distribution(&r.dist_id).await?;
+        if !self.0.db.is_assigned(&d.id, &r.client_id).await? {
+            return Err(Status::permission_denied(format!(
+                "client {:?} is not a target of {}",
+                r.client_id, d.id
+            )));
+        }
+        let relays = self.0.db.relays_by_ids(&self.0.db.dist_relays_ever(&d.id).await?).await?;
+        let Some(relay) = resolve_relay(&r.relay, &relays) else {
+            return Err(Status::invalid_argument(format!(
+                "{:?} is neither the id nor an address of a relay of {}",
+                r.relay, d.id
+            )));
+        };
+        let report = ConflictReport {
+            dist_id: d.id,
+            client_id: r.client_id,
+            relay,
+            piece: i64::from(r.piece),
+            hash_seen_first: first,
+            hash_from_relay: theirs,
+        };
+        let recorded = self.0.db.record_hash_conflict(&report).await?;
+        if recorded {
+            self.0.metrics.hash_conflict();
+            tracing::warn!(dist = %report.dist_id, client = %report.client_id, relay = %report.relay, piece = report.piece, first = %report.hash_seen_first, relay_hash = %report.hash_from_relay, "hash conflict reported: the relay's piece hash disagrees with another relay's");
+        }
+        Ok(Response::new(pb::ReportHashConflictResponse { recorded }))
+    }
+}
+
+/// A SHA-1 in hex (40 digits), lowercased; an invalid argument otherwise.
+fn sha1_hex(what: &str, s: &str) -> Result<String, CtlError> {
+    if s.len() != 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CtlError::Invalid(format!("{what} must be 40 hex digits, not {s:?}")));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// The id of the relay among `relays` that `reported` names: its id, or one of its addresses
+/// (`HOST:PORT`, with or without a scheme such as `http://`).
+fn resolve_relay(reported: &str, relays: &[RelayRow]) -> Option<String> {
+    if let Some(r) = relays.iter().find(|r| r.id == reported) {
+        return Some(r.id.clone());
+    }
+    let bare = |a: &str| -> String {
+        let a = a.split_once("://").map_or(a, |(_, rest)| rest);
+        a.trim_end_matches('/').to_string()
+    };
+    let want = bare(reported);
+    if want.is_empty() {
+        return None;
+    }
+    relays.iter().find(|r| r.addresses.iter().any(|a| bare(a) == want)).map(|r| r.id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(id: &str, addrs: &[&str]) -> RelayRow {
+        RelayRow {
+            id: id.into(),
+            addresses: addrs.iter().map(|a| a.to_string()).collect(),
+            zone: String::new(),
+            capacity_bps: 0,
+            load: 0.0,
+            origin_rate_bps: 0,
+            origin_latency_ms: 0.0,
+            origin_errors: 0,
+            bytes_served: 0,
+            last_seen_ms: 0,
+            alive: true,
+        }
+    }
+
+    #[test]
+    fn a_reported_relay_is_found_by_id_or_address() {
+        let relays = [
+            relay("relay-a", &["http://127.0.0.2:8080", "bt://127.0.0.2:6881"]),
+            relay("relay-b", &["http://127.0.0.3:8080/"]),
+        ];
+        assert_eq!(resolve_relay("relay-b", &relays).as_deref(), Some("relay-b"));
+        assert_eq!(resolve_relay("127.0.0.3:8080", &relays).as_deref(), Some("relay-b"));
+        assert_eq!(resolve_relay("http://127.0.0.2:8080", &relays).as_deref(), Some("relay-a"));
+        assert_eq!(resolve_relay("127.0.0.9:8080", &relays), None);
+        assert_eq!(resolve_relay("", &relays), None);
+    }
+
+    #[test]
+    fn hashes_must_be_sha1_hex() {
+        assert_eq!(sha1_hex("h", &"AB".repeat(20)).ok(), Some("ab".repeat(20)));
+        assert!(sha1_hex("h", "ab").is_err());
+        assert!(sha1_hex("h", &"zz".repeat(20)).is_err());
     }
 }

@@ -463,6 +463,20 @@ impl TorrentHandle {
         }
     }
 
+    /// Bans a peer address for this torrent: its connections close, and no connection from
+    /// or to `ip` is accepted any more (as after repeated hash failures). For a peer known to
+    /// serve other data than ours, e.g. a relay whose piece hashes disagree with another's.
+    pub fn ban_ip(&self, ip: std::net::IpAddr) {
+        let mut banned = self.torrent.banned.lock();
+        if !banned.contains(&ip) {
+            banned.push(ip);
+        }
+        drop(banned);
+        for p in self.torrent.peers.lock().iter().filter(|p| p.addr.ip() == ip) {
+            p.close.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// The torrent's layout.
     pub fn layout(&self) -> &Layout {
         &self.torrent.layout

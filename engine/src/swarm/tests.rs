@@ -186,3 +186,40 @@ fn a_seed_reads_pieces_that_are_not_cached_off_its_runtime() {
     assert!(stats.cold_reads > 0, "no piece was read off the runtime: {stats:?}");
     assert!(stats.cold_read_bytes <= data.len() as u64 * 2, "cold pieces read over and over: {stats:?}");
 }
+
+#[test]
+fn a_banned_address_is_dropped_and_refused() {
+    let pl = 32 * 1024;
+    let (data, layout, hashes) = torrent(2 * 1024 * 1024, pl);
+    // The seed on its own loopback address, slow enough to be mid-transfer when banned.
+    let seed_swarm = Swarm::start(SwarmConfig {
+        threads: 1,
+        listen: Some("127.0.0.2:0".parse().unwrap()),
+        ..SwarmConfig::default()
+    })
+    .unwrap();
+    let mut seed_spec = spec(&layout, &hashes, Some(Bitfield::full(layout.piece_count())));
+    seed_spec.upload_limit = 200_000;
+    let seed = seed_swarm.add_torrent(seed_spec).unwrap();
+    for i in 0..layout.piece_count() {
+        let s = (i * pl) as usize;
+        seed.torrent.store.write_at(s as u64, &data[s..(s + pl as usize).min(data.len())]).unwrap();
+    }
+    let client_swarm = swarm();
+    let client = client_swarm.add_torrent(spec(&layout, &hashes, None)).unwrap();
+    let seed_addr = seed_swarm.listen_addr().unwrap();
+    client.connect(seed_addr);
+    assert!(wait(|| client.stats().pieces_verified > 0, Duration::from_secs(20)), "no piece before the ban");
+    client.ban_ip(seed_addr.ip());
+    assert!(
+        wait(|| client.stats().peers == 0, Duration::from_secs(10)),
+        "the banned peer's connection closes"
+    );
+    client.connect(seed_addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = client.stats().pieces_verified;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(client.stats().peers, 0, "a banned address is not dialed again");
+    assert_eq!(client.stats().pieces_verified, got, "nothing more from it");
+    assert!(!client.is_complete());
+}

@@ -233,7 +233,8 @@ async fn respond(sock: &mut TcpStream, origin: &Origin, req: &Request) -> std::i
         return Ok(true);
     }
     origin.stats.record(start, end);
-    send_body(sock, origin, start, end, plan).await
+    let vary = origin.faults.vary_for(start, end);
+    send_body(sock, origin, start, end, plan, vary).await
 }
 
 async fn send_body(
@@ -242,6 +243,7 @@ async fn send_body(
     start: u64,
     end: u64,
     plan: Plan,
+    vary: Option<(u64, u64)>,
 ) -> std::io::Result<bool> {
     let mut buf = vec![0u8; CHUNK];
     let mut pos = start;
@@ -259,6 +261,13 @@ async fn send_body(
         origin.file.read_exact_at(&mut buf[..n], pos)?;
         if plan.changed {
             buf[..n].iter_mut().for_each(|b| *b ^= CHANGE_MASK);
+        }
+        if let Some((a, b)) = vary {
+            let (from, to) = (a.max(pos), b.min(pos + n as u64));
+            if from < to {
+                let at = (from - pos) as usize..(to - pos) as usize;
+                buf[at].iter_mut().for_each(|b| *b ^= CHANGE_MASK);
+            }
         }
         origin.throttle.take(n).await;
         sock.write_all(&buf[..n]).await?;

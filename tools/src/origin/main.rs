@@ -5,6 +5,7 @@
 //! file that changes mid-pull). `GET /__stats` returns `{"requests":N,"body_bytes":N}` so a
 //! benchmark can count what the origin really served; `GET /__log` lists the byte ranges of the
 //! data requests in arrival order (`[[start, end], ...]`, end exclusive, first 100 000).
+//! `--vary-range` serves one span differently to the first reader of it and to later ones.
 
 #![forbid(unsafe_code)]
 
@@ -57,6 +58,11 @@ pub struct Args {
     /// After N data requests, serve different content with a new ETag (the file "changed").
     #[arg(long)]
     pub change_after: Option<u64>,
+    /// Serve the bytes `START-END` (end exclusive) as they are to the first data request that
+    /// covers any of them, and changed (XOR 0x5a, same ETag) to every later one: two relays
+    /// pulling the same URL get files that differ there (`tests/it/faststart_conflict.rs`).
+    #[arg(long, value_name = "START-END", value_parser = faults::parse_span)]
+    pub vary_range: Option<(u64, u64)>,
     /// Print the listening address on stdout once bound (for scripts).
     #[arg(long)]
     pub print_addr: bool,
