@@ -61,47 +61,19 @@ fi
 work="$(mktemp -d /var/tmp/fg-relay-http.XXXXXX)"
 chmod 755 "$work" # nginx workers run as nobody
 pids=()
-cgroup=""
+# shellcheck source=tools/lib/memcg.sh
+. tools/lib/memcg.sh
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
-    if [ -n "$cgroup" ]; then
-        # Anything still in our cgroup was started by this script (nginx workers, the relay).
-        for p in $(cat "$cgroup/cgroup.procs" 2> /dev/null); do kill "$p" 2> /dev/null || true; done
-        for _ in $(seq 1 50); do [ -s "$cgroup/cgroup.procs" ] || break; sleep 0.1; done
-        rmdir "$cgroup" 2> /dev/null || echo "could not remove $cgroup" >&2
-    fi
+    memcg_cleanup
     rm -rf "$work"
 }
 trap cleanup EXIT
 # In cold mode, a memory cgroup of mem_mib MiB; `in_cgroup CMD... &` runs CMD inside it.
 if [ "$cold" = 1 ]; then
-    [ "$(id -u)" = 0 ] || { echo "--cold needs root (cgroup, drop_caches)"; exit 1; }
-    if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
-        cgroup="/sys/fs/cgroup/fg-bench-$$"
-        mkdir "$cgroup"
-        echo "$((mem_mib * 1024 * 1024))" > "$cgroup/memory.max"
-    elif [ -d /sys/fs/cgroup/memory ]; then
-        cgroup="/sys/fs/cgroup/memory/fg-bench-$$"
-        mkdir "$cgroup"
-        echo "$((mem_mib * 1024 * 1024))" > "$cgroup/memory.limit_in_bytes"
-    else
-        echo "no memory cgroup controller (v2 or v1) under /sys/fs/cgroup"
-        exit 1
-    fi
+    memcg_create "$mem_mib" || exit 1
 fi
-# Only in a background subshell (`in_cgroup CMD... &`): it execs, so `$!` is CMD's pid.
-in_cgroup() {
-    if [ -n "$cgroup" ]; then
-        exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgroup" "$@"
-    else
-        exec "$@"
-    fi
-}
-drop_caches() {
-    sync
-    echo 3 > /proc/sys/vm/drop_caches
-}
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0; sleep 0.05; done; return 1; }
 
