@@ -117,7 +117,6 @@ mod tests {
 
     use super::*;
 
-
     #[test]
     fn counts_the_cached_pages_of_a_real_file() -> io::Result<()> {
         // On disk (not a tmpfs /tmp, whose pages cannot be evicted): beside the test binary.

@@ -44,9 +44,9 @@ mod op;
 mod ring;
 
 pub use buf::IoBufMut;
-pub use cache::{residency, Residency};
 #[cfg(test)]
 pub(crate) use cache::evict;
+pub use cache::{residency, Residency};
 pub use op::{
     fallocate, read_exact_at, read_segments, start_writeback, submit, submit_via, write_all_at, Op, ReadSeg,
 };

@@ -71,6 +71,13 @@ pub(super) fn render(server: &Server) -> String {
     );
     let cold_bytes =
         family::<Counter>(&mut reg, "floodgate_relay_http_cold_bytes", "Bytes in those cold runs");
+    let bt_cold_reads = family::<Counter>(
+        &mut reg,
+        "floodgate_relay_bt_cold_reads",
+        "Pieces uploaded over BitTorrent that were not in the page cache, read off the runtime",
+    );
+    let bt_cold_bytes =
+        family::<Counter>(&mut reg, "floodgate_relay_bt_cold_bytes", "Bytes in those cold pieces");
     let peers = family::<Gauge>(&mut reg, "floodgate_relay_peers", "Connected BitTorrent peers");
     let hash_failures = family::<Counter>(
         &mut reg,
@@ -95,10 +102,12 @@ pub(super) fn render(server: &Server) -> String {
         pull_rate_g.get_or_create(&l).set(pull_rate(t));
         cold_runs.get_or_create(&l).inc_by(c.http_cold_runs.load(Ordering::Relaxed));
         cold_bytes.get_or_create(&l).inc_by(c.http_cold_bytes.load(Ordering::Relaxed));
-        let (bt_bytes, bt_peers, bt_hash_failures) = t.torrent().map_or((0, 0, 0), |h| {
+        let (bt_bytes, bt_peers, bt_hash_failures, bt_cold) = t.torrent().map_or((0, 0, 0, (0, 0)), |h| {
             let s = h.stats();
-            (s.uploaded, s.peers, s.hash_failures)
+            (s.uploaded, s.peers, s.hash_failures, (s.cold_reads, s.cold_read_bytes))
         });
+        bt_cold_reads.get_or_create(&l).inc_by(bt_cold.0);
+        bt_cold_bytes.get_or_create(&l).inc_by(bt_cold.1);
         for (protocol, v) in [("http", c.http_bytes.load(Ordering::Relaxed)), ("bt", bt_bytes)] {
             served.get_or_create(&vec![("task", t.id.clone()), ("protocol", protocol.to_string())]).inc_by(v);
         }
