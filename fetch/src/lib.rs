@@ -6,7 +6,8 @@
 //! * [`probe`] learns a source's [`Validators`] (length, ETag) with a HEAD, retried;
 //! * [`fetch_run`] fetches a run of consecutive pieces with one Range request, checks the
 //!   response against the validators (status, `Content-Range`, `Content-Length`, ETag) and hands
-//!   each whole piece to the caller as it lands;
+//!   each whole piece to the caller as it lands; [`fetch_parts`] does the same for a run made
+//!   of several Range requests (one per file of a multi-file torrent's BEP 19 web seed);
 //! * [`Quota`]: connections, bytes/s and a byte allowance that every body read waits on;
 //! * [`get_body`] / [`get_response`]: a plain GET of a small document (a relay's hash list),
 //!   any body framing ([`dechunk`] for chunked ones), bounded;
@@ -33,6 +34,8 @@ pub use error::FetchError;
 pub use floodgate_engine::http::HttpUrl;
 pub use get::{get_body, get_response};
 pub use quota::Quota;
-pub use range::{backoff, check_status, fetch_run, probe, Flow, RunSpec, Tally, Validators};
+pub use range::{
+    backoff, check_status, fetch_parts, fetch_run, probe, Flow, RunPart, RunSpec, Tally, Validators,
+};
 pub use tls::{client_config, TlsSetupError};
 pub use tokio_rustls::rustls::ClientConfig;

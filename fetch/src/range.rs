@@ -137,6 +137,22 @@ fn validate(head: &ResponseHead, v: &Validators, start: u64, end: u64) -> Result
     Ok(())
 }
 
+/// One Range request of a run: `len` bytes at `start` of the file at `url`, checked against
+/// `validators`. A run of a multi-file torrent's pieces on a BEP 19 web seed is one part per
+/// file segment (a Range request cannot span two files); every other run is one part.
+#[derive(Clone, Debug)]
+pub struct RunPart<'a> {
+    /// The file's URL.
+    pub url: &'a HttpUrl,
+    /// First byte of the part in that file.
+    pub start: u64,
+    /// Bytes of the part (a part of 0 bytes sends no request).
+    pub len: u64,
+    /// What the file's responses must match. An ETag the caller did not know is learnt from
+    /// the first response (read it back after the call) and holds for the rest of the run.
+    pub validators: Validators,
+}
+
 /// Fetches one run with a Range request on `slot`'s connection (connecting when it has none
 /// or cannot be reused), reading the body within `quota`, and calls `on_piece(i, bytes)` for
 /// each whole piece `i` of the run as soon as it is in. A [`Flow::Stop`] drops the connection.
@@ -151,30 +167,61 @@ pub async fn fetch_run(
     quota: &Quota,
     run: RunSpec<'_>,
     tally: Tally<'_>,
+    on_piece: impl FnMut(usize, &[u8]) -> Result<Flow, FetchError>,
+) -> Result<(), FetchError> {
+    let len: u64 = run.piece_sizes.iter().map(|&s| u64::from(s)).sum();
+    let mut parts = [RunPart { url, start: run.start, len, validators: validators.clone() }];
+    fetch_parts(slot, io_timeout, tls, quota, &mut parts, run.piece_sizes, tally, on_piece).await
+}
+
+/// [`fetch_run`] for a run made of several Range requests, one per part, sent one after the
+/// other on the same connection (all parts must be on one server): the parts' bytes, joined in
+/// order, are the pieces of `piece_sizes`, so a piece that spans two parts is handed out once
+/// both are in. The parts' lengths must add up to the pieces' sizes.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_parts(
+    slot: &mut Option<Conn>,
+    io_timeout: Duration,
+    tls: Option<&Arc<ClientConfig>>,
+    quota: &Quota,
+    parts: &mut [RunPart<'_>],
+    piece_sizes: &[u32],
+    tally: Tally<'_>,
     mut on_piece: impl FnMut(usize, &[u8]) -> Result<Flow, FetchError>,
 ) -> Result<(), FetchError> {
+    let total: u64 = piece_sizes.iter().map(|&s| u64::from(s)).sum();
+    if parts.iter().map(|p| p.len).sum::<u64>() != total {
+        return Err(FetchError::Unusable("the parts of a run do not add up to its pieces".into()));
+    }
     let result = async {
-        let conn = match slot {
-            Some(c) if c.reusable => c,
-            _ => slot.insert(Conn::connect(url, io_timeout, tls).await?),
-        };
-        let len: u64 = run.piece_sizes.iter().map(|&s| u64::from(s)).sum();
-        let (start, end) = (run.start, run.start + len);
-        tally.requests.fetch_add(1, Ordering::Relaxed);
-        let asked = Instant::now();
-        let head = conn.request(url, false, Some((start, end))).await?;
-        quota.record_latency(asked.elapsed());
-        if let Err(e) = check_status(head.status) {
-            conn.discard_body().await?;
-            return Err(e);
-        }
-        validate(&head, validators, start, end)?;
-        let max_piece = run.piece_sizes.iter().copied().max().unwrap_or(0) as usize;
+        let max_piece = piece_sizes.iter().copied().max().unwrap_or(0) as usize;
         let mut buf = Vec::with_capacity(max_piece);
-        for (i, &size) in run.piece_sizes.iter().enumerate() {
-            let size = size as usize;
-            while buf.len() < size {
-                let want = (size - buf.len()).min(64 * 1024);
+        let mut piece = 0;
+        for part in parts.iter_mut().filter(|p| p.len > 0) {
+            let conn = match slot {
+                Some(c) if c.reusable => c,
+                _ => slot.insert(Conn::connect(part.url, io_timeout, tls).await?),
+            };
+            let (start, end) = (part.start, part.start + part.len);
+            tally.requests.fetch_add(1, Ordering::Relaxed);
+            let asked = Instant::now();
+            let head = conn.request(part.url, false, Some((start, end))).await?;
+            quota.record_latency(asked.elapsed());
+            if let Err(e) = check_status(head.status) {
+                conn.discard_body().await?;
+                return Err(e);
+            }
+            validate(&head, &part.validators, start, end)?;
+            if part.validators.etag.is_none() {
+                part.validators.etag = head.etag.clone();
+            }
+            let mut left = part.len;
+            while left > 0 {
+                let size = piece_sizes.get(piece).copied().unwrap_or(0) as usize;
+                if size == 0 {
+                    return Err(FetchError::Unusable("a run with an empty piece".into()));
+                }
+                let want = ((size - buf.len()).min(64 * 1024) as u64).min(left) as usize;
                 let allowed = quota.take(want as u64).await as usize;
                 let got = conn.read_body(&mut buf, allowed).await.map_err(|e| match e {
                     FetchError::Io(_) => FetchError::Truncated { got: buf.len() as u64, want: size as u64 },
@@ -183,13 +230,20 @@ pub async fn fetch_run(
                 if got < allowed {
                     quota.refund((allowed - got) as u64);
                 }
+                if got == 0 && allowed > 0 {
+                    return Err(FetchError::Truncated { got: buf.len() as u64, want: size as u64 });
+                }
                 tally.bytes.fetch_add(got as u64, Ordering::Relaxed);
+                left -= got as u64;
+                if buf.len() == size {
+                    if on_piece(piece, &buf)? == Flow::Stop {
+                        conn.reusable = false;
+                        return Ok(());
+                    }
+                    buf.clear();
+                    piece += 1;
+                }
             }
-            if on_piece(i, &buf)? == Flow::Stop {
-                conn.reusable = false;
-                return Ok(());
-            }
-            buf.clear();
         }
         Ok(())
     }
@@ -302,5 +356,89 @@ mod server_tests {
         let (r, pieces) = run(head, vec![7; 150], 0, &[100, 200]).await;
         assert!(matches!(r, Err(FetchError::Truncated { got: 50, want: 200 })), "{r:?}");
         assert_eq!(pieces.len(), 1, "the whole first piece was handed out");
+    }
+
+    /// Serves keep-alive Range requests for `files` (path, bytes) on one connection, each
+    /// answered 206 with an ETag per file; returns the server's base URL and a request counter.
+    async fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> (String, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicU64::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    continue;
+                };
+                let head = String::from_utf8(got[..end].to_vec()).unwrap();
+                got.drain(..end + 4);
+                counter.fetch_add(1, Ordering::Relaxed);
+                let target = head.split(' ').nth(1).unwrap();
+                let (i, (_, data)) = files.iter().enumerate().find(|(_, f)| f.0 == target).unwrap();
+                let range = head.lines().find_map(|l| l.strip_prefix("Range: bytes=")).unwrap();
+                let (a, b) = range.split_once('-').unwrap();
+                let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+                let answer = format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {a}-{b}/{}\r\nContent-Length: {}\r\nETag: \"{i}\"\r\n\r\n",
+                    data.len(),
+                    b + 1 - a
+                );
+                s.write_all(answer.as_bytes()).await.unwrap();
+                s.write_all(&data[a..=b]).await.unwrap();
+            }
+        });
+        (format!("http://{addr}"), count)
+    }
+
+    #[tokio::test]
+    async fn a_run_over_two_files_joins_their_bytes_into_pieces() {
+        let a: Vec<u8> = (0..250u32).map(|i| i as u8).collect();
+        let b: Vec<u8> = (0..90u32).map(|i| (i * 7) as u8).collect();
+        let (base, count) = serve_files(vec![("/d/a", a.clone()), ("/d/b", b.clone())]).await;
+        let (ua, ub) = (
+            HttpUrl::parse(&format!("{base}/d/a")).unwrap(),
+            HttpUrl::parse(&format!("{base}/d/b")).unwrap(),
+        );
+        let v = |length| Validators { length, etag: None };
+        // Pieces of 100 bytes from stream offset 100: a[100..250] + b[0..90] = 240 bytes,
+        // cut 100 | 100 (50 of a, 50 of b) | 40.
+        let mut parts = [
+            RunPart { url: &ua, start: 100, len: 150, validators: v(250) },
+            RunPart { url: &ub, start: 0, len: 0, validators: v(0) },
+            RunPart { url: &ub, start: 0, len: 90, validators: v(90) },
+        ];
+        let (requests, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+        let tally = Tally { requests: &requests, bytes: &bytes };
+        let quota = Quota::fixed(0, 1);
+        let mut pieces = Vec::new();
+        let mut slot = None;
+        let t = Duration::from_secs(5);
+        fetch_parts(&mut slot, t, None, &quota, &mut parts, &[100, 100, 40], tally, |i, data| {
+            pieces.push((i, data.to_vec()));
+            Ok(Flow::Continue)
+        })
+        .await
+        .unwrap();
+        let stream: Vec<u8> = a[100..].iter().chain(&b).copied().collect();
+        let want: Vec<_> = stream.chunks(100).enumerate().map(|(i, c)| (i, c.to_vec())).collect();
+        assert_eq!(pieces, want);
+        assert_eq!(count.load(Ordering::Relaxed), 2, "one request per non-empty part, one connection");
+        assert_eq!(requests.load(Ordering::Relaxed), 2);
+        assert_eq!(bytes.load(Ordering::Relaxed), 240);
+        assert_eq!(parts[0].validators.etag.as_deref(), Some("\"0\""), "the ETag is learnt");
+        assert_eq!(parts[2].validators.etag.as_deref(), Some("\"1\""));
+        assert!(slot.is_some(), "the connection stays open for the next run");
+        let mut short = [RunPart { url: &ua, start: 0, len: 10, validators: v(250) }];
+        let r = fetch_parts(&mut slot, t, None, &quota, &mut short, &[20], tally, |_, _| Ok(Flow::Continue))
+            .await;
+        assert!(matches!(r, Err(FetchError::Unusable(_))), "parts must cover the pieces: {r:?}");
     }
 }

@@ -28,7 +28,7 @@ fn seed(fx: &Fixture, extra: &[&str]) -> (ChildGuard, SocketAddr) {
 }
 
 /// Runs `floodgate get` of `torrent` into `out` to completion; returns its JSON summary.
-fn get(torrent: &Path, out: &Path, args: &[&str]) -> serde_json::Value {
+pub(crate) fn get(torrent: &Path, out: &Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(bin("floodgate"))
         .args(["get", path(torrent), "-o", path(out), "--json", "--no-seed", "--timeout", "90"])
         .args(["--listen", &free_addr().to_string()])

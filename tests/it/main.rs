@@ -19,3 +19,4 @@ mod relay;
 mod relay_http;
 mod relay_pull;
 mod tracker;
+mod webseed;

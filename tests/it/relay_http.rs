@@ -362,7 +362,7 @@ fn nginx_as_the_origin() {
 }
 
 /// nginx on the PATH, else `/usr/sbin/nginx` (often not on a non-root PATH).
-fn nginx_binary() -> PathBuf {
+pub(crate) fn nginx_binary() -> PathBuf {
     let on_path =
         Command::new("nginx").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     if on_path {
@@ -374,13 +374,15 @@ fn nginx_binary() -> PathBuf {
 
 /// A single-process nginx (no daemon, no workers: killing it leaves nothing behind) serving
 /// `root` on 127.0.0.1.
-struct Nginx {
-    addr: SocketAddr,
+pub(crate) struct Nginx {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
     _child: ChildGuard,
 }
 
 impl Nginx {
-    fn start(nginx: &Path, root: &Path) -> Self {
+    /// Starts it (its config and logs go to `root/nginx`).
+    pub(crate) fn start(nginx: &Path, root: &Path) -> Self {
         let addr = free_addr();
         let conf_dir = root.join("nginx");
         std::fs::create_dir_all(&conf_dir).expect("nginx dir");

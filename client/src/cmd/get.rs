@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -55,23 +55,23 @@ pub(crate) struct Args {
     pub http: HttpOptions,
 }
 
-/// The HTTP sources of a download: `--http-source` URLs, then the torrent's web seeds (BEP 19,
-/// single-file torrents; a URL ending in `/` gets the file name appended).
+/// The HTTP sources of a download: `--http-source` URLs, then the torrent's web seeds (BEP 19).
+/// For a single-file torrent a web seed URL ending in `/` gets the file name appended
+/// (percent-encoded); for a multi-file torrent every web seed (and `--http-source`) names the
+/// directory its files are under, each fetched at its own URL by the gap-filler.
 pub(crate) fn http_sources(meta: &Metainfo, given: &[String]) -> anyhow::Result<Vec<(HttpUrl, SourceKind)>> {
     let mut out = Vec::new();
     for url in given {
         out.push((HttpUrl::parse(url).with_context(|| "bad --http-source")?, SourceKind::WebSeed));
     }
-    if meta.files().len() == 1 {
-        for url in &meta.url_list {
-            let full = if url.ends_with('/') { format!("{url}{}", meta.name()) } else { url.clone() };
-            match HttpUrl::parse(&full) {
-                Ok(u) => out.push((u, SourceKind::WebSeed)),
-                Err(e) => tracing::warn!("skipping web seed: {e}"),
+    for url in &meta.url_list {
+        match HttpUrl::parse(url) {
+            Ok(u) if !meta.is_multi_file() && url.ends_with('/') => {
+                out.push((crate::gapfill::web_seed_file_url(&u, Path::new(meta.name())), SourceKind::WebSeed))
             }
+            Ok(u) => out.push((u, SourceKind::WebSeed)),
+            Err(e) => tracing::warn!("skipping web seed: {e}"),
         }
-    } else if !meta.url_list.is_empty() {
-        tracing::warn!("web seeds of multi-file torrents are not used yet");
     }
     Ok(out)
 }
@@ -299,4 +299,39 @@ fn switches(r: &GapFillReport) -> serde_json::Value {
 /// Seconds since the Unix epoch, as a float.
 fn unix_seconds() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floodgate_engine::layout::FileSpan;
+    use floodgate_engine::metainfo::MetainfoBuilder;
+
+    fn targets(meta: &Metainfo, given: &[String]) -> Vec<String> {
+        http_sources(meta, given).unwrap().into_iter().map(|(u, _)| u.target).collect()
+    }
+
+    #[test]
+    fn web_seeds_of_single_and_multi_file_torrents() {
+        let (_, single) = MetainfoBuilder::single_file("big file.iso", 10, 16384)
+            .piece_hashes(vec![[0; 20]])
+            .web_seed("http://m/iso/")
+            .web_seed("http://m/exact.iso")
+            .build()
+            .unwrap();
+        assert_eq!(targets(&single, &[]), ["/iso/big%20file.iso", "/exact.iso"], "a `/` gets the name");
+        let files = vec![FileSpan { path: "a".into(), length: 5 }, FileSpan { path: "b".into(), length: 5 }];
+        let (_, multi) = MetainfoBuilder::multi_file("set", files, 16384)
+            .piece_hashes(vec![[0; 20]])
+            .web_seed("http://m/dir/")
+            .web_seed("http://m/other")
+            .build()
+            .unwrap();
+        let given = ["http://given/base".to_string()];
+        assert_eq!(
+            targets(&multi, &given),
+            ["/base", "/dir/", "/other"],
+            "directories are kept: the gap-filler maps each file"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use floodgate_engine::http::redact;
 use floodgate_engine::magnet::Magnet;
 
 /// Arguments of `info`.
@@ -25,6 +26,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|f| serde_json::json!({ "path": f.path.to_string_lossy(), "length": f.length }))
         .collect();
+    // Shown without credentials or query, like every URL the project prints.
+    let web_seeds: Vec<String> = meta.url_list.iter().map(|w| redact(w)).collect();
     if args.json {
         let v = serde_json::json!({
             "info_hash": meta.info_hash().to_hex(),
@@ -35,6 +38,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             "private": meta.is_private(),
             "trackers": meta.trackers(),
             "files": files,
+            "web_seeds": web_seeds,
             "magnet": magnet.to_uri(),
         });
         println!("{v}");
@@ -47,6 +51,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     println!("private:      {}", meta.is_private());
     for tier in meta.trackers() {
         println!("tracker tier: {}", tier.join(" "));
+    }
+    for w in &web_seeds {
+        println!("web seed:     {w}");
     }
     for f in meta.files() {
         println!("file:         {} ({} bytes)", f.path.display(), f.length);

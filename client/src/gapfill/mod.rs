@@ -5,10 +5,14 @@
 //! sets the shared [`Quota`] from the switch's allowance; worker tasks plan a run of pieces,
 //! claim them (so BitTorrent never requests them), fetch them with one Range request from the
 //! best source through the shared fetcher, and import each piece: SHA-1 checked, written
-//! through the same store, marked in the same piece map and announced to the swarm.
+//! through the same store, marked in the same piece map and announced to the swarm. A web seed
+//! of a multi-file torrent is a BEP 19 directory (`webseed.rs`): its runs are one Range request
+//! per file segment, joined into pieces before they are checked; relays and the origin address
+//! the torrent as one byte stream whatever its files.
 
 mod options;
 mod sources;
+mod webseed;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,12 +21,13 @@ use std::time::{Duration, Instant};
 use floodgate_engine::gapfill::{plan_run, Allowance, Change, Level, Sample, Switch, SwitchConfig};
 use floodgate_engine::swarm::{HttpClaim, ImportOutcome, TorrentHandle};
 use floodgate_engine::types::PieceIndex;
-use floodgate_fetch::{ClientConfig, Conn, FetchError, Flow, HttpUrl, Quota, RunSpec, Tally};
+use floodgate_fetch::{ClientConfig, Conn, FetchError, Flow, HttpUrl, Quota, RunPart, Tally, Validators};
 use parking_lot::Mutex;
 
 pub(crate) use options::HttpOptions;
 pub(crate) use sources::SourceKind;
 use sources::{best, Source};
+pub(crate) use webseed::file_url as web_seed_file_url;
 
 /// The smallest run [`Shared::claim_run`] splits the remaining work into.
 const MIN_SPLIT_BYTES: u64 = 1 << 20;
@@ -129,13 +134,20 @@ impl GapFiller {
         filler
     }
 
-    /// Adds sources not known yet (an agent's relay set changed).
+    /// Adds sources not known yet (an agent's relay set changed). A web seed of a multi-file
+    /// torrent is taken as a BEP 19 directory of its files.
     pub(crate) fn add_sources(&self, sources: Vec<(HttpUrl, SourceKind)>) {
+        let directory = webseed::is_directory(self.shared.torrent.layout());
         let mut known = self.shared.sources.lock();
         for (url, kind) in sources {
             if !known.iter().any(|s| s.url == url) {
-                tracing::info!(source = %url, ?kind, "HTTP source");
-                known.push(Source::new(url, kind));
+                let per_file = directory && kind == SourceKind::WebSeed;
+                tracing::info!(source = %url, ?kind, per_file, "HTTP source");
+                let mut source = Source::new(url, kind);
+                if per_file {
+                    source.files = Some(Default::default());
+                }
+                known.push(source);
             }
         }
         known.sort_by_key(|s| s.kind);
@@ -293,13 +305,16 @@ impl Shared {
         claimed
     }
 
-    /// Picks the best usable source and marks a worker on it, probing it first if needed.
+    /// Picks the best usable source and marks a worker on it, probing it first if needed (a
+    /// BEP 19 directory is not probed: each file's length is the torrent's, checked on every
+    /// response, and its ETag is learnt from the first).
     async fn take_source(&self) -> Option<usize> {
         let (i, url, need_probe) = {
             let mut sources = self.sources.lock();
             let i = best(&sources, Instant::now(), self.config.per_source)?;
             sources[i].busy += 1;
-            (i, sources[i].url.clone(), sources[i].validators.is_none())
+            let s = &sources[i];
+            (i, s.url.clone(), s.validators.is_none() && s.files.is_none())
         };
         if !need_probe {
             return Some(i);
@@ -328,29 +343,44 @@ impl Shared {
         }
     }
 
-    /// Fetches the claimed run from source `src` and imports its pieces.
+    /// Fetches the claimed run from source `src` and imports its pieces: one Range request, or
+    /// one per file segment on a BEP 19 directory.
     async fn fetch(&self, src: usize, conn: &mut Option<Conn>, pieces: &[PieceIndex]) {
         let layout = self.torrent.layout();
         let sizes: Vec<u32> = pieces.iter().map(|&p| layout.piece_size(p)).collect();
-        let spec = RunSpec { start: layout.piece_offset(pieces[0]), piece_sizes: &sizes };
-        let (url, validators) = {
+        let start = layout.piece_offset(pieces[0]);
+        let len: u64 = sizes.iter().map(|&s| u64::from(s)).sum();
+        // (URL, first byte, bytes, validators, file) of each request.
+        let requests: Vec<(HttpUrl, u64, u64, Validators, Option<usize>)> = {
             let s = &self.sources.lock()[src];
-            (s.url.clone(), s.validators.clone())
+            match (&s.files, &s.validators) {
+                (Some(files), _) => webseed::split_run(layout, start, len)
+                    .into_iter()
+                    .map(|part| {
+                        let url = webseed::file_url(&s.url, &layout.files()[part.file].path);
+                        (url, part.offset, part.len, files.of(layout, part.file), Some(part.file))
+                    })
+                    .collect(),
+                (None, Some(v)) => vec![(s.url.clone(), start, len, v.clone(), None)],
+                (None, None) => return,
+            }
         };
-        let Some(validators) = validators else { return };
+        let mut parts: Vec<RunPart<'_>> = requests
+            .iter()
+            .map(|(url, start, len, v, _)| RunPart { url, start: *start, len: *len, validators: v.clone() })
+            .collect();
         let received = AtomicU64::new(0);
         let tally = Tally { requests: &self.requests, bytes: &received };
         let started = Instant::now();
         let mut bad_piece = None;
         let tls = self.config.tls.as_ref();
-        let result = floodgate_fetch::fetch_run(
+        let result = floodgate_fetch::fetch_parts(
             conn,
-            &url,
             self.config.io_timeout,
             tls,
-            &validators,
             &self.quota,
-            spec,
+            &mut parts,
+            &sizes,
             tally,
             |i, data| {
                 let piece = pieces[i];
@@ -378,6 +408,13 @@ impl Shared {
         let mut sources = self.sources.lock();
         let s = &mut sources[src];
         s.bytes += got;
+        if let Some(files) = &mut s.files {
+            for (part, file) in parts.iter().zip(requests.iter().map(|r| r.4)) {
+                if let Some(f) = file {
+                    files.learn(f, part.validators.etag.clone());
+                }
+            }
+        }
         match result {
             Ok(()) => s.succeeded(got, started.elapsed()),
             Err(FetchError::HashMismatch(_)) => {

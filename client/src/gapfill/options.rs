@@ -29,6 +29,8 @@ pub(crate) struct HttpOptions {
     #[arg(long)]
     pub no_http: bool,
     /// An HTTP source of the file (repeatable); used after relays, with the torrent's web seeds.
+    /// For a multi-file torrent it is a BEP 19 web seed: the directory holding the torrent's
+    /// directory, each file fetched at URL/NAME/PATH (percent-encoded).
     #[arg(long = "http-source", value_name = "URL")]
     pub http_sources: Vec<String>,
     /// A TOML file whose keys are this command's long flag names (`bt-threshold = 500000`,

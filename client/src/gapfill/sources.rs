@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use floodgate_fetch::{backoff, HttpUrl, Validators};
 
+use super::webseed::FileValidators;
+
 /// Hash failures after which a source is dropped (the first one demotes it).
 const DROP_AFTER_STRIKES: u32 = 2;
 /// Errors in a row after which a source is only tried every [`RESTING_RETRY`].
@@ -38,8 +40,12 @@ pub(super) struct Source {
     pub url: HttpUrl,
     /// Its place in the order.
     pub kind: SourceKind,
-    /// Length and ETag, once probed.
+    /// Length and ETag, once probed (a source addressing the whole torrent).
     pub validators: Option<Validators>,
+    /// For a BEP 19 web seed of a multi-file torrent (the URL names a directory, each file is
+    /// fetched at its own URL): what its files answered so far. `None` for a source that
+    /// addresses the torrent as one byte stream (relays, the origin, single-file web seeds).
+    pub files: Option<FileValidators>,
     /// Workers fetching from it now.
     pub busy: usize,
     /// Body bytes received from it.
@@ -63,6 +69,7 @@ impl Source {
             url,
             kind,
             validators: None,
+            files: None,
             busy: 0,
             bytes: 0,
             rate: 0.0,
