@@ -172,10 +172,17 @@ async fn ctl_refuses_bad_digests_and_foreign_mismatch_reports() {
     let digest = sha256_hex(&fx.data);
     let e = admin.create_distribution(create(&digest, torrent)).await.expect_err("digest with a torrent");
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
-    let id = admin.create_distribution(create(&digest, Vec::new())).await.expect("create").into_inner().id;
+    // Its relay registers first, so ctl's monitor has no relay to add when "stranger" comes.
+    let mut relay = ctl.relay().await;
+    relay
+        .register_relay(pb::RegisterRelayRequest { id: "owner".into(), ..Default::default() })
+        .await
+        .expect("register");
+    let created = admin.create_distribution(create(&digest, Vec::new())).await.expect("create").into_inner();
+    assert_eq!(created.relay_ids, ["owner"], "{created:?}");
+    let id = created.id;
 
     // A relay not assigned to it cannot fail it.
-    let mut relay = ctl.relay().await;
     relay
         .register_relay(pb::RegisterRelayRequest { id: "stranger".into(), ..Default::default() })
         .await
