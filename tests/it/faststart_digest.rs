@@ -172,10 +172,17 @@ async fn ctl_refuses_bad_digests_and_foreign_mismatch_reports() {
     let digest = sha256_hex(&fx.data);
     let e = admin.create_distribution(create(&digest, torrent)).await.expect_err("digest with a torrent");
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
-    let id = admin.create_distribution(create(&digest, Vec::new())).await.expect("create").into_inner().id;
+    // Its relay registers first, so ctl's monitor has no relay to add when "stranger" comes.
+    let mut relay = ctl.relay().await;
+    relay
+        .register_relay(pb::RegisterRelayRequest { id: "owner".into(), ..Default::default() })
+        .await
+        .expect("register");
+    let created = admin.create_distribution(create(&digest, Vec::new())).await.expect("create").into_inner();
+    assert_eq!(created.relay_ids, ["owner"], "{created:?}");
+    let id = created.id;
 
     // A relay not assigned to it cannot fail it.
-    let mut relay = ctl.relay().await;
     relay
         .register_relay(pb::RegisterRelayRequest { id: "stranger".into(), ..Default::default() })
         .await
@@ -195,4 +202,115 @@ async fn ctl_refuses_bad_digests_and_foreign_mismatch_reports() {
         .into_inner();
     assert_eq!(d.state, pb::DistState::Active as i32, "{d:?}");
     assert_eq!(d.sha256, digest);
+}
+
+/// How the distribution ends while the agent is down.
+#[derive(Clone, Copy, Debug)]
+enum WhileDown {
+    /// The relay's digest check fails.
+    Mismatch,
+    /// An admin cancels it.
+    Cancel,
+}
+
+/// One agent starts a URL-only distribution with a wrong digest and is killed -9 once its
+/// provisional job has written data; while it is down the distribution fails (the relay's
+/// check) or is cancelled. Restarted on the same directory, the agent must delete the
+/// provisional data it recorded (and, failed, report FAILED): nothing is left on disk.
+fn restarted_agent_cleans_up(how: WhileDown) {
+    // 3 MiB at 1 MB/s: about 3 s of pull, time to kill the agent mid-way.
+    let setup = UrlOnlySetup::start(SIZE, "1000000");
+    let out = setup.fx.dir.path().join("agent1");
+    let (file, record) = (out.join("blob.bin"), out.join(".floodgate-provisional.json"));
+    let mut agent = spawn_agent(&setup.ctl, "agent-1", "dg", &out);
+    let wrong = wrong_digest(&setup.fx.data);
+    let dist = setup.create_when_registered_with(&["agent-1".to_string()], &["--sha256", &wrong]);
+    let started = wait_for(Duration::from_secs(30), || {
+        let recorded = std::fs::read_to_string(&record).is_ok_and(|r| r.contains(&dist));
+        let some_data = std::fs::metadata(&file).is_ok_and(|m| m.len() > 0);
+        (recorded && some_data).then_some(())
+    });
+    assert!(started.is_some(), "the agent must record its provisional job and write data");
+    agent.kill();
+    let running = ctl_json(&setup.ctl, &["dist", "get", &dist]).expect("dist get");
+    assert_eq!(running["state"], "active", "killed before the pull ended: {running}");
+
+    match how {
+        WhileDown::Mismatch => {
+            let d = wait_dist(&setup.ctl, &dist, "the distribution must fail", |d| d["state"] == "failed");
+            assert!(d["failure_reason"].as_str().is_some_and(|r| r.contains("SHA-256 mismatch")), "{d}");
+        }
+        WhileDown::Cancel => {
+            ctl_json(&setup.ctl, &["dist", "cancel", &dist]).expect("dist cancel");
+            wait_dist(&setup.ctl, &dist, "the distribution must be cancelled", |d| d["state"] == "cancelled");
+        }
+    }
+    assert!(file.exists(), "nobody deleted the provisional data while the agent was down");
+
+    let _agent = spawn_agent(&setup.ctl, "agent-1", "dg", &out);
+    let gone = wait_for(Duration::from_secs(30), || (!file.exists()).then_some(()));
+    assert!(gone.is_some(), "the restarted agent must delete its provisional data ({how:?})");
+    let forgotten = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&record).is_ok_and(|r| !r.contains(&dist)).then_some(())
+    });
+    assert!(forgotten.is_some(), "the record drops the distribution: {:?}", std::fs::read_to_string(&record));
+    if let WhileDown::Mismatch = how {
+        let d = wait_dist(&setup.ctl, &dist, "the restarted agent must report failed", |d| {
+            d["stats"]["failed"] == 1
+        });
+        assert_eq!(d["stats"]["done"], 0, "{d}");
+    }
+}
+
+#[test]
+fn an_agent_killed_during_a_failing_check_deletes_its_data_after_a_restart() {
+    restarted_agent_cleans_up(WhileDown::Mismatch);
+}
+
+#[test]
+fn an_agent_killed_before_a_cancel_deletes_its_data_after_a_restart() {
+    restarted_agent_cleans_up(WhileDown::Cancel);
+}
+
+/// ctl is killed -9 while the agent's provisional job runs and stays down while the relay's
+/// check fails; restarted on the same database and port, it hears the relay's (retried)
+/// mismatch report, and the agent, connected again, must end FAILED with the reason and
+/// delete its provisional data.
+#[test]
+fn an_agent_that_lost_ctl_during_a_failing_check_fails_once_reconnected() {
+    let (db_dir, db) = sqlite_db();
+    let mut setup = UrlOnlySetup::start_on(SIZE, "1000000", &db, Box::new(db_dir));
+    let out = setup.fx.dir.path().join("agent1");
+    let file = out.join("blob.bin");
+    let _agent = spawn_agent(&setup.ctl, "agent-1", "dg", &out);
+    let wrong = wrong_digest(&setup.fx.data);
+    let dist = setup.create_when_registered_with(&["agent-1".to_string()], &["--sha256", &wrong]);
+    let started = wait_for(Duration::from_secs(30), || {
+        std::fs::metadata(&file).is_ok_and(|m| m.len() > 0).then_some(())
+    });
+    assert!(started.is_some(), "the agent must start its provisional job");
+    let addr = setup.ctl.addr;
+    setup.ctl.child.kill();
+
+    // While ctl is down the relay's check fails (it keeps retrying its report).
+    let http = setup.http;
+    let rejected = wait_for(Duration::from_secs(30), || {
+        json(&format!("http://{http}/tasks"))
+            .and_then(|t| t.get(0).cloned())
+            .filter(|t| t["state"] == "failed")
+    });
+    assert!(rejected.is_some(), "the relay must reject the task while ctl is down");
+    assert!(file.exists(), "the agent cannot know yet: its data is still there");
+
+    setup.ctl = Ctl::start_at(addr, &db, &[]);
+    let d = wait_dist(&setup.ctl, &dist, "the distribution must fail after ctl's restart", |d| {
+        d["state"] == "failed"
+    });
+    assert!(d["failure_reason"].as_str().is_some_and(|r| r.contains("SHA-256 mismatch")), "{d}");
+    let d = wait_dist(&setup.ctl, &dist, "the reconnected agent must report failed", |d| {
+        d["stats"]["failed"] == 1
+    });
+    assert_eq!(d["stats"]["done"], 0, "{d}");
+    let gone = wait_for(Duration::from_secs(30), || (!file.exists()).then_some(()));
+    assert!(gone.is_some(), "the reconnected agent must delete its provisional data");
 }

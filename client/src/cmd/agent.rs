@@ -33,6 +33,7 @@ use tonic::transport::Channel;
 
 use super::announcer::{Announcer, Schedule, Setup, Trackers};
 use super::hash_feed;
+use super::provisional_record::ProvisionalRecord;
 use crate::gapfill::{GapFillConfig, GapFiller, HttpOptions, SourceKind};
 
 #[path = "agent_metrics.rs"]
@@ -146,6 +147,9 @@ struct Agent {
     /// Per distribution, the relays (by [`relay_key`]) whose piece hashes disagreed with
     /// another relay's: not used for it again, in any swarm, by any means (lock after `jobs`).
     excluded: Mutex<HashMap<String, HashSet<String>>>,
+    /// The provisional jobs started and not yet promoted, failed or cancelled, on disk so a
+    /// restarted agent can clean up after those that ended while it was down.
+    record: ProvisionalRecord,
 }
 
 /// What a provisional job hands to its standard successor: pieces verified, and against
@@ -179,6 +183,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         };
         let channel = target.connect_or_lazy().await?;
         let client = ClientServiceClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20);
+        let output = args.output.clone();
         let agent = Arc::new(Agent {
             args,
             client,
@@ -187,10 +192,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             waiting: Mutex::new(HashSet::new()),
             promoting: Mutex::new(HashSet::new()),
             excluded: Mutex::new(HashMap::new()),
+            record: ProvisionalRecord::load(&output),
         });
         metrics::start(&agent).await?;
         agent.register_first(&target).await?;
         tracing::info!(id = %agent.args.id, "registered with ctl");
+        tokio::spawn(agent.clone().clean_up_recorded());
         tokio::spawn(agent.clone().watch_loop());
         tokio::signal::ctrl_c().await.context("waiting for a signal")?;
         tracing::info!("shutting down");
@@ -372,6 +379,9 @@ impl Agent {
             );
         }
         let root = self.args.output.clone();
+        let files: Vec<PathBuf> = layout.files().iter().map(|f| root.join(&f.path)).collect();
+        // Recorded before any file is created: a restarted agent cleans up after it.
+        self.record.add(&task.dist_id, &files);
         let verified = verified_on_disk_against(&layout, &hashes, &root);
         let store = Store::open(layout.clone(), &root, StoreConfig::default())
             .with_context(|| format!("cannot open the data files under {}", root.display()))?;
@@ -389,7 +399,6 @@ impl Agent {
             }
         }
         let torrent = self.swarm.add_torrent(add)?;
-        let files = layout.files().iter().map(|f| root.join(&f.path)).collect();
         tracing::info!(dist = %task.dist_id, task = %id, pieces = layout.piece_count(), hashes_known = torrent.piece_hashes().known_count(), "provisional swarm joined");
         let stop = self.launch(task.clone(), torrent.clone(), id.clone(), files, true, Earlier::default())?;
         for endpoint in self.usable_relays(&task.dist_id, &task.relays) {
@@ -502,6 +511,60 @@ impl Agent {
         }
     }
 
+    /// After a restart: asks ctl about every provisional job an earlier run recorded and
+    /// deletes the data of those that failed (reporting FAILED, like a live job told so) or
+    /// were cancelled or removed; keeps those still active (the task stream resumes them) and
+    /// those whose `.torrent` is out (promoted, or promoted on resume). A distribution ctl
+    /// cannot be asked about now stays recorded for the next start.
+    async fn clean_up_recorded(self: Arc<Self>) {
+        for dist in self.record.dists() {
+            // Unless the task stream's replay got to it first (`fail` takes the entry).
+            let ours = || self.record.contains(&dist) && !self.jobs.lock().contains_key(&dist);
+            let req = pb::DistributionMetaRequest { dist_id: dist.clone() };
+            let got =
+                tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req)).await;
+            match got {
+                Ok(Ok(meta)) => {
+                    let meta = meta.into_inner();
+                    match meta.state.as_str() {
+                        "failed" => {
+                            let reason = if meta.failure_reason.is_empty() {
+                                "the distribution failed".to_string()
+                            } else {
+                                meta.failure_reason
+                            };
+                            if ours() {
+                                self.fail(&dist, reason).await;
+                            }
+                        }
+                        "cancelled" => {
+                            if ours() {
+                                self.cancel(&dist);
+                            }
+                        }
+                        "active" if meta.torrent.is_empty() => {
+                            tracing::info!(dist, "provisional job of an earlier run still active: resumes")
+                        }
+                        _ => {
+                            // Its .torrent is out: the files are (or will be) the standard download's.
+                            self.record.take(&dist);
+                        }
+                    }
+                }
+                Ok(Err(e)) if e.code() == tonic::Code::NotFound => {
+                    tracing::info!(dist, "the distribution of a provisional job of an earlier run is gone");
+                    self.cancel(&dist);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(dist, error = %e, "cannot ask ctl about a provisional job of an earlier run")
+                }
+                Err(_) => {
+                    tracing::warn!(dist, "asking ctl about a provisional job of an earlier run timed out")
+                }
+            }
+        }
+    }
+
     /// Every hash is in: waits until ctl has the `.torrent` (the relay publishes it right
     /// after its pull) and moves the job to the standard swarm.
     async fn await_torrent(self: Arc<Self>, dist: String, stop: Arc<AtomicBool>) {
@@ -548,6 +611,10 @@ impl Agent {
         let task = pb::Task { has_torrent: true, ..job.task };
         tracing::info!(dist = %dist, kept = carry.verified.count_ones(), "moving to the standard swarm");
         let started = self.start_known(task, Some(carry)).await;
+        if started.is_ok() {
+            // The files are the standard download's now.
+            self.record.take(&dist);
+        }
         self.promoting.lock().remove(&dist);
         if let Err(e) = started {
             let reason = format!("{e:#}");
@@ -819,6 +886,7 @@ impl Agent {
     async fn fail(&self, dist: &str, reason: String) {
         self.waiting.lock().remove(dist);
         let job = self.jobs.lock().remove(dist);
+        let recorded = self.record.take(dist);
         let mut bytes = Bytes::default();
         if let Some(job) = job {
             job.stop.store(true, Ordering::Relaxed);
@@ -827,23 +895,31 @@ impl Agent {
             let keep = !job.provisional && job.torrent.is_complete();
             self.swarm.remove_torrent(&job.info_hash);
             if !keep {
-                for f in &job.files {
-                    if let Err(e) = std::fs::remove_file(f) {
-                        tracing::debug!(file = %f.display(), error = %e, "cannot delete the failed download");
-                    }
-                }
+                delete(&job.files);
             }
             tracing::error!(dist, %reason, deleted = !keep, "distribution failed");
+        } else if let Some(files) = recorded {
+            // A provisional job of an earlier run of this agent (it stopped before hearing).
+            delete(&files);
+            tracing::error!(dist, %reason, deleted = true, "distribution failed; deleted the provisional data of an earlier run");
         } else {
             tracing::warn!(dist, %reason, "distribution failed");
         }
         self.report(dist, pb::TaskState::Failed, bytes, 0, reason).await;
     }
 
-    /// Stops a task; drops its data unless it was complete.
+    /// Stops a task; drops its data unless it was complete. Without a job, drops the
+    /// provisional data an earlier run of this agent recorded for it.
     fn cancel(&self, dist: &str) {
         self.waiting.lock().remove(dist);
-        let Some(job) = self.jobs.lock().remove(dist) else { return };
+        let recorded = self.record.take(dist);
+        let Some(job) = self.jobs.lock().remove(dist) else {
+            if let Some(files) = recorded {
+                delete(&files);
+                tracing::info!(dist, "task cancelled; deleted the provisional data of an earlier run");
+            }
+            return;
+        };
         job.stop.store(true, Ordering::Relaxed);
         let complete = job.torrent.is_complete();
         self.swarm.remove_torrent(&job.info_hash);
@@ -853,6 +929,15 @@ impl Agent {
             }
         }
         tracing::info!(dist, complete, "task cancelled");
+    }
+}
+
+/// Deletes a download's files (a failure is logged at debug level: most often already gone).
+fn delete(files: &[PathBuf]) {
+    for f in files {
+        if let Err(e) = std::fs::remove_file(f) {
+            tracing::debug!(file = %f.display(), error = %e, "cannot delete the download");
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod get;
 mod hash_feed;
 pub(crate) mod info;
 pub(crate) mod make_torrent;
+pub(crate) mod provisional_record;
 pub(crate) mod seed;
 mod swarm_util;
 pub(crate) mod verify;

@@ -26,5 +26,7 @@ pub(crate) async fn distribution_meta(st: &State, dist_id: &str) -> CtlResult<pb
         torrent: convert::decode_bytes(&d.torrent)?,
         piece_hashes: convert::decode_bytes(&d.piece_hashes)?,
         piece_length: d.piece_length.max(0) as u64,
+        state: d.state.clone(),
+        failure_reason: d.failure_reason.clone(),
     })
 }

@@ -47,6 +47,31 @@ fn card_state(b: &mut Browser, id: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The card's hash-conflict lines, rendered by the page's own `renderDist` from the
+/// distribution as the page last read it (`hash_conflicts` must be there, empty: no relay
+/// disagrees in this fleet) with two conflicting relays put in. That ctl's JSON carries real
+/// reports is `faststart_conflict`'s test; this checks the page reads the field.
+fn hash_conflicts_are_shown_per_relay(b: &mut Browser, id: &str) {
+    let expr = format!(
+        "(() => {{ const o = lastOverview; const d = o && o.distributions.find((x) => x.id === {id:?}); if (!d) return null; \
+         const copy = JSON.parse(JSON.stringify(d)); const field = Array.isArray(copy.hash_conflicts) ? copy.hash_conflicts.length : -1; \
+         const without = renderDist(copy, o.limits).includes('hash conflicts'); \
+         copy.hash_conflicts = [{{relay: 'relay-a', first_piece: 3, clients: 2, hash_seen_first: '', hash_from_relay: ''}}, \
+           {{relay: 'relay-<b>', first_piece: 0, clients: 1, hash_seen_first: '', hash_from_relay: ''}}]; \
+         const el = document.createElement('div'); el.innerHTML = renderDist(copy, o.limits); \
+         const lines = [...el.querySelectorAll('[data-field=hash-conflicts] .conflict')].map((e) => [e.dataset.relay, e.textContent]); \
+         return {{field, without, lines}}; }})()"
+    );
+    let got = b.wait_js(&expr, Duration::from_secs(10)).expect("the page's last overview");
+    assert_eq!(got["field"], 0, "the distribution's JSON has hash_conflicts, empty here: {got}");
+    assert_eq!(got["without"], false, "no conflict line without conflicts: {got}");
+    let want = serde_json::json!([
+        ["relay-a", "relay-a: from piece 3, reported by 2 client(s)"],
+        ["relay-<b>", "relay-<b>: from piece 0, reported by 1 client(s)"],
+    ]);
+    assert_eq!(got["lines"], want, "one line per conflicting relay, escaped: {got}");
+}
+
 #[test]
 fn dashboard_shows_progress_and_cancels_only_with_the_admin_token() {
     assert!(
@@ -61,6 +86,7 @@ fn dashboard_shows_progress_and_cancels_only_with_the_admin_token() {
     let mut b = Browser::open(&format!("http://{http}/"));
     b.wait_js(&format!("document.getElementById('dist-{id}')"), Duration::from_secs(15))
         .expect("the distribution did not appear on the dashboard");
+    hash_conflicts_are_shown_per_relay(&mut b, &id);
 
     // Progress advances on screen without a reload.
     let first = b

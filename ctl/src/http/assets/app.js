@@ -123,6 +123,11 @@ function renderDist(d, limits) {
   const bound = s.min_time_secs > 0
     ? `${fmtSecs(d.elapsed_secs)} vs ${measured ? "estimate" : "bound"} ${fmtSecs(s.min_time_secs)} (${(d.elapsed_secs / s.min_time_secs).toFixed(2)}×) <span class="muted" data-field="bound-basis">from ${basis}</span>`
     : `${fmtSecs(d.elapsed_secs)} <span class="muted" data-field="bound-basis">(bound unknown yet: no rates)</span>`;
+  // Relays whose piece hashes disagreed with another relay's (agents' reports): one line each.
+  const conflicts = (d.hash_conflicts || []).map((c) =>
+    `<div class="conflict" data-relay="${esc(c.relay)}"><code>${esc(c.relay)}</code>: from piece ${Number(c.first_piece)}, reported by ${Number(c.clients)} client(s)</div>`).join("");
+  const conflictRow = conflicts
+    ? `<dt class="warn">hash conflicts</dt><dd data-field="hash-conflicts">${conflicts}</dd>` : "";
   const cancel = d.state === "active"
     ? `<button type="button" class="cancel" id="cancel-${esc(d.id)}" data-id="${esc(d.id)}">Cancel</button>` : "";
   return `<article class="dist" id="dist-${esc(d.id)}" data-state="${esc(d.state)}" data-progress="${s.progress}">
@@ -139,6 +144,7 @@ function renderDist(d, limits) {
         <dt>offload</dt><dd data-field="offload">${s.offload_ratio.toFixed(2)}×</dd>
         <dt>time</dt><dd data-field="time">${bound}</dd>
         <dt>relays</dt><dd>${esc(d.relay_ids.join(", ") || "none")}</dd>
+        ${conflictRow}
       </dl>
     </div>
     <div>${chart(d, limits)}</div>
