@@ -47,7 +47,7 @@ fn card_state(b: &mut Browser, id: &str) -> Option<String> {
         .map(String::from)
 }
 
-/// The card's hash-conflict lines, rendered by the page's own `renderDist` from the
+/// The card's hash-conflict lines (and its failure reason), rendered by the page's own `renderDist` from the
 /// distribution as the page last read it (`hash_conflicts` must be there, empty: no relay
 /// disagrees in this fleet) with two conflicting relays put in. That ctl's JSON carries real
 /// reports is `faststart_conflict`'s test; this checks the page reads the field.
@@ -60,7 +60,10 @@ fn hash_conflicts_are_shown_per_relay(b: &mut Browser, id: &str) {
            {{relay: 'relay-<b>', first_piece: 0, clients: 1, hash_seen_first: '', hash_from_relay: ''}}]; \
          const el = document.createElement('div'); el.innerHTML = renderDist(copy, o.limits); \
          const lines = [...el.querySelectorAll('[data-field=hash-conflicts] .conflict')].map((e) => [e.dataset.relay, e.textContent]); \
-         return {{field, without, lines}}; }})()"
+         const noReason = el.querySelector('[data-field=failure-reason]') === null; \
+         copy.failure_reason = 'sha256 <mismatch> from relay-a'; el.innerHTML = renderDist(copy, o.limits); \
+         const reasonEl = el.querySelector('[data-field=failure-reason]'); \
+         return {{field, without, lines, noReason, reason: reasonEl && reasonEl.textContent}}; }})()"
     );
     let got = b.wait_js(&expr, Duration::from_secs(10)).expect("the page's last overview");
     assert_eq!(got["field"], 0, "the distribution's JSON has hash_conflicts, empty here: {got}");
@@ -70,6 +73,8 @@ fn hash_conflicts_are_shown_per_relay(b: &mut Browser, id: &str) {
         ["relay-<b>", "relay-<b>: from piece 0, reported by 1 client(s)"],
     ]);
     assert_eq!(got["lines"], want, "one line per conflicting relay, escaped: {got}");
+    assert_eq!(got["noReason"], true, "no failure line for a distribution that has not failed: {got}");
+    assert_eq!(got["reason"], "sha256 <mismatch> from relay-a", "a failure reason is shown, escaped: {got}");
 }
 
 #[test]

@@ -128,6 +128,9 @@ function renderDist(d, limits) {
     `<div class="conflict" data-relay="${esc(c.relay)}"><code>${esc(c.relay)}</code>: from piece ${Number(c.first_piece)}, reported by ${Number(c.clients)} client(s)</div>`).join("");
   const conflictRow = conflicts
     ? `<dt class="warn">hash conflicts</dt><dd data-field="hash-conflicts">${conflicts}</dd>` : "";
+  // Why a distribution failed (a relay's SHA-256 mismatch, say), when it did.
+  const failureRow = d.failure_reason
+    ? `<dt class="warn">failed because</dt><dd data-field="failure-reason">${esc(d.failure_reason)}</dd>` : "";
   const cancel = d.state === "active"
     ? `<button type="button" class="cancel" id="cancel-${esc(d.id)}" data-id="${esc(d.id)}">Cancel</button>` : "";
   return `<article class="dist" id="dist-${esc(d.id)}" data-state="${esc(d.state)}" data-progress="${s.progress}">
@@ -144,7 +147,7 @@ function renderDist(d, limits) {
         <dt>offload</dt><dd data-field="offload">${s.offload_ratio.toFixed(2)}×</dd>
         <dt>time</dt><dd data-field="time">${bound}</dd>
         <dt>relays</dt><dd>${esc(d.relay_ids.join(", ") || "none")}</dd>
-        ${conflictRow}
+        ${failureRow}${conflictRow}
       </dl>
     </div>
     <div>${chart(d, limits)}</div>
