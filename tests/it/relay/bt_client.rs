@@ -42,3 +42,43 @@ fn aria2c_downloads_from_the_relay_during_the_pull() {
     let task = relay.wait_state("complete", Duration::from_secs(30));
     assert!(task["bt_bytes"].as_u64().unwrap_or(0) > 0, "aria2c got its bytes over BitTorrent: {task}");
 }
+
+/// libtorrent downloads from the relay while it pulls: the relay super-seeds automatically
+/// (its default) while it is incomplete, revealing pieces as they land, and libtorrent must
+/// still end with every piece (it drops a seed it is not interested in when the HAVE that
+/// completes the seed's set arrives; see `engine/src/peer/super_seed.rs`). It is given the
+/// relay's address too: its first announce can come before the relay's tracker lists the relay
+/// itself, and libtorrent would wait a whole announce interval.
+#[test]
+fn libtorrent_downloads_from_the_relay_during_the_pull() {
+    require(Command::new("/usr/bin/python3").args(["-c", "import libtorrent"]), "python3-libtorrent");
+    let len = 6 * 1024 * 1024 + 5;
+    let fx = Fixture::new(len);
+    let http = free_addr();
+    let torrent = fx.dir.path().join("tracked.torrent");
+    let status = Command::new(bin("floodgate"))
+        .args(["make-torrent", path(&fx.file), "-o", path(&torrent), "--piece-size", &PIECE.to_string()])
+        .args(["--tracker", &format!("http://{http}/announce")])
+        .stdout(Stdio::null())
+        .status()
+        .expect("make-torrent");
+    assert!(status.success());
+    let origin = Origin::start(&fx.file, &["--rate", "3000000"]);
+    let relay = Relay::start_at(&torrent, &origin.url(), &fx.dir.path().join("relay"), http);
+
+    let out = fx.dir.path().join("lt");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/bench/lt_get.py");
+    let output = Command::new("timeout")
+        .args(["90", "/usr/bin/python3", path(&script), path(&torrent), path(&out), &relay.bt.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run libtorrent");
+    assert!(output.status.success(), "libtorrent failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        std::fs::read(out.join("blob.bin")).expect("libtorrent's file") == fx.data,
+        "libtorrent's bytes differ"
+    );
+    let task = relay.wait_state("complete", Duration::from_secs(30));
+    assert!(task["bt_bytes"].as_u64().unwrap_or(0) > 0, "libtorrent got its bytes over BitTorrent: {task}");
+}
