@@ -9,10 +9,9 @@ use floodgate_tests::{bin, free_addr};
 use super::{path, Fixture, Origin, Relay, PIECE};
 use crate::interop::require;
 
-#[test]
-fn aria2c_downloads_from_the_relay_during_the_pull() {
-    require(Command::new("aria2c").arg("--version"), "aria2c");
-    let len = 10 * 1024 * 1024 + 99;
+/// A relay pulling a `len`-byte file from a 3 MB/s origin, for a torrent that announces to
+/// the relay's own tracker.
+fn pulling_relay(len: usize) -> (Fixture, std::path::PathBuf, Origin, Relay) {
     let fx = Fixture::new(len);
     let http = free_addr();
     let torrent = fx.dir.path().join("tracked.torrent");
@@ -25,6 +24,14 @@ fn aria2c_downloads_from_the_relay_during_the_pull() {
     assert!(status.success());
     let origin = Origin::start(&fx.file, &["--rate", "3000000"]);
     let relay = Relay::start_at(&torrent, &origin.url(), &fx.dir.path().join("relay"), http);
+    (fx, torrent, origin, relay)
+}
+
+#[test]
+fn aria2c_downloads_from_the_relay_during_the_pull() {
+    require(Command::new("aria2c").arg("--version"), "aria2c");
+    let len = 10 * 1024 * 1024 + 99;
+    let (fx, torrent, _origin, relay) = pulling_relay(len);
 
     let out = fx.dir.path().join("aria");
     let output = Command::new("timeout")
@@ -53,18 +60,7 @@ fn aria2c_downloads_from_the_relay_during_the_pull() {
 fn libtorrent_downloads_from_the_relay_during_the_pull() {
     require(Command::new("/usr/bin/python3").args(["-c", "import libtorrent"]), "python3-libtorrent");
     let len = 6 * 1024 * 1024 + 5;
-    let fx = Fixture::new(len);
-    let http = free_addr();
-    let torrent = fx.dir.path().join("tracked.torrent");
-    let status = Command::new(bin("floodgate"))
-        .args(["make-torrent", path(&fx.file), "-o", path(&torrent), "--piece-size", &PIECE.to_string()])
-        .args(["--tracker", &format!("http://{http}/announce")])
-        .stdout(Stdio::null())
-        .status()
-        .expect("make-torrent");
-    assert!(status.success());
-    let origin = Origin::start(&fx.file, &["--rate", "3000000"]);
-    let relay = Relay::start_at(&torrent, &origin.url(), &fx.dir.path().join("relay"), http);
+    let (fx, torrent, _origin, relay) = pulling_relay(len);
 
     let out = fx.dir.path().join("lt");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/bench/lt_get.py");
