@@ -74,6 +74,8 @@ pub trait RevealView {
     fn reveals(&self, piece: PieceIndex) -> u32;
     /// How many pieces of the torrent we have not announced to this peer yet.
     fn unannounced(&self) -> u32;
+    /// We announced `piece` to this peer (revealed it, or announced it with the rest).
+    fn announced(&self, piece: PieceIndex) -> bool;
 }
 
 /// One peer's super-seeding state: what it was shown and has not passed on yet.
@@ -90,7 +92,9 @@ pub trait RevealView {
 /// (see [`next_reveal`](Self::next_reveal)): the HAVE that completes our announced set makes
 /// us a seed in the peer's eyes, and libtorrent, handling that HAVE, drops a seed it is not
 /// interested in *before* it notes that the piece is new to it. A peer that had fetched every
-/// other revealed piece would close the connection one piece short.
+/// other revealed piece would close the connection one piece short. While we are still
+/// incomplete (a relay pulling), the second-to-last piece is held back until the last one is
+/// verified, so the two can go out together (a hold of about one piece's pull time).
 #[derive(Debug, Clone)]
 pub struct SuperSeed {
     /// Revealed pieces the peer has not announced yet.
@@ -147,11 +151,30 @@ impl SuperSeed {
         if (availability > 0 || reveals > 0) && !idle {
             return None;
         }
+        if view.unannounced() == 2 && Self::partner_not_ready(piece, view) {
+            // Revealing `piece` now would leave the peer one piece short of our whole set, a
+            // piece it lacks and we do not hold yet (a relay still pulling): its HAVE would
+            // later go out alone and could reach a peer with nothing else to fetch from us.
+            // Hold `piece` until its partner lands; then both go out together.
+            if idle {
+                self.last_reveal = now;
+            }
+            return None;
+        }
         self.last_reveal = now;
         self.last_progress = now;
         self.revealed.push(piece);
         self.partner_due = view.unannounced() == 2;
         Some(piece)
+    }
+
+    /// With two pieces left unannounced, `piece` and one other: whether the other is one the
+    /// peer lacks and we cannot reveal yet (not verified here).
+    fn partner_not_ready(piece: PieceIndex, view: &impl RevealView) -> bool {
+        (0..view.piece_count())
+            .map(PieceIndex)
+            .find(|&p| p != piece && !view.announced(p))
+            .is_some_and(|other| !view.peer_has(other) && !view.may_reveal(other))
     }
 
     /// Drops the revealed pieces the peer announced since; any counts as progress.
@@ -220,6 +243,8 @@ mod tests {
         reveals: Vec<u32>,
         peer_has: Vec<bool>,
         announced: Vec<bool>,
+        /// Pieces we hold verified (all, unless a test says otherwise: a pulling relay).
+        held: Vec<bool>,
     }
 
     impl View {
@@ -229,6 +254,7 @@ mod tests {
                 reveals: vec![0; pieces],
                 peer_has: vec![false; pieces],
                 announced: vec![false; pieces],
+                held: vec![true; pieces],
             }
         }
 
@@ -253,7 +279,7 @@ mod tests {
             self.availability.len() as u32
         }
         fn may_reveal(&self, p: PieceIndex) -> bool {
-            !self.announced[p.0 as usize] && !self.peer_has[p.0 as usize]
+            self.held[p.0 as usize] && !self.announced[p.0 as usize] && !self.peer_has[p.0 as usize]
         }
         fn peer_has(&self, p: PieceIndex) -> bool {
             self.peer_has[p.0 as usize]
@@ -267,6 +293,66 @@ mod tests {
         fn unannounced(&self) -> u32 {
             self.announced.iter().filter(|a| !**a).count() as u32
         }
+        fn announced(&self, p: PieceIndex) -> bool {
+            self.announced[p.0 as usize]
+        }
+    }
+
+    /// A relay still pulling: pieces land one at a time in the order given, and one peer
+    /// (our only peer, as libtorrent was in the relay interop test) takes every revealed piece
+    /// at once. Returns the piece-count of our announced set at which each HAVE went out,
+    /// with whether the peer then lacked another announced piece (so it was interested).
+    fn pull_with_one_fast_peer(order: &[u32]) -> Vec<(u32, bool)> {
+        let n = order.len();
+        let now = Instant::now();
+        let mut view = View::new(n);
+        view.held = vec![false; n];
+        let mut s = SuperSeed::new(now);
+        let mut haves = Vec::new();
+        for &landed in order {
+            view.held[landed as usize] = true;
+            while let Some(p) = s.next_reveal(now, &view) {
+                view.apply(p);
+                let lacks_another = (0..n).any(|q| q != p.get() && view.announced[q] && !view.peer_has[q]);
+                haves.push((view.unannounced(), lacks_another));
+            }
+            // The peer fetches every revealed piece before the next one lands.
+            for q in 0..n {
+                view.peer_has[q] |= view.announced[q];
+            }
+        }
+        haves
+    }
+
+    #[test]
+    fn while_pulling_the_have_that_completes_our_set_never_reaches_an_uninterested_peer() {
+        for order in [vec![0, 1, 2, 3, 4, 5], vec![5, 3, 1, 0, 2, 4], vec![2, 0, 1]] {
+            let haves = pull_with_one_fast_peer(&order);
+            assert_eq!(haves.len(), order.len(), "every piece is revealed once: {order:?} -> {haves:?}");
+            let last = haves.last().copied().expect("some HAVE");
+            assert_eq!(
+                last,
+                (0, true),
+                "the completing HAVE follows another the peer still lacks: {order:?} -> {haves:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn while_pulling_the_second_to_last_piece_waits_for_the_last() {
+        let now = Instant::now();
+        let mut view = View::new(3);
+        view.held = vec![true, true, false];
+        let mut s = SuperSeed::new(now);
+        assert_eq!(view.reveal_all(&mut s, now), vec![0], "1 waits: only 2 would be left, not here yet");
+        view.peer_has[0] = true;
+        assert_eq!(view.reveal_all(&mut s, now), Vec::<u32>::new());
+        // An idle peer's timer does not spin on the held piece.
+        let later = now + REVEAL_IDLE;
+        assert_eq!(view.reveal_all(&mut s, later), Vec::<u32>::new());
+        assert_eq!(s.deadline(), Some(later + REVEAL_IDLE));
+        view.held[2] = true;
+        assert_eq!(view.reveal_all(&mut s, later), vec![1, 2]);
     }
 
     #[test]

@@ -259,6 +259,9 @@ impl RevealView for Reveal<'_> {
     fn unannounced(&self) -> u32 {
         self.torrent.map.piece_count() - self.announced.count_ones()
     }
+    fn announced(&self, p: PieceIndex) -> bool {
+        self.announced.has(p)
+    }
 }
 
 /// Super-seeding: reveals (HAVE) to this peer what its [`SuperSeed`] policy picks now. An

@@ -53,9 +53,10 @@ fn aria2c_downloads_from_the_relay_during_the_pull() {
 /// libtorrent downloads from the relay while it pulls: the relay super-seeds automatically
 /// (its default) while it is incomplete, revealing pieces as they land, and libtorrent must
 /// still end with every piece (it drops a seed it is not interested in when the HAVE that
-/// completes the seed's set arrives; see `engine/src/peer/super_seed.rs`). It is given the
-/// relay's address too: its first announce can come before the relay's tracker lists the relay
-/// itself, and libtorrent would wait a whole announce interval.
+/// completes the seed's set arrives; see `engine/src/peer/super_seed.rs`). It finds the relay
+/// through the relay's tracker only. Before the relay held back its second-to-last piece while
+/// pulling, libtorrent dropped it at the last HAVE in 3 of 5 runs and found it again only at its
+/// next announce, 60 s later.
 #[test]
 fn libtorrent_downloads_from_the_relay_during_the_pull() {
     require(Command::new("/usr/bin/python3").args(["-c", "import libtorrent"]), "python3-libtorrent");
@@ -65,7 +66,7 @@ fn libtorrent_downloads_from_the_relay_during_the_pull() {
     let out = fx.dir.path().join("lt");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/bench/lt_get.py");
     let output = Command::new("timeout")
-        .args(["90", "/usr/bin/python3", path(&script), path(&torrent), path(&out), &relay.bt.to_string()])
+        .args(["90", "/usr/bin/python3", path(&script), path(&torrent), path(&out)])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
