@@ -50,6 +50,10 @@ impl fmt::Display for InfoHash {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PeerId(pub [u8; 20]);
 
+/// Our client name and version, sent as `v` in the BEP 10 extended handshake: what other
+/// clients show in their peer lists (libtorrent reads `-FG` in our peer id as FlashGet's).
+pub const CLIENT_VERSION: &str = concat!("Floodgate ", env!("CARGO_PKG_VERSION"));
+
 impl PeerId {
     /// A fresh random peer id with Floodgate's Azureus-style prefix `-FG0100-`.
     pub fn generate() -> Self {

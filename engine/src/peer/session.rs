@@ -419,6 +419,7 @@ impl PeerSession {
             let mut ext = self.config.extended.clone();
             let reqq = u32::try_from(self.config.max_peer_requests).unwrap_or(u32::MAX);
             ext.reqq.get_or_insert(reqq);
+            ext.v.get_or_insert_with(|| crate::types::CLIENT_VERSION.to_owned());
             if let Some(key) = &self.config.fleet {
                 ext.fleet = Some(key.proof(self.info_hash, self.our_id, hs.peer_id));
             }

@@ -820,3 +820,31 @@ fn an_unchoke_before_the_handshake_is_sent_once_the_connection_opens() {
     }
     assert_eq!(decoder.next().unwrap(), Some(Message::Choke));
 }
+
+#[test]
+fn our_extended_handshake_names_the_client() {
+    let (layout, _, hashes) = torrent(11, 16 * 1024, &[100_000]);
+    let (a, b) = (Node::leecher(&layout, hashes.clone()), Node::leecher(&layout, hashes));
+    let now = Instant::now();
+    let info_hash = InfoHash([1; 20]);
+    let mut ours =
+        PeerSession::new(SessionConfig::default(), a.picker.clone(), PeerSlot(0), info_hash, a.id, now);
+    let mut theirs =
+        PeerSession::new(SessionConfig::default(), b.picker.clone(), PeerSlot(1), info_hash, b.id, now);
+    let mut named = None;
+    for _ in 0..4 {
+        while let Some(bytes) = ours.poll_transmit(now) {
+            theirs.handle_input(&bytes, now).expect("a valid stream");
+        }
+        while let Some(bytes) = theirs.poll_transmit(now) {
+            ours.handle_input(&bytes, now).expect("a valid stream");
+        }
+        while let Some(ev) = theirs.poll_event() {
+            if let PeerEvent::Extended(hs) = ev {
+                named = hs.v;
+            }
+        }
+    }
+    assert_eq!(named.as_deref(), Some(crate::types::CLIENT_VERSION));
+    assert!(crate::types::CLIENT_VERSION.starts_with("Floodgate "));
+}
