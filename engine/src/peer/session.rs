@@ -27,8 +27,10 @@ pub struct SessionConfig {
     /// The in-flight target is the measured rate times this (a bandwidth-delay product with room).
     pub queue_time: Duration,
     /// In endgame (every missing block requested by someone) keep at most this many in flight:
-    /// new requests are then duplicates of other peers' blocks, and a full-size pipeline of
-    /// them would fetch most of the tail twice.
+    /// new requests are then duplicates of other peers' blocks, and most duplicates arrive
+    /// twice whatever the CANCEL (the owner has usually sent its copy). Two per idle peer, as
+    /// libtorrent asks one busy block at a time: with 16 each client of an 8-client swarm got
+    /// 2.2 % of the file twice, with 2 about 0.8 %, and finished no later (BENCHMARKS.md).
     pub endgame_queue: usize,
     /// Most requests from the peer we hold unanswered (advertised as `reqq`); more are rejected.
     pub max_peer_requests: usize,
@@ -75,7 +77,7 @@ impl Default for SessionConfig {
             min_queue: 4,
             max_queue: 2048,
             queue_time: Duration::from_secs(2),
-            endgame_queue: 16,
+            endgame_queue: 2,
             max_peer_requests: 4096,
             upload_window: 4 << 20,
             max_request_len: 128 * 1024,
@@ -89,6 +91,15 @@ impl Default for SessionConfig {
             fleet_only: false,
         }
     }
+}
+
+/// One chunk ready to write.
+#[derive(Debug)]
+struct Outgoing {
+    bytes: Bytes,
+    /// The block whose PIECE message this chunk is (its 13-byte head or its payload, `true`
+    /// for the payload): a CANCEL that arrives before the driver takes it takes it back.
+    piece: Option<(BlockRef, bool)>,
 }
 
 /// Something the driver must act on.
@@ -196,7 +207,7 @@ pub struct PeerSession {
     /// Control bytes not yet handed out by `poll_transmit`.
     pending: BytesMut,
     /// Chunks ready to write, in order.
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<Outgoing>,
     events: VecDeque<PeerEvent>,
     /// The pieces the peer has, always counted in the map's availability while open.
     peer_has: Bitfield,
@@ -503,12 +514,13 @@ impl PeerSession {
             }
             Message::Request(block) => self.on_request(block)?,
             Message::Cancel(block) => {
-                // Still queued here: drop it (with the fast extension a cancelled request is
-                // answered with a reject). Otherwise the driver may be reading it already; a
-                // late PIECE is harmless.
+                // Still queued here, as a request or as a PIECE not yet handed to the driver:
+                // drop it (with the fast extension a cancelled request is answered with a
+                // reject). Otherwise the driver is reading or writing it; a late PIECE is
+                // harmless, only wasted upload (endgame duplicates, released snubs).
                 let before = self.upload_queue.len();
                 self.upload_queue.retain(|Reverse(q)| q.block != block);
-                if self.upload_queue.len() < before && self.fast {
+                if (self.upload_queue.len() < before || self.take_back_piece(block)) && self.fast {
                     self.push(&Message::RejectRequest(block));
                 }
             }
@@ -692,7 +704,7 @@ impl PeerSession {
 
     /// Sends a block the peer asked for (answer to [`PeerEvent::Upload`]). The payload is queued
     /// as is, after a 13-byte header.
-    pub fn send_block(&mut self, block: BlockRef, data: Bytes, now: Instant) {
+    pub fn send_block(&mut self, block: BlockRef, data: Bytes, _now: Instant) {
         self.uploads_pending = self.uploads_pending.saturating_sub(1);
         self.upload_bytes_out = self.upload_bytes_out.saturating_sub(block.length as usize);
         if self.phase != Phase::Open {
@@ -706,8 +718,31 @@ impl PeerSession {
             }
             return;
         }
-        self.up.add(data.len() as u64, now);
-        self.push(&Message::Piece { piece: block.piece, offset: block.offset, data });
+        // Head and payload as chunks of their own, so a CANCEL can still take both back.
+        self.flush_pending();
+        let msg = Message::Piece { piece: block.piece, offset: block.offset, data };
+        let payload = msg.encode_head(&mut self.pending).cloned();
+        let head = self.pending.split().freeze();
+        self.queued_bytes += head.len();
+        self.queue.push_back(Outgoing { bytes: head, piece: Some((block, false)) });
+        if let Some(payload) = payload.filter(|p| !p.is_empty()) {
+            self.queued_bytes += payload.len();
+            self.queue.push_back(Outgoing { bytes: payload, piece: Some((block, true)) });
+        }
+    }
+
+    /// Removes the PIECE message for `block` from the chunks not yet handed to the driver;
+    /// whether it was there.
+    fn take_back_piece(&mut self, block: BlockRef) -> bool {
+        // Only while its head is still here: once the head is out, the payload must follow.
+        let Some(at) = self.queue.iter().position(|c| c.piece == Some((block, false))) else {
+            return false;
+        };
+        let payload_follows = self.queue.get(at + 1).is_some_and(|c| c.piece == Some((block, true)));
+        for c in self.queue.drain(at..at + 1 + usize::from(payload_follows)) {
+            self.queued_bytes = self.queued_bytes.saturating_sub(c.bytes.len());
+        }
+        true
     }
 
     /// The driver could not read a block it was asked for: reject it (fast extension) and
@@ -884,12 +919,14 @@ impl PeerSession {
     /// The next chunk of bytes to write, in order. Call until `None` after every input.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         self.flush_pending();
-        let chunk = self.queue.pop_front();
-        if let Some(c) = &chunk {
-            self.last_send = now;
-            self.queued_bytes = self.queued_bytes.saturating_sub(c.len());
+        let chunk = self.queue.pop_front()?;
+        self.last_send = now;
+        self.queued_bytes = self.queued_bytes.saturating_sub(chunk.bytes.len());
+        if let Some((_, true)) = chunk.piece {
+            // Counted as uploaded once handed to the driver: a PIECE taken back never was.
+            self.up.add(chunk.bytes.len() as u64, now);
         }
-        chunk
+        Some(chunk.bytes)
     }
 
     /// Whether bytes are waiting to be written.
@@ -952,7 +989,7 @@ impl PeerSession {
             let payload = payload.clone();
             self.flush_pending();
             self.queued_bytes += payload.len();
-            self.queue.push_back(payload);
+            self.queue.push_back(Outgoing { bytes: payload, piece: None });
         }
     }
 
@@ -960,7 +997,7 @@ impl PeerSession {
         if !self.pending.is_empty() {
             let chunk = self.pending.split().freeze();
             self.queued_bytes += chunk.len();
-            self.queue.push_back(chunk);
+            self.queue.push_back(Outgoing { bytes: chunk, piece: None });
         }
     }
 }

@@ -848,3 +848,71 @@ fn our_extended_handshake_names_the_client() {
     assert_eq!(named.as_deref(), Some(crate::types::CLIENT_VERSION));
     assert!(crate::types::CLIENT_VERSION.starts_with("Floodgate "));
 }
+
+/// Moves every byte each session has to send into the other, `rounds` times.
+fn pump(a: &mut PeerSession, b: &mut PeerSession, now: Instant) {
+    while let Some(bytes) = a.poll_transmit(now) {
+        b.handle_input(&bytes, now).expect("a valid stream");
+    }
+    while let Some(bytes) = b.poll_transmit(now) {
+        a.handle_input(&bytes, now).expect("a valid stream");
+    }
+}
+
+#[test]
+fn a_cancel_takes_back_a_piece_not_yet_handed_to_the_driver() {
+    let (layout, data, hashes) = torrent(12, 16 * 1024, &[256 * 1024]);
+    let (seed, leech) = (Node::seeder(&layout, &data, hashes.clone()), Node::leecher(&layout, hashes));
+    let now = Instant::now();
+    let info_hash = InfoHash([1; 20]);
+    let mut up =
+        PeerSession::new(SessionConfig::default(), seed.picker.clone(), PeerSlot(0), info_hash, seed.id, now);
+    let mut down = PeerSession::new(
+        SessionConfig::default(),
+        leech.picker.clone(),
+        PeerSlot(1),
+        info_hash,
+        leech.id,
+        now,
+    );
+    // Handshakes, interest, unchoke, and the leecher's requests reach the seed.
+    let mut asked = Vec::new();
+    for _ in 0..4 {
+        pump(&mut down, &mut up, now);
+        while let Some(ev) = up.poll_event() {
+            match ev {
+                PeerEvent::PeerInterest(true) => up.set_choking(false),
+                PeerEvent::Upload(block) => asked.push(block),
+                _ => {}
+            }
+        }
+    }
+    assert!(asked.len() >= 3, "the leecher asked for several blocks: {asked:?}");
+    // The driver answers every request; the PIECEs wait in the seed's session.
+    for &block in &asked {
+        let off = piece_offset(&seed.store, block.piece) + u64::from(block.offset);
+        let bytes = Bytes::copy_from_slice(&data[off as usize..off as usize + block.length as usize]);
+        up.send_block(block, bytes, now);
+    }
+    // The leecher withdraws the last two (as when another peer delivered them) before the
+    // seed's writer has taken them.
+    let withdrawn = &asked[asked.len() - 2..];
+    for &block in withdrawn {
+        down.cancel_request(block);
+    }
+    while let Some(bytes) = down.poll_transmit(now) {
+        up.handle_input(&bytes, now).expect("a valid stream");
+    }
+    pump(&mut up, &mut down, now);
+    let (mut got, mut redundant) = (0, 0);
+    while let Some(ev) = down.poll_event() {
+        match ev {
+            PeerEvent::Block { .. } => got += 1,
+            PeerEvent::Redundant { .. } => redundant += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((got, redundant), (asked.len() - 2, 0), "cancelled PIECEs were not sent");
+    let sent: u64 = asked[..asked.len() - 2].iter().map(|b| u64::from(b.length)).sum();
+    assert_eq!(up.payload_totals().1, sent, "only what went out counts as uploaded");
+}

@@ -40,6 +40,10 @@ const READ_FIRST: usize = 16 * 1024;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Chunks handed to one `writev` (under IOV_MAX).
 const MAX_IOVECS: usize = 512;
+/// Bytes taken from the session per write. The rest waits in the session, where a CANCEL can
+/// still take a PIECE back (endgame duplicates, requests a peer released): what a write has
+/// taken is committed.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 struct Shared {
     session: PeerSession,
@@ -74,6 +78,8 @@ pub(crate) async fn run(
         return Ok(());
     };
     let _ = stream.set_nodelay(true);
+    // Unsent bytes wait in the session (see MAX_BATCH_BYTES), not in the kernel.
+    let _ = crate::uring::set_notsent_lowat(&stream, MAX_BATCH_BYTES as u32);
     let now = Instant::now();
     // Super-seeding announces nothing up front; pieces are revealed one by one.
     let mut config = torrent.session.clone();
@@ -422,13 +428,18 @@ async fn write_loop(
     }
 }
 
-/// Moves up to [`MAX_IOVECS`] queued chunks into `bufs`; returns whether the connection is closing.
+/// Moves up to [`MAX_IOVECS`] queued chunks, about [`MAX_BATCH_BYTES`], into `bufs`; returns
+/// whether the connection is closing.
 fn collect_chunks(shared: &RefCell<Shared>, bufs: &mut Vec<Bytes>) -> bool {
     let mut s = shared.borrow_mut();
     let now = Instant::now();
-    while bufs.len() < MAX_IOVECS {
+    let mut bytes = 0;
+    while bufs.len() < MAX_IOVECS && bytes < MAX_BATCH_BYTES {
         match s.session.poll_transmit(now) {
-            Some(chunk) => bufs.push(chunk),
+            Some(chunk) => {
+                bytes += chunk.len();
+                bufs.push(chunk);
+            }
             None => break,
         }
     }

@@ -36,12 +36,16 @@
 //! [`residency`] (`cache.rs`) tells how much of a file range is in the page cache
 //! (`cachestat(2)`), so a caller can read a cold range in off a thread that must not block.
 //!
+//! [`set_notsent_lowat`] (`sockopt.rs`) is the one socket option the peer connections need
+//! that neither std nor tokio-uring offers.
+//!
 //! All of the engine's `unsafe` lives here.
 
 mod buf;
 mod cache;
 mod op;
 mod ring;
+mod sockopt;
 
 pub use buf::IoBufMut;
 #[cfg(test)]
@@ -51,6 +55,7 @@ pub use op::{
     fallocate, read_exact_at, read_segments, start_writeback, submit, submit_via, write_all_at, Op, ReadSeg,
 };
 pub use ring::{backend, Backend};
+pub use sockopt::set_notsent_lowat;
 
 #[cfg(test)]
 mod tests {
