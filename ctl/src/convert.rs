@@ -196,7 +196,9 @@ pub(crate) fn mirror_urls(origin: &str, mirrors: &[String]) -> CtlResult<Vec<Str
         if m.chars().any(char::is_control) {
             return Err(CtlError::Invalid(format!("mirror URL {shown:?} has control characters")));
         }
-        origin_host(m).map_err(|_| CtlError::Invalid(format!("mirror URL {shown:?} is not an http(s) URL with a host")))?;
+        origin_host(m).map_err(|_| {
+            CtlError::Invalid(format!("mirror URL {shown:?} is not an http(s) URL with a host"))
+        })?;
         if m != origin.trim() && !out.iter().any(|o| o == m) {
             out.push(m.to_string());
         }

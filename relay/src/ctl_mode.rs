@@ -388,15 +388,17 @@ impl Relay {
             let len = origin::origin_length(&url, &config)
                 .await
                 .context("cannot learn the origin file's length")?;
-            Arc::new(url_only_task(
-                &self.cli.task_options(),
-                &self.swarm,
-                t.origin_url.clone(),
-                &url,
-                len,
-                Some(&t.dist_id),
-            )?
-            .with_mirrors(&mirrors))
+            Arc::new(
+                url_only_task(
+                    &self.cli.task_options(),
+                    &self.swarm,
+                    t.origin_url.clone(),
+                    &url,
+                    len,
+                    Some(&t.dist_id),
+                )?
+                .with_mirrors(&mirrors),
+            )
         };
         let info_hash = task.torrent().map(|h| h.info_hash());
         self.server.add_task(task.clone());

@@ -75,7 +75,9 @@ fn main() -> anyhow::Result<()> {
             let len = rt
                 .block_on(origin::origin_length(&url, &config))
                 .context("cannot learn the origin file's length")?;
-            Arc::new(url_only_task(&cli.task_options(), &swarm, origin, &url, len, None)?.with_mirrors(&mirrors))
+            Arc::new(
+                url_only_task(&cli.task_options(), &swarm, origin, &url, len, None)?.with_mirrors(&mirrors),
+            )
         }
     };
     println!("{}", task.id);

@@ -72,7 +72,8 @@ fn dist_create_with_a_mirror_end_to_end() {
     assert!(used > 0 && used <= MIRROR_HOST_RATE, "{row}");
 
     let file = out.join("blob.bin");
-    let done = wait_for(Duration::from_secs(60), || std::fs::read(&file).is_ok_and(|b| b == fx.data).then_some(()));
+    let done =
+        wait_for(Duration::from_secs(60), || std::fs::read(&file).is_ok_and(|b| b == fx.data).then_some(()));
     assert!(done.is_some(), "the agent did not get the file within 60 s");
     let task = json(&format!("http://{http}/tasks")).and_then(|t| t.as_array()?.first().cloned());
     let task = task.expect("the relay's task");

@@ -209,8 +209,9 @@ impl Db {
     ) -> CtlResult<GrantInput> {
         let mut rows = Vec::new();
         for l in limits {
-            let u =
-                self.usage(tx, if l.origin.is_empty() { None } else { Some(&l.origin) }, now, exclude).await?;
+            let u = self
+                .usage(tx, if l.origin.is_empty() { None } else { Some(&l.origin) }, now, exclude)
+                .await?;
             rows.push([
                 Dim { limit: l.max_conns, used: u.conns, others_weight: u.weight },
                 Dim { limit: l.max_rate_bps, used: u.rate, others_weight: u.weight },
@@ -252,7 +253,8 @@ impl Db {
         g: &LeaseGrant,
     ) -> CtlResult<LeaseRow> {
         let mut tx = self.begin_write().await?;
-        let hosts: Vec<String> = std::iter::once(origin.to_string()).chain(mirror_hosts.iter().cloned()).collect();
+        let hosts: Vec<String> =
+            std::iter::once(origin.to_string()).chain(mirror_hosts.iter().cloned()).collect();
         let (limits, now) = self.lock_limits(&mut tx, &hosts).await?;
         let input = self.grant_input(&mut tx, &limits, relay_id, now, "", g).await?;
         let [conns, rate, bytes] = compute_grant(&input);
@@ -326,9 +328,8 @@ impl Db {
         let extra_bytes = g.want[2];
         let mut want = g.want;
         want[2] = extra_bytes.max(0);
-        let input = self
-            .grant_input(&mut tx, &limits, relay_id, now, id, &LeaseGrant { want, ..g.clone() })
-            .await?;
+        let input =
+            self.grant_input(&mut tx, &limits, relay_id, now, id, &LeaseGrant { want, ..g.clone() }).await?;
         let [conns, rate, bytes] = compute_grant(&input);
         let window = limits.first().map_or(now, |l| l.window_start_ms);
         if lease.win_start_ms != window {

@@ -125,9 +125,8 @@ impl Policy {
     pub(crate) fn choose(&mut self, now: Instant, landed: bool) -> Choice {
         let rests = |m: &Mirror| m.resting_until.is_some_and(|t| t > now);
         // Bring new mirrors in first: they cannot be measured before they are ready.
-        let preparable = self.mirrors.iter().position(|m| {
-            m.stage == Stage::Unready && !rests(m) && (landed || !self.vet)
-        });
+        let preparable =
+            self.mirrors.iter().position(|m| m.stage == Stage::Unready && !rests(m) && (landed || !self.vet));
         if let Some(m) = preparable {
             self.mirrors[m].stage = Stage::Preparing;
             return Choice::Prepare(m);

@@ -84,7 +84,8 @@ async fn mirrors_are_stored_and_leases_count_them(ctl: &Ctl) {
     };
     let l = lease.acquire_origin_lease(want("r1", origin, &[m1, m2])).await.expect("lease").into_inner();
     assert_eq!(l.conns, MIRROR_CONNS, "capped by the mirror host's limit: {l:?}");
-    let limits = admin.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("limits").into_inner().limits;
+    let limits =
+        admin.get_origin_limits(pb::GetOriginLimitsRequest {}).await.expect("limits").into_inner().limits;
     let row = limits.iter().find(|r| r.origin == "mirror.test").expect("mirror host row");
     assert_eq!((row.live_leases, row.used_conns), (1, MIRROR_CONNS), "{row:?}");
     // Another relay pulling from the mirror host directly finds its connections used up ...

@@ -11,7 +11,10 @@ use super::{curl, path, Fixture, Origin, Relay};
 
 /// Bytes pulled from each of the task's sources (`/tasks` `mirrors`), in order.
 fn mirror_bytes(task: &serde_json::Value) -> Vec<u64> {
-    task["mirrors"].as_array().map(|a| a.iter().map(|m| m["bytes"].as_u64().unwrap_or(0)).collect()).unwrap_or_default()
+    task["mirrors"]
+        .as_array()
+        .map(|a| a.iter().map(|m| m["bytes"].as_u64().unwrap_or(0)).collect())
+        .unwrap_or_default()
 }
 
 /// Why the task's source `i` was refused ("" if it was not).
@@ -71,7 +74,8 @@ fn a_mirror_killed_mid_pull_leaves_the_pull_to_the_other() {
     let under_way = wait_for(Duration::from_secs(30), || {
         let t = relay.task();
         let b = mirror_bytes(&t);
-        (b.len() == 2 && b[0] > 0 && b[1] > 0 && t["bytes_verified"].as_u64().unwrap_or(0) > 2 << 20).then_some(())
+        (b.len() == 2 && b[0] > 0 && b[1] > 0 && t["bytes_verified"].as_u64().unwrap_or(0) > 2 << 20)
+            .then_some(())
     });
     assert!(under_way.is_some(), "both mirrors in use: {}", relay.task());
     drop(first);
@@ -105,7 +109,9 @@ fn a_mirror_of_another_length_is_refused() {
     let metrics = get_text(&format!("http://{}/metrics", relay.http));
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("floodgate_relay_origin_mirror_refused{") && l.contains(&wrong.addr.to_string()))
+        .find(|l| {
+            l.starts_with("floodgate_relay_origin_mirror_refused{") && l.contains(&wrong.addr.to_string())
+        })
         .unwrap_or_else(|| panic!("no refusal metric for the mirror: {metrics}"));
     assert!(line.ends_with(" 1"), "{line}");
 }
