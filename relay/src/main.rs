@@ -45,6 +45,9 @@ fn main() -> anyhow::Result<()> {
     let Some((origin, mirrors)) = cli.origin.split_first() else {
         bail!("give --origin URL (standalone) or --ctl URL --token T (ctl mode)");
     };
+    if mirrors.len() > 7 {
+        bail!("at most 8 --origin URLs (the origin and 7 mirrors)");
+    }
     let (origin, mirrors) = (origin.clone(), mirrors.to_vec());
     let url = origin::HttpUrl::parse(&origin)?;
     for m in &mirrors {
