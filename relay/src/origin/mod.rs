@@ -139,7 +139,8 @@ pub(crate) async fn pull(task: Arc<Task>, config: PullConfig) {
             tracing::warn!(task = %task.id, mirror = %source.label, error = %e, "mirror refused: bad URL");
             source.refuse(e.to_string());
             policy.refuse(i);
-            HttpUrl::parse(&task.origin).unwrap_or_else(|_| mirrors[0].url.clone())
+            // Never used (refused); a placeholder keeps the indices of `task.sources`.
+            mirrors[0].url.clone()
         });
         mirrors.push(MirrorUrl { url, validators: Mutex::new(None) });
     }
