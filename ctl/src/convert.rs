@@ -89,6 +89,7 @@ pub(crate) fn relay_task(d: &DistRow, target_count: u64) -> CtlResult<pb::RelayT
         config: Some(decode_msg(&d.config)?),
         target_count,
         sha256: d.sha256.clone(),
+        mirror_urls: d.mirror_urls.clone(),
     })
 }
 
@@ -129,6 +130,7 @@ pub(crate) fn distribution(
         stats: Some(stats),
         sha256: d.sha256.clone(),
         failure_reason: d.failure_reason.clone(),
+        mirror_urls: d.mirror_urls.clone(),
         hash_conflicts: conflicts
             .iter()
             .map(|c| pb::HashConflict {
@@ -180,6 +182,46 @@ pub(crate) fn origin_host(url: &str) -> CtlResult<String> {
         Some(h) if !h.is_empty() => Ok(h.to_ascii_lowercase()),
         _ => Err(CtlError::Invalid(format!("origin URL {url:?} has no host"))),
     }
+}
+
+/// Most mirrors of one distribution (with the origin, the design's 8 sources).
+pub(crate) const MAX_MIRRORS: usize = 7;
+
+/// Checks a distribution's mirrors: http(s) URLs with a host, at most [`MAX_MIRRORS`];
+/// duplicates and the origin itself are dropped, the order is kept.
+pub(crate) fn mirror_urls(origin: &str, mirrors: &[String]) -> CtlResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for m in mirrors.iter().map(|m| m.trim()) {
+        let shown = floodgate_engine::http::redact(m);
+        if m.chars().any(char::is_control) {
+            return Err(CtlError::Invalid(format!("mirror URL {shown:?} has control characters")));
+        }
+        origin_host(m).map_err(|_| {
+            CtlError::Invalid(format!("mirror URL {shown:?} is not an http(s) URL with a host"))
+        })?;
+        if m != origin.trim() && !out.iter().any(|o| o == m) {
+            out.push(m.to_string());
+        }
+    }
+    if out.len() > MAX_MIRRORS {
+        return Err(CtlError::Invalid(format!("{} mirrors; at most {MAX_MIRRORS}", out.len())));
+    }
+    Ok(out)
+}
+
+/// The hosts among `mirrors` (URLs or hosts) other than `origin_host`, each once, for a lease.
+pub(crate) fn mirror_hosts(origin_host: &str, mirrors: &[String]) -> CtlResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for m in mirrors {
+        let h = origin_key(m)?;
+        if h != origin_host && !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    if out.len() > MAX_MIRRORS {
+        return Err(CtlError::Invalid(format!("{} mirror hosts; at most {MAX_MIRRORS}", out.len())));
+    }
+    Ok(out)
 }
 
 /// An origin given as a URL or a bare host → host.

@@ -24,6 +24,7 @@ pub(crate) fn dist(d: &pb::Distribution) -> Value {
         "created_unix_ms": d.created_unix_ms, "finished_unix_ms": d.finished_unix_ms,
         "size": d.size, "has_torrent": d.has_torrent, "relay_ids": d.relay_ids,
         "sha256": d.sha256, "failure_reason": d.failure_reason,
+        "mirror_urls": d.mirror_urls.iter().map(|u| redact(u)).collect::<Vec<_>>(),
         "hash_conflicts": d.hash_conflicts.iter().map(|c| json!({
             "relay": c.relay, "first_piece": c.first_piece, "clients": c.clients,
             "hash_seen_first": c.hash_seen_first, "hash_from_relay": c.hash_from_relay,

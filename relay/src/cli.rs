@@ -21,9 +21,11 @@ pub(crate) struct Cli {
     /// Log lines as human-readable text or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Origin URL to pull (standalone mode).
-    #[arg(long, conflicts_with = "ctl")]
-    pub origin: Option<String>,
+    /// Origin URL to pull (standalone mode). Repeat it for mirrors, other URLs of the same
+    /// file: the first is the origin, the pull spreads its Range requests over all of them by
+    /// measured speed (in `--config`: `origin = ["URL", "MIRROR"]`).
+    #[arg(long, conflicts_with = "ctl", action = clap::ArgAction::Append)]
+    pub origin: Vec<String>,
     /// Control plane URL (ctl mode): register there and run the tasks it assigns.
     #[arg(long)]
     pub ctl: Option<String>,

@@ -351,7 +351,15 @@ impl Relay {
         let url = origin::HttpUrl::parse(&t.origin_url)?;
         let sha256 = floodgate_proto::Sha256Digest::parse_optional(&t.sha256)
             .with_context(|| format!("ctl sent a bad sha256 {:?}", t.sha256))?;
-        let tls = if url.https { Some(origin::client_config(self.cli.origin_ca.as_deref())?) } else { None };
+        let mut mirrors = Vec::new();
+        for m in &t.mirror_urls {
+            match origin::HttpUrl::parse(m) {
+                Ok(_) => mirrors.push(m.clone()),
+                Err(e) => tracing::warn!(dist = %t.dist_id, error = %e, "ignoring a bad mirror URL from ctl"),
+            }
+        }
+        let https = url.https || mirrors.iter().any(|m| origin::HttpUrl::parse(m).is_ok_and(|u| u.https));
+        let tls = if https { Some(origin::client_config(self.cli.origin_ca.as_deref())?) } else { None };
         // Origin use is what ctl's lease grants: nothing until the first grant.
         let quota = Arc::new(Quota::paused());
         let mut config = PullConfig {
@@ -372,19 +380,25 @@ impl Relay {
             std::fs::write(&path, &meta.torrent)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             self.adopt_url_only_data(&t.origin_url, &meta.torrent);
-            Arc::new(known_task(&self.cli.task_options(), &self.swarm, t.origin_url.clone(), &path)?)
+            Arc::new(
+                known_task(&self.cli.task_options(), &self.swarm, t.origin_url.clone(), &path)?
+                    .with_mirrors(&mirrors),
+            )
         } else {
             let len = origin::origin_length(&url, &config)
                 .await
                 .context("cannot learn the origin file's length")?;
-            Arc::new(url_only_task(
-                &self.cli.task_options(),
-                &self.swarm,
-                t.origin_url.clone(),
-                &url,
-                len,
-                Some(&t.dist_id),
-            )?)
+            Arc::new(
+                url_only_task(
+                    &self.cli.task_options(),
+                    &self.swarm,
+                    t.origin_url.clone(),
+                    &url,
+                    len,
+                    Some(&t.dist_id),
+                )?
+                .with_mirrors(&mirrors),
+            )
         };
         let info_hash = task.torrent().map(|h| h.info_hash());
         self.server.add_task(task.clone());
@@ -412,6 +426,7 @@ impl Relay {
             client: self.leases.clone(),
             relay_id: self.id.clone(),
             origin: t.origin_url.clone(),
+            mirrors,
             quota,
             want: Want {
                 conns: i64::from(self.cli.origin_conns),

@@ -62,6 +62,8 @@ pub(crate) struct Keeper {
     pub relay_id: String,
     /// The origin URL (ctl keys limits by its host).
     pub origin: String,
+    /// The pull's mirrors: the lease counts against their hosts' limits too.
+    pub mirrors: Vec<String>,
     /// The pull's budget.
     pub quota: Arc<Quota>,
     /// What to ask for.
@@ -152,6 +154,7 @@ impl Keeper {
             want_rate_bps: self.want.rate_bps,
             want_bytes: i64::try_from(self.needed()).unwrap_or(i64::MAX),
             ttl_ms: 0,
+            mirrors: self.mirrors.clone(),
         };
         let sent = Instant::now();
         let lease = call(self.client.acquire_origin_lease(req)).await?;

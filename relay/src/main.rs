@@ -1,7 +1,7 @@
 //! `floodgate-relay`: pulls a file from an HTTP origin and serves it while pulling.
 //!
-//! Standalone mode: one task from `--origin URL --torrent X.torrent`; pieces are pulled with
-//! parallel Range requests, SHA-1 checked and announced to BitTorrent peers as they land, and
+//! Standalone mode: one task from `--origin URL --torrent X.torrent` (more `--origin`s are
+//! mirrors of the same file); pieces are pulled with parallel Range requests, SHA-1 checked and announced to BitTorrent peers as they land, and
 //! served over HTTP Range from the same store.
 //!
 //! Ctl mode (`--ctl URL --token T`): tasks come from `floodgate-ctl` (see `ctl_mode`).
@@ -42,11 +42,19 @@ fn main() -> anyhow::Result<()> {
     if let Some(ctl) = cli.ctl.clone() {
         return ctl_mode::run(cli, ctl);
     }
-    let Some(origin) = cli.origin.clone() else {
+    let Some((origin, mirrors)) = cli.origin.split_first() else {
         bail!("give --origin URL (standalone) or --ctl URL --token T (ctl mode)");
     };
+    if mirrors.len() > 7 {
+        bail!("at most 8 --origin URLs (the origin and 7 mirrors)");
+    }
+    let (origin, mirrors) = (origin.clone(), mirrors.to_vec());
     let url = origin::HttpUrl::parse(&origin)?;
-    let tls = if url.https { Some(origin::client_config(cli.origin_ca.as_deref())?) } else { None };
+    for m in &mirrors {
+        origin::HttpUrl::parse(m).context("a mirror given with --origin")?;
+    }
+    let https = url.https || mirrors.iter().any(|m| origin::HttpUrl::parse(m).is_ok_and(|u| u.https));
+    let tls = if https { Some(origin::client_config(cli.origin_ca.as_deref())?) } else { None };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -65,12 +73,14 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen for BitTorrent on {}", cli.listen_bt))?,
     );
     let task = match &cli.torrent {
-        Some(path) => Arc::new(known_task(&cli.task_options(), &swarm, origin, path)?),
+        Some(path) => Arc::new(known_task(&cli.task_options(), &swarm, origin, path)?.with_mirrors(&mirrors)),
         None => {
             let len = rt
                 .block_on(origin::origin_length(&url, &config))
                 .context("cannot learn the origin file's length")?;
-            Arc::new(url_only_task(&cli.task_options(), &swarm, origin, &url, len, None)?)
+            Arc::new(
+                url_only_task(&cli.task_options(), &swarm, origin, &url, len, None)?.with_mirrors(&mirrors),
+            )
         }
     };
     println!("{}", task.id);

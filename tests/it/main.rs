@@ -13,6 +13,7 @@ mod faststart_resume;
 mod hybrid;
 mod interop;
 mod magnet;
+mod mirrors_ctl;
 mod ops;
 mod origin_lease;
 mod relay;

@@ -40,6 +40,10 @@ pub(super) enum DistCmd {
     Create {
         /// Origin URL (http:// or https://).
         url: String,
+        /// A mirror: another URL of the same file (repeatable, at most 7). Relays spread their
+        /// Range requests over the origin and its mirrors by measured speed.
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
         /// Optional .torrent file with the piece hashes.
         #[arg(long)]
         torrent: Option<PathBuf>,
@@ -141,6 +145,7 @@ pub(super) async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
     match cmd {
         DistCmd::Create {
             url,
+            mirrors,
             torrent,
             sha256,
             targets,
@@ -161,6 +166,7 @@ pub(super) async fn dist(c: Conn, cmd: DistCmd) -> anyhow::Result<()> {
                 if deadline_secs > 0 { crate::error::now_ms() + deadline_secs as i64 * 1000 } else { 0 };
             let req = pb::CreateDistributionRequest {
                 origin_url: url,
+                mirror_urls: mirrors,
                 torrent,
                 sha256: sha256.map(|d| d.to_string()).unwrap_or_default(),
                 size,

@@ -29,6 +29,9 @@ pub(super) fn dist(d: &pb::Distribution, as_json: bool) {
         state_name(d.state),
         d.relay_ids.join(", ")
     );
+    for m in &d.mirror_urls {
+        println!("mirror:    {}", floodgate_engine::http::redact(m));
+    }
     if !d.sha256.is_empty() {
         println!("sha256:    {}", d.sha256);
     }

@@ -76,11 +76,13 @@ pub(crate) struct DistRow {
     pub sha256: String,
     /// Why ctl failed it ('' unless failed by ctl, e.g. a digest mismatch).
     pub failure_reason: String,
+    /// Mirrors: other URLs of the same file (stored one per line).
+    pub mirror_urls: Vec<String>,
 }
 
 const DIST_COLS: &str =
     "id, origin_url, origin_host, torrent, piece_hashes, piece_length, selector, config, \
-     priority, state, revision, size, relay_count, created_ms, finished_ms, sha256, failure_reason";
+     priority, state, revision, size, relay_count, created_ms, finished_ms, sha256, failure_reason, mirror_urls";
 
 fn dist_from(r: &AnyRow) -> CtlResult<DistRow> {
     Ok(DistRow {
@@ -101,6 +103,12 @@ fn dist_from(r: &AnyRow) -> CtlResult<DistRow> {
         finished_ms: r.try_get("finished_ms")?,
         sha256: r.try_get("sha256")?,
         failure_reason: r.try_get("failure_reason")?,
+        mirror_urls: r
+            .try_get::<String, _>("mirror_urls")?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
     })
 }
 
@@ -182,7 +190,7 @@ impl Db {
     ) -> CtlResult<()> {
         let mut tx = self.begin_write().await?;
         super::audit::insert(&mut tx, audit).await?;
-        sqlx::query(&format!("INSERT INTO distributions ({DIST_COLS}) VALUES ({})", placeholders(0, 17)))
+        sqlx::query(&format!("INSERT INTO distributions ({DIST_COLS}) VALUES ({})", placeholders(0, 18)))
             .bind(&d.id)
             .bind(&d.origin_url)
             .bind(&d.origin_host)
@@ -200,6 +208,7 @@ impl Db {
             .bind(d.finished_ms)
             .bind(&d.sha256)
             .bind(&d.failure_reason)
+            .bind(d.mirror_urls.join("\n"))
             .execute(&mut **tx)
             .await?;
         let now = now_ms();
@@ -725,6 +734,7 @@ mod tests {
             finished_ms: 0,
             sha256: String::new(),
             failure_reason: String::new(),
+            mirror_urls: Vec::new(),
         }
     }
 

@@ -2,6 +2,10 @@
 //! limits row (`FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite) and reads the clock
 //! after the lock, so grants from any number of replicas are serialized and the sum of live
 //! grants stays within every limit.
+//!
+//! A lease of a pull with mirrors counts in full against the limits row of its origin host
+//! and of every mirror host (`mirror_hosts`): the relay may put any share of its connections,
+//! rate and bytes on any of them, so each host's limit holds whatever the split.
 
 use super::{Db, WriteTx};
 use crate::error::{now_ms, CtlError, CtlResult};
@@ -53,6 +57,8 @@ pub(crate) struct LeaseRow {
     pub win_start_ms: i64,
     /// Bytes granted in that window.
     pub win_bytes: i64,
+    /// Hosts of the pull's mirrors other than `origin`, space-separated ('' = none).
+    pub mirror_hosts: String,
 }
 
 /// What a relay asks for.
@@ -91,13 +97,26 @@ fn lease_from(r: &AnyRow) -> CtlResult<LeaseRow> {
         expires_ms: r.try_get("expires_ms")?,
         win_start_ms: r.try_get("win_start_ms")?,
         win_bytes: r.try_get("win_bytes")?,
+        mirror_hosts: r.try_get("mirror_hosts")?,
     })
 }
 
 const LIMIT_COLS: &str =
     "origin, max_conns, max_rate_bps, max_bytes, window_secs, window_start_ms, window_granted";
 const LEASE_COLS: &str =
-    "id, relay_id, origin, conns, rate_bps, bytes, weight, granted_ms, expires_ms, win_start_ms, win_bytes";
+    "id, relay_id, origin, conns, rate_bps, bytes, weight, granted_ms, expires_ms, win_start_ms, win_bytes, \
+     mirror_hosts";
+
+/// The `LIKE` pattern matching `host` in a space-separated `mirror_hosts`.
+fn host_pattern(host: &str) -> String {
+    format!("% {host} %")
+}
+
+/// Leases that count against the limits row of a host (`$N` binds the host, `$N+1` its
+/// [`host_pattern`]).
+fn host_filter(n: usize) -> String {
+    format!(" AND (origin = ${n} OR (' ' || mirror_hosts || ' ') LIKE ${})", n + 1)
+}
 
 /// Live usage of one limits row, excluding one lease.
 #[derive(Debug, Clone, Copy, Default)]
@@ -113,16 +132,23 @@ pub(crate) struct Usage {
 }
 
 impl Db {
-    /// Locks the global and (if present) the origin's limits rows, rolls expired byte windows,
-    /// and returns the rows (global first) with `now` read after the lock.
-    async fn lock_limits(&self, tx: &mut WriteTx, origin: &str) -> CtlResult<(Vec<LimitsRow>, i64)> {
-        let rows = sqlx::query(&format!(
-            "SELECT {LIMIT_COLS} FROM origin_limits WHERE origin = '' OR origin = $1 ORDER BY origin{}",
+    /// Locks the global and (if present) the hosts' limits rows (the origin's and its
+    /// mirrors'), rolls expired byte windows, and returns the rows (global first) with `now`
+    /// read after the lock.
+    async fn lock_limits(&self, tx: &mut WriteTx, hosts: &[String]) -> CtlResult<(Vec<LimitsRow>, i64)> {
+        let sql = format!(
+            "SELECT {LIMIT_COLS} FROM origin_limits WHERE origin = '' OR origin IN ({}) ORDER BY origin{}",
+            super::placeholders(0, hosts.len().max(1)),
             self.for_update()
-        ))
-        .bind(origin)
-        .fetch_all(&mut ***tx)
-        .await?;
+        );
+        let mut q = sqlx::query(&sql);
+        for h in hosts {
+            q = q.bind(h);
+        }
+        if hosts.is_empty() {
+            q = q.bind("");
+        }
+        let rows = q.fetch_all(&mut ***tx).await?;
         let now = now_ms();
         let mut out = Vec::new();
         for r in &rows {
@@ -150,7 +176,7 @@ impl Db {
         now: i64,
         exclude: &str,
     ) -> CtlResult<Usage> {
-        let filter = if origin.is_some() { " AND origin = $3" } else { "" };
+        let filter = if origin.is_some() { host_filter(3) } else { String::new() };
         let r = sqlx::query(&format!(
             "SELECT CAST(COALESCE(SUM(conns), 0) AS BIGINT) AS c, \
              CAST(COALESCE(SUM(CASE WHEN rate_bps > 0 THEN rate_bps ELSE 0 END), 0) AS BIGINT) AS r, \
@@ -160,6 +186,7 @@ impl Db {
         .bind(now)
         .bind(exclude)
         .bind(origin.unwrap_or(""))
+        .bind(host_pattern(origin.unwrap_or("")))
         .fetch_one(&mut ***tx)
         .await?;
         Ok(Usage {
@@ -175,7 +202,6 @@ impl Db {
         &self,
         tx: &mut WriteTx,
         limits: &[LimitsRow],
-        origin: &str,
         relay_id: &str,
         now: i64,
         exclude: &str,
@@ -183,8 +209,9 @@ impl Db {
     ) -> CtlResult<GrantInput> {
         let mut rows = Vec::new();
         for l in limits {
-            let u =
-                self.usage(tx, if l.origin.is_empty() { None } else { Some(origin) }, now, exclude).await?;
+            let u = self
+                .usage(tx, if l.origin.is_empty() { None } else { Some(&l.origin) }, now, exclude)
+                .await?;
             rows.push([
                 Dim { limit: l.max_conns, used: u.conns, others_weight: u.weight },
                 Dim { limit: l.max_rate_bps, used: u.rate, others_weight: u.weight },
@@ -216,16 +243,20 @@ impl Db {
         Ok(())
     }
 
-    /// Grants a new lease. `Exhausted` when a limited dimension has nothing left.
+    /// Grants a new lease for a pull from `origin` (a host) and mirrors on `mirror_hosts`
+    /// (other hosts). `Exhausted` when a limited dimension has nothing left.
     pub(crate) async fn acquire_lease(
         &self,
         relay_id: &str,
         origin: &str,
+        mirror_hosts: &[String],
         g: &LeaseGrant,
     ) -> CtlResult<LeaseRow> {
         let mut tx = self.begin_write().await?;
-        let (limits, now) = self.lock_limits(&mut tx, origin).await?;
-        let input = self.grant_input(&mut tx, &limits, origin, relay_id, now, "", g).await?;
+        let hosts: Vec<String> =
+            std::iter::once(origin.to_string()).chain(mirror_hosts.iter().cloned()).collect();
+        let (limits, now) = self.lock_limits(&mut tx, &hosts).await?;
+        let input = self.grant_input(&mut tx, &limits, relay_id, now, "", g).await?;
         let [conns, rate, bytes] = compute_grant(&input);
         if conns == 0 || rate == 0 || bytes == 0 {
             return Err(CtlError::Exhausted("no origin quota available now; retry later".into()));
@@ -242,8 +273,9 @@ impl Db {
             expires_ms: now + g.ttl_ms,
             win_start_ms: limits.first().map_or(now, |l| l.window_start_ms),
             win_bytes: bytes.max(0),
+            mirror_hosts: mirror_hosts.join(" "),
         };
-        sqlx::query(&format!("INSERT INTO leases ({LEASE_COLS}) VALUES ({})", super::placeholders(0, 11)))
+        sqlx::query(&format!("INSERT INTO leases ({LEASE_COLS}) VALUES ({})", super::placeholders(0, 12)))
             .bind(&lease.id)
             .bind(&lease.relay_id)
             .bind(&lease.origin)
@@ -255,6 +287,7 @@ impl Db {
             .bind(lease.expires_ms)
             .bind(lease.win_start_ms)
             .bind(lease.win_bytes)
+            .bind(&lease.mirror_hosts)
             .execute(&mut **tx)
             .await?;
         self.add_window_bytes(&mut tx, &limits, bytes).await?;
@@ -274,27 +307,29 @@ impl Db {
         }
     }
 
-    async fn lease_origin(&self, id: &str) -> CtlResult<String> {
-        sqlx::query_scalar("SELECT origin FROM leases WHERE id = $1")
+    /// The hosts a lease counts against: its origin host, then its mirrors' hosts.
+    async fn lease_hosts(&self, id: &str) -> CtlResult<Vec<String>> {
+        let row = sqlx::query("SELECT origin, mirror_hosts FROM leases WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await?
-            .ok_or_else(|| CtlError::NotFound(format!("lease {id:?}")))
+            .ok_or_else(|| CtlError::NotFound(format!("lease {id:?}")))?;
+        let (origin, mirrors): (String, String) = (row.try_get("origin")?, row.try_get("mirror_hosts")?);
+        Ok(std::iter::once(origin).chain(mirrors.split_whitespace().map(String::from)).collect())
     }
 
     /// Renews a live lease: new TTL, grant recomputed against the other live leases, and
     /// `want[2]` extra bytes on top of the allowance. NOT_FOUND once expired.
     pub(crate) async fn renew_lease(&self, id: &str, relay_id: &str, g: &LeaseGrant) -> CtlResult<LeaseRow> {
-        let origin = self.lease_origin(id).await?;
+        let hosts = self.lease_hosts(id).await?;
         let mut tx = self.begin_write().await?;
-        let (limits, now) = self.lock_limits(&mut tx, &origin).await?;
+        let (limits, now) = self.lock_limits(&mut tx, &hosts).await?;
         let mut lease = self.live_lease(&mut tx, id, relay_id, now).await?;
         let extra_bytes = g.want[2];
         let mut want = g.want;
         want[2] = extra_bytes.max(0);
-        let input = self
-            .grant_input(&mut tx, &limits, &origin, relay_id, now, id, &LeaseGrant { want, ..g.clone() })
-            .await?;
+        let input =
+            self.grant_input(&mut tx, &limits, relay_id, now, id, &LeaseGrant { want, ..g.clone() }).await?;
         let [conns, rate, bytes] = compute_grant(&input);
         let window = limits.first().map_or(now, |l| l.window_start_ms);
         if lease.win_start_ms != window {
@@ -333,9 +368,9 @@ impl Db {
     /// Releases a lease now; unused bytes granted in the current window go back. Returns the
     /// release time.
     pub(crate) async fn release_lease(&self, id: &str, relay_id: &str, used_bytes: i64) -> CtlResult<i64> {
-        let origin = self.lease_origin(id).await?;
+        let hosts = self.lease_hosts(id).await?;
         let mut tx = self.begin_write().await?;
-        let (limits, now) = self.lock_limits(&mut tx, &origin).await?;
+        let (limits, now) = self.lock_limits(&mut tx, &hosts).await?;
         let lease = self.live_lease(&mut tx, id, relay_id, now).await?;
         let window = limits.first().map_or(now, |l| l.window_start_ms);
         if lease.bytes > 0 && lease.win_start_ms == window {
@@ -391,10 +426,11 @@ impl Db {
         // The upsert holds the row lock (PostgreSQL) or the write lock (SQLite): grants that
         // read this row wait for the commit, so they see the new limits and the shrunk leases.
         let now = now_ms();
-        let filter = if l.origin.is_empty() { "" } else { " AND origin = $2" };
+        let filter = if l.origin.is_empty() { String::new() } else { host_filter(2) };
         let rows = sqlx::query(&format!("SELECT {LEASE_COLS} FROM leases WHERE expires_ms > $1{filter}"))
             .bind(now)
             .bind(&l.origin)
+            .bind(host_pattern(&l.origin))
             .fetch_all(&mut **tx)
             .await?;
         let live = rows.iter().map(lease_from).collect::<CtlResult<Vec<_>>>()?;

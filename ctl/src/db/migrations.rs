@@ -155,6 +155,16 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             reported_ms BIGINT NOT NULL,
             PRIMARY KEY (dist_id, client_id, relay))"],
     ),
+    (
+        // Mirrors: a distribution's other URLs of the same file (one per line, '' = none),
+        // and the hosts of a lease's mirrors besides its origin host (space-separated), whose
+        // limits the lease counts against too.
+        7,
+        &[
+            "ALTER TABLE distributions ADD COLUMN mirror_urls TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE leases ADD COLUMN mirror_hosts TEXT NOT NULL DEFAULT ''",
+        ],
+    ),
 ];
 
 /// Applies every migration not yet recorded. Several replicas starting at once on

@@ -147,6 +147,9 @@ pub(super) struct CreateBody {
     /// SHA-256 of the whole file, 64 hex digits (URL-only distributions).
     #[serde(default)]
     sha256: Option<String>,
+    /// Mirrors: other URLs of the same file.
+    #[serde(default)]
+    mirror_urls: Vec<String>,
 }
 
 /// `POST /api/v1/distributions` (admin).
@@ -168,6 +171,7 @@ pub(super) async fn create(
         origin_url: b.origin_url.trim().to_string(),
         torrent,
         sha256: b.sha256.unwrap_or_default(),
+        mirror_urls: b.mirror_urls,
         size: b.size,
         targets: Some(convert::parse_selector(&b.targets)?),
         config: Some(pb::DistConfig { priority: b.priority.unwrap_or(5), ..Default::default() }),

@@ -39,6 +39,7 @@ pub(crate) async fn create(
     actor: &Actor,
 ) -> CtlResult<pb::CreateDistributionResponse> {
     let host = convert::origin_host(&req.origin_url)?;
+    let mirror_urls = convert::mirror_urls(&req.origin_url, &req.mirror_urls)?;
     if req.torrent.len() > MAX_META_BYTES || req.piece_hashes.len() > MAX_META_BYTES {
         return Err(CtlError::Invalid(format!("torrent / piece hashes over {MAX_META_BYTES} bytes")));
     }
@@ -105,6 +106,7 @@ pub(crate) async fn create(
         finished_ms: 0,
         sha256: sha256.map(|d| d.to_string()).unwrap_or_default(),
         failure_reason: String::new(),
+        mirror_urls,
     };
     let audit = actor.entry(
         "dist.create",
@@ -114,6 +116,7 @@ pub(crate) async fn create(
             "targets": {"client_ids": sel.client_ids, "labels": sel.labels, "all": sel.all},
             "target_count": targets.len(), "relay_ids": chosen, "priority": config.priority,
             "sha256": d.sha256,
+            "mirror_urls": d.mirror_urls.iter().map(|u| floodgate_engine::http::redact(u)).collect::<Vec<_>>(),
         }),
     );
     st.db.insert_distribution(&d, &targets, &chosen, &audit).await?;

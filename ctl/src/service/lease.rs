@@ -57,10 +57,11 @@ impl LeaseService for Lease {
     ) -> Result<Response<pb::OriginLease>, Status> {
         let r = req.into_inner();
         let origin = convert::origin_key(&r.origin)?;
+        let mirror_hosts = convert::mirror_hosts(&origin, &r.mirrors)?;
         let res = match grant(&self.0, &r.relay_id, [r.want_conns, r.want_rate_bps, r.want_bytes], r.ttl_ms)
             .await
         {
-            Ok(g) => self.0.db.acquire_lease(&r.relay_id, &origin, &g).await,
+            Ok(g) => self.0.db.acquire_lease(&r.relay_id, &origin, &mirror_hosts, &g).await,
             Err(e) => Err(e),
         };
         self.0.metrics.lease_request("acquire", outcome(&res));

@@ -54,6 +54,16 @@ pub(super) fn render(server: &Server) -> String {
         "floodgate_relay_origin_retries",
         "Origin requests that failed and were retried",
     );
+    let mirror_bytes = family::<Counter>(
+        &mut reg,
+        "floodgate_relay_origin_mirror_bytes",
+        "Bytes of whole pieces pulled from each origin URL (the origin and its mirrors; redacted)",
+    );
+    let mirror_refused = family::<Gauge>(
+        &mut reg,
+        "floodgate_relay_origin_mirror_refused",
+        "1 if the pull refused this origin URL (length or bytes disagree), else 0",
+    );
     let pull_rate_g = family::<GaugeF>(
         &mut reg,
         "floodgate_relay_origin_pull_rate_bytes_per_second",
@@ -100,6 +110,11 @@ pub(super) fn render(server: &Server) -> String {
         origin_requests.get_or_create(&l).inc_by(c.origin_requests.load(Ordering::Relaxed));
         origin_retries.get_or_create(&l).inc_by(c.origin_retries.load(Ordering::Relaxed));
         pull_rate_g.get_or_create(&l).set(pull_rate(t));
+        for src in &t.sources {
+            let ml = vec![("task", t.id.clone()), ("mirror", src.label.clone())];
+            mirror_bytes.get_or_create(&ml).inc_by(src.bytes.load(Ordering::Relaxed));
+            mirror_refused.get_or_create(&ml).set(i64::from(src.refused().is_some()));
+        }
         cold_runs.get_or_create(&l).inc_by(c.http_cold_runs.load(Ordering::Relaxed));
         cold_bytes.get_or_create(&l).inc_by(c.http_cold_bytes.load(Ordering::Relaxed));
         let (bt_bytes, bt_peers, bt_hash_failures, bt_cold) = t.torrent().map_or((0, 0, 0, (0, 0)), |h| {

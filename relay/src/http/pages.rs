@@ -38,6 +38,7 @@ pub(super) fn tasks_json(server: &Server) -> String {
                 "origin_bytes": c.origin_bytes.load(Ordering::Relaxed),
                 "origin_requests": c.origin_requests.load(Ordering::Relaxed),
                 "origin_retries": c.origin_retries.load(Ordering::Relaxed),
+                "mirrors": t.sources.iter().map(crate::task::Source::json).collect::<Vec<_>>(),
                 "http_bytes": c.http_bytes.load(Ordering::Relaxed),
                 "bt_bytes": bt_bytes,
                 "peers": peers,

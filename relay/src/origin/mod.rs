@@ -3,17 +3,31 @@
 //! piece imported (hash-checked, written, announced) as it lands. The HTTP side is the shared
 //! fetcher (`floodgate_fetch`); this module keeps the pull's policy: which runs, how many
 //! workers, when the task fails.
+//!
+//! A task may have mirrors, other URLs of the same file (`Task::sources`, the origin first).
+//! The workers (still `conns` of them, under the one quota) spread their runs over them as
+//! `mirrors.rs` decides. A mirror is probed before its first run and refused when its length
+//! differs from the origin's. ETags are compared per mirror only (each response with the ETag
+//! of its own mirror's probe): two servers may tag the same bytes differently, so the bytes
+//! decide. Hash-known tasks: a piece failing its hash refuses the mirror, the piece is pulled
+//! from another. URL-only tasks (the hashes come from the bytes pulled): a mirror is used only
+//! after it served a landed piece byte for byte like ours, and is spot-checked so every
+//! eighth run; a mirror that differs is refused. That cannot catch a mirror that differs only
+//! in pieces it was the first to serve; a distribution's `--sha256` does.
 
+mod mirrors;
 mod schedule;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use floodgate_engine::swarm::ImportOutcome;
 use floodgate_engine::types::PieceIndex;
 use floodgate_fetch::{backoff, Conn, FetchError as OriginError, Flow, RunSpec, Tally, Validators};
 pub(crate) use floodgate_fetch::{client_config, ClientConfig, HttpUrl, Quota};
+use mirrors::{Choice, Policy};
+use parking_lot::Mutex;
 use schedule::{Run, Schedule};
 
 use crate::task::Task;
@@ -67,16 +81,29 @@ impl Default for PullConfig {
     }
 }
 
+/// One URL of the file and the validators its probe found.
+struct MirrorUrl {
+    url: HttpUrl,
+    /// Known once probed (the primary's before the workers start).
+    validators: Mutex<Option<Validators>>,
+}
+
 struct Puller {
     task: Arc<Task>,
-    url: HttpUrl,
     config: PullConfig,
     schedule: Schedule,
     quota: Arc<Quota>,
-    validators: Validators,
+    /// The task's sources in order: the origin, then its mirrors (`task.sources`).
+    mirrors: Vec<MirrorUrl>,
+    policy: Mutex<Policy>,
+    /// Why the last mirror was refused (the task's failure when none is left).
+    last_refusal: Mutex<Option<String>>,
+    /// Picks the landed piece the next vetting or spot check asks for.
+    checks: AtomicU64,
 }
 
-/// Pulls every missing piece of `task` from its origin; returns when complete or failed.
+/// Pulls every missing piece of `task` from its origin and mirrors; returns when complete or
+/// failed.
 pub(crate) async fn pull(task: Arc<Task>, config: PullConfig) {
     if task.check_complete() {
         return;
@@ -105,7 +132,28 @@ pub(crate) async fn pull(task: Arc<Task>, config: PullConfig) {
     let quota = config.quota.clone().unwrap_or_else(|| Arc::new(Quota::fixed(config.rate, config.conns)));
     let pieces = task.layout.piece_count();
     let schedule = Schedule::new(pieces, config.max_run_bytes);
-    let puller = Arc::new(Puller { task: task.clone(), url, config, schedule, quota, validators });
+    let mut policy = Policy::new(task.sources.len(), task.growing().is_some());
+    let mut mirrors = vec![MirrorUrl { url, validators: Mutex::new(Some(validators)) }];
+    for (i, source) in task.sources.iter().enumerate().skip(1) {
+        let url = HttpUrl::parse(&source.url).unwrap_or_else(|e| {
+            tracing::warn!(task = %task.id, mirror = %source.label, error = %e, "mirror refused: bad URL");
+            source.refuse(e.to_string());
+            policy.refuse(i);
+            // Never used (refused); a placeholder keeps the indices of `task.sources`.
+            mirrors[0].url.clone()
+        });
+        mirrors.push(MirrorUrl { url, validators: Mutex::new(None) });
+    }
+    let puller = Arc::new(Puller {
+        task: task.clone(),
+        config,
+        schedule,
+        quota,
+        mirrors,
+        policy: Mutex::new(policy),
+        last_refusal: Mutex::new(None),
+        checks: AtomicU64::new(0),
+    });
     let workers: Vec<_> = (0..puller.config.conns).map(|i| tokio::spawn(puller.clone().worker(i))).collect();
     for w in workers {
         let _ = w.await;
@@ -142,10 +190,21 @@ async fn probe(
     .await
 }
 
+/// Why a mirror's bytes were not taken.
+#[derive(Debug)]
+enum CheckError {
+    /// It served other bytes for a verified piece.
+    Differs(u32),
+    /// The request failed.
+    Fetch(OriginError),
+}
+
 impl Puller {
     async fn worker(self: Arc<Self>, id: usize) {
         let task = &self.task;
+        // One connection per worker, to the mirror of its last run.
         let mut conn: Option<Conn> = None;
+        let mut conn_mirror = 0;
         let mut failures = 0u32;
         loop {
             if task.state() != crate::task::TaskState::Pulling {
@@ -167,51 +226,217 @@ impl Puller {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let before = task.verified_count();
-            let result = self.fetch(&mut conn, run).await;
-            self.schedule.release(run, task);
-            match result {
-                Ok(()) => failures = 0,
-                Err(e) if e.is_fatal() => return task.fail(e.to_string()),
-                Err(e) => {
-                    conn = None;
-                    // A request that delivered pieces before failing is progress, not a streak.
-                    if task.verified_count() > before {
-                        failures = 0;
-                    }
-                    failures += 1;
-                    task.counters.origin_retries.fetch_add(1, Ordering::Relaxed);
-                    if failures >= self.config.max_attempts {
-                        return task.fail(format!("origin failed {failures} times in a row: {e}"));
-                    }
-                    tracing::warn!(task = %task.id, worker = id, error = %e, failures, "origin request failed; retrying");
-                    tokio::time::sleep(backoff(failures - 1)).await;
+            let choice = self.policy.lock().choose(Instant::now(), task.verified_count() > 0);
+            let ticket = match choice {
+                Choice::Run(t) => t,
+                Choice::Prepare(m) => {
+                    self.schedule.release(run, task);
+                    self.prepare(m).await;
+                    continue;
                 }
+                Choice::Wait => {
+                    self.schedule.release(run, task);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Choice::NoneLeft => {
+                    self.schedule.release(run, task);
+                    let why = self.last_refusal.lock().clone();
+                    return task.fail(why.unwrap_or_else(|| "every origin mirror was refused".into()));
+                }
+            };
+            let m = ticket.mirror;
+            if conn_mirror != m {
+                conn = None;
+                conn_mirror = m;
             }
+            let before = task.verified_count();
+            let started = Instant::now();
+            let mut result = Ok(0);
+            if ticket.spot_check {
+                result = self.check(&mut conn, m).await.map(|()| 0);
+            }
+            if result.is_ok() {
+                result = self.fetch(&mut conn, run, m).await.map_err(CheckError::Fetch);
+            }
+            self.schedule.release(run, task);
+            let source = &task.sources[m];
+            let e = match result {
+                Ok(bytes) => {
+                    self.policy.lock().done(ticket, bytes, started.elapsed());
+                    source.runs.fetch_add(1, Ordering::Relaxed);
+                    failures = 0;
+                    continue;
+                }
+                Err(CheckError::Differs(piece)) => {
+                    conn = None;
+                    self.policy.lock().failed(ticket, Instant::now());
+                    self.refuse(m, format!("served other bytes for verified piece {piece}"));
+                    continue;
+                }
+                Err(CheckError::Fetch(e)) => e,
+            };
+            conn = None;
+            if matches!(e, OriginError::Store(_)) {
+                self.policy.lock().returned(ticket);
+                return task.fail(e.to_string());
+            }
+            self.policy.lock().failed(ticket, Instant::now());
+            source.failures.fetch_add(1, Ordering::Relaxed);
+            if e.is_fatal() {
+                // A refused range, a changed file, a piece failing its hash: this mirror is
+                // out; its pieces come from the others (the task fails when none is left).
+                self.refuse(m, e.to_string());
+                continue;
+            }
+            // A request that delivered pieces before failing is progress, not a streak.
+            if task.verified_count() > before {
+                failures = 0;
+            }
+            failures += 1;
+            task.counters.origin_retries.fetch_add(1, Ordering::Relaxed);
+            if failures >= self.config.max_attempts {
+                return task.fail(format!("origin failed {failures} times in a row: {e}"));
+            }
+            tracing::warn!(task = %task.id, worker = id, mirror = %source.label, error = %e, failures, "origin request failed; retrying");
+            tokio::time::sleep(backoff(failures - 1)).await;
         }
     }
 
-    /// Fetches one run with a Range request, importing each piece as soon as it is whole.
-    async fn fetch(&self, slot: &mut Option<Conn>, run: Run) -> Result<(), OriginError> {
+    /// Refuses mirror `m` for the rest of the pull.
+    fn refuse(&self, m: usize, why: String) {
+        let source = &self.task.sources[m];
+        if self.mirrors.len() > 1 {
+            tracing::warn!(task = %self.task.id, mirror = %source.label, reason = %why, "mirror refused");
+        }
+        source.refuse(why.clone());
+        self.policy.lock().refuse(m);
+        *self.last_refusal.lock() = Some(why);
+    }
+
+    /// Probes mirror `m` (and for a URL-only task vets it against a landed piece); it takes
+    /// runs when that passes, is refused when it disagrees, rests when it cannot be reached.
+    async fn prepare(&self, m: usize) {
+        let task = &self.task;
+        let source = &task.sources[m];
+        let mut config = self.config.clone();
+        config.max_attempts = 2;
+        let v = match probe(&task.counters, &task.id, &self.mirrors[m].url, &config).await {
+            Ok(v) => v,
+            Err(e) if e.is_fatal() => return self.refuse(m, format!("probe: {e}")),
+            Err(e) => {
+                source.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(task = %task.id, mirror = %source.label, error = %e, "mirror probe failed; it rests");
+                return self.policy.lock().prepare_failed(m, Instant::now());
+            }
+        };
+        let want = task.layout.total_length();
+        if v.length != want {
+            return self.refuse(m, format!("length {} differs from the origin's {want}", v.length));
+        }
+        *self.mirrors[m].validators.lock() = Some(v);
+        if task.growing().is_some() {
+            let mut conn = None;
+            match self.check(&mut conn, m).await {
+                Ok(()) => {}
+                Err(CheckError::Differs(p)) => {
+                    return self.refuse(m, format!("served other bytes for verified piece {p}"))
+                }
+                Err(CheckError::Fetch(e)) if e.is_fatal() => return self.refuse(m, e.to_string()),
+                Err(CheckError::Fetch(e)) => {
+                    source.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(task = %task.id, mirror = %source.label, error = %e, "mirror vetting failed; it rests");
+                    return self.policy.lock().prepare_failed(m, Instant::now());
+                }
+            }
+        }
+        tracing::info!(task = %task.id, mirror = %source.label, "mirror ready");
+        self.policy.lock().ready(m);
+    }
+
+    /// Fetches one verified piece from mirror `m` and compares it with ours, byte for byte.
+    async fn check(&self, slot: &mut Option<Conn>, m: usize) -> Result<(), CheckError> {
+        let task = &self.task;
+        let n = task.layout.piece_count();
+        // A spread of landed pieces: golden-ratio steps, then the next landed one.
+        let k = self.checks.fetch_add(1, Ordering::Relaxed);
+        let from = ((k.wrapping_mul(0x9E37_79B9) ^ (m as u64)) % u64::from(n)) as u32;
+        let Some(piece) = (0..n).map(|i| (from + i) % n).find(|&p| task.has(p)) else {
+            // Nothing landed: nothing to compare with yet (the policy waits for a piece).
+            return Ok(());
+        };
+        let layout = &task.layout;
+        let size = layout.piece_size(PieceIndex(piece));
+        let start = layout.piece_offset(PieceIndex(piece));
+        let ours = task
+            .read(start, size as usize)
+            .map_err(|e| CheckError::Fetch(OriginError::Io(std::io::Error::other(e))))?;
+        let Some(validators) = self.mirrors[m].validators.lock().clone() else {
+            return Err(CheckError::Fetch(OriginError::Unusable("mirror not probed".into())));
+        };
+        let counters = &task.counters;
+        let tally = Tally { requests: &counters.origin_requests, bytes: &counters.origin_bytes };
+        let spec = RunSpec { start, piece_sizes: &[size] };
+        let mut differs = false;
+        let r = floodgate_fetch::fetch_run(
+            slot,
+            &self.mirrors[m].url,
+            self.config.io_timeout,
+            self.config.tls.as_ref(),
+            &validators,
+            &self.quota,
+            spec,
+            tally,
+            |_, data| {
+                task.sources[m].bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                differs = data != &ours[..];
+                if differs {
+                    Err(OriginError::HashMismatch(piece))
+                } else {
+                    Ok(Flow::Continue)
+                }
+            },
+        )
+        .await;
+        match r {
+            _ if differs => Err(CheckError::Differs(piece)),
+            Ok(()) => Ok(()),
+            Err(e) => Err(CheckError::Fetch(e)),
+        }
+    }
+
+    /// Fetches one run from mirror `m` with a Range request, importing each piece as soon as it
+    /// is whole; returns the bytes of the pieces it delivered.
+    async fn fetch(&self, slot: &mut Option<Conn>, run: Run, m: usize) -> Result<u64, OriginError> {
         let layout = &self.task.layout;
         let sizes: Vec<u32> =
             (run.first..run.first + run.count).map(|p| layout.piece_size(PieceIndex(p))).collect();
         let spec = RunSpec { start: layout.piece_offset(PieceIndex(run.first)), piece_sizes: &sizes };
         let counters = &self.task.counters;
         let tally = Tally { requests: &counters.origin_requests, bytes: &counters.origin_bytes };
-        let (url, timeout, tls) = (&self.url, self.config.io_timeout, self.config.tls.as_ref());
+        let Some(validators) = self.mirrors[m].validators.lock().clone() else {
+            return Err(OriginError::Unusable("mirror not probed".into()));
+        };
+        let (url, timeout, tls) = (&self.mirrors[m].url, self.config.io_timeout, self.config.tls.as_ref());
+        let source = &self.task.sources[m];
+        let mut delivered = 0u64;
         floodgate_fetch::fetch_run(
             slot,
             url,
             timeout,
             tls,
-            &self.validators,
+            &validators,
             &self.quota,
             spec,
             tally,
-            |i, data| self.import(run.first + i as u32, data).map(|()| Flow::Continue),
+            |i, data| {
+                source.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                delivered += data.len() as u64;
+                self.import(run.first + i as u32, data).map(|()| Flow::Continue)
+            },
         )
         .await
+        .map(|()| delivered)
     }
 
     fn import(&self, piece: u32, data: &[u8]) -> Result<(), OriginError> {

@@ -2,6 +2,7 @@
 //! HTTP readers jump the pull order, and the counters `/tasks` and `/metrics` report.
 
 mod growing;
+mod sources;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -16,6 +17,7 @@ use floodgate_engine::store::Store;
 use floodgate_engine::swarm::{ImportError, ImportOutcome, TorrentHandle};
 use floodgate_engine::types::PieceIndex;
 use parking_lot::Mutex;
+pub(crate) use sources::Source;
 use tokio::sync::watch;
 
 pub(crate) use growing::Growing;
@@ -116,6 +118,8 @@ pub(crate) struct Task {
     pub id: String,
     /// The origin URL.
     pub origin: String,
+    /// Every URL of the file, the origin first, then its mirrors (see [`Task::with_mirrors`]).
+    pub sources: Vec<Source>,
     /// The file's name.
     pub name: String,
     /// Pieces onto the file.
@@ -151,6 +155,7 @@ impl Task {
         let threshold_bytes = (total.saturating_mul(u64::from(threshold_percent)) / 100).max(1).min(total);
         Task {
             id,
+            sources: vec![Source::new(origin.clone())],
             origin,
             name,
             layout,
@@ -201,6 +206,17 @@ impl Task {
         task.growing = Some(growing);
         task.check_complete();
         Ok(task)
+    }
+
+    /// Adds mirrors: other URLs of the same file the pull may use besides the origin
+    /// (duplicates of a URL already listed are dropped).
+    pub(crate) fn with_mirrors(mut self, mirrors: &[String]) -> Self {
+        for m in mirrors {
+            if !self.sources.iter().any(|s| &s.url == m) {
+                self.sources.push(Source::new(m.clone()));
+            }
+        }
+        self
     }
 
     /// The URL-only content, if this is a URL-only task.

@@ -51,6 +51,7 @@ async fn simulated_relay(
                 want_rate_bps: want_r,
                 want_bytes: 10_000_000,
                 ttl_ms: ttl,
+                mirrors: vec![],
             })
             .await;
         let l = match got {
@@ -229,6 +230,7 @@ pub(super) async fn check_invariant(ctls: &[&Ctl], rounds: usize) {
             relay_id: "sim-0".into(),
             origin: "origin.test".into(),
             ttl_ms: 1000,
+            mirrors: vec![],
             ..Default::default()
         })
         .await
@@ -273,6 +275,7 @@ async fn bad_origin_quality_lowers_grants() {
         relay_id: id.into(),
         origin: "o.test".into(),
         ttl_ms: 5000,
+        mirrors: vec![],
         ..Default::default()
     };
     // A probe holds a share so the others are weighed against it.
@@ -347,6 +350,7 @@ async fn lowered_limits_shrink_live_leases() {
                 origin: "http://origin.test/f".into(),
                 want_conns: 8,
                 ttl_ms: 60_000,
+                mirrors: vec![],
                 ..Default::default()
             })
             .await

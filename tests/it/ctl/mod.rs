@@ -4,6 +4,7 @@
 mod accounting;
 mod flow;
 mod leases;
+mod mirrors;
 pub(crate) mod postgres;
 mod requests;
 mod stats;

@@ -3,6 +3,7 @@
 
 mod bt_client;
 mod faults;
+mod mirrors;
 mod resume;
 mod serve;
 mod url_only;
