@@ -112,7 +112,7 @@ pub(crate) async fn create(
         "dist.create",
         &d.id,
         serde_json::json!({
-            "origin_url": d.origin_url, "size": d.size, "has_torrent": !req.torrent.is_empty(),
+            "origin_url": floodgate_engine::http::redact(&d.origin_url), "size": d.size, "has_torrent": !req.torrent.is_empty(),
             "targets": {"client_ids": sel.client_ids, "labels": sel.labels, "all": sel.all},
             "target_count": targets.len(), "relay_ids": chosen, "priority": config.priority,
             "sha256": d.sha256,

@@ -25,7 +25,8 @@ pub(super) fn tasks_json(server: &Server) -> String {
                 "id": t.id,
                 "name": t.name,
                 "info_hash": t.torrent().map(|h| h.info_hash().to_hex()),
-                "origin": t.origin,
+                // Shown, so never with the URL's credentials.
+                "origin": floodgate_engine::http::redact(&t.origin),
                 "state": state.name(),
                 "error": error,
                 "length": t.layout.total_length(),

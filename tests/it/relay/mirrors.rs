@@ -160,3 +160,16 @@ fn a_url_only_mirror_serving_other_bytes_is_refused_and_the_hashes_stay_right() 
         .expect("run floodgate verify");
     assert!(check.status.success(), "the origin's file matches the relay's hashes: {check:?}");
 }
+
+/// The relay's status pages show the origin and its mirrors without credentials or query.
+#[test]
+fn origin_credentials_are_not_shown_in_tasks_or_metrics() {
+    let fx = Fixture::new(2 * 1024 * 1024 + 7);
+    let origin = Origin::start(&fx.file, &[]);
+    let with_secret = format!("http://fg:secret@127.0.0.1:{}/blob.bin?sig=abc", origin.addr.port());
+    let relay = Relay::start(&fx, &with_secret, &fx.dir.path().join("relay"), &[]);
+    let task = relay.wait_state("complete", Duration::from_secs(30));
+    let shown = format!("{task} {}", get_text(&format!("http://{}/metrics", relay.http)));
+    assert!(task["origin"].as_str().is_some_and(|o| o.contains("127.0.0.1")), "{task}");
+    assert!(!shown.contains("secret") && !shown.contains("sig=abc"), "{shown}");
+}
