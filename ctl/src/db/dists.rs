@@ -4,6 +4,7 @@ use super::{placeholders, Db};
 use crate::error::{now_ms, CtlError, CtlResult};
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// One client's progress report, as stored.
 #[derive(Debug, Clone)]
@@ -414,52 +415,43 @@ impl Db {
         reports: &[ProgressRow],
     ) -> CtlResult<Vec<CtlResult<Reported>>> {
         let mut tx = self.begin_write().await?;
+        // Each distribution's failure reason once per batch, not once per report: on SQLite
+        // the row's `state` lies behind its `selector`, which for a fleet-wide distribution
+        // is a long overflow chain (~1.3 MB for 100,000 client ids) read on every lookup.
+        let mut failed: HashMap<&str, String> = HashMap::new();
         let mut out = Vec::with_capacity(reports.len());
         for r in reports {
-            out.push(match self.report_in(&mut tx, r).await {
+            if !failed.contains_key(r.dist_id.as_str()) {
+                let reason = self.failure_reason_in(&mut tx, &r.dist_id).await?;
+                failed.insert(&r.dist_id, reason);
+            }
+            let failed_reason = failed.get(r.dist_id.as_str()).cloned().unwrap_or_default();
+            out.push(match self.record_report(&mut tx, r).await {
                 Err(CtlError::Db(e)) => return Err(CtlError::Db(e)),
-                other => other,
+                Ok(state) => Ok(Reported { state, failed_reason }),
+                Err(e) => Err(e),
             });
         }
         tx.commit().await?;
         Ok(out)
     }
 
-    /// One report inside a write transaction: the assignment state after the update
-    /// (`cancelled` if the distribution was cancelled) and the reason if ctl failed the
-    /// distribution. NOT_FOUND if not assigned.
-    async fn report_in(&self, tx: &mut super::WriteTx, p: &ProgressRow) -> CtlResult<Reported> {
-        let failed_reason: String =
-            sqlx::query_scalar("SELECT failure_reason FROM distributions WHERE id = $1 AND state = 'failed'")
-                .bind(&p.dist_id)
-                .fetch_optional(&mut ***tx)
-                .await?
-                .unwrap_or_default();
-        let state = self.record_report(tx, p).await?;
-        Ok(Reported { state, failed_reason })
+    /// The failure reason of a distribution ctl failed ('' for any other).
+    async fn failure_reason_in(&self, tx: &mut super::WriteTx, dist_id: &str) -> CtlResult<String> {
+        Ok(sqlx::query_scalar("SELECT failure_reason FROM distributions WHERE id = $1 AND state = 'failed'")
+            .bind(dist_id)
+            .fetch_optional(&mut ***tx)
+            .await?
+            .unwrap_or_default())
     }
 
-    /// Stores one report; returns the assignment state after it.
+    /// Stores one report; returns the assignment state after it (`cancelled`, unchanged, if
+    /// the assignment was cancelled). NOT_FOUND if not assigned. One statement in the usual
+    /// case: the update itself skips a cancelled row, and only then is the row looked at.
     async fn record_report(&self, tx: &mut super::WriteTx, p: &ProgressRow) -> CtlResult<String> {
         let (dist_id, client_id, state) = (p.dist_id.as_str(), p.client_id.as_str(), p.state);
-        let cur: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT state FROM client_assignments WHERE dist_id = $1 AND client_id = $2{}",
-            self.for_update()
-        ))
-        .bind(dist_id)
-        .bind(client_id)
-        .fetch_optional(&mut ***tx)
-        .await?;
-        let Some(cur) = cur else {
-            return Err(CtlError::NotFound(format!(
-                "client {client_id:?} has no task for distribution {dist_id:?}"
-            )));
-        };
-        if cur == "cancelled" {
-            return Ok(cur);
-        }
         let now = now_ms();
-        sqlx::query(
+        let updated = sqlx::query(
             // SET reads the row as it was: a new instance folds the old counts into `earlier_*`.
             "UPDATE client_assignments SET \
              earlier_bt = earlier_bt + CASE WHEN instance <> $12 THEN bytes_bt ELSE 0 END, \
@@ -467,7 +459,7 @@ impl Db {
              earlier_http_origin = earlier_http_origin + CASE WHEN instance <> $12 THEN bytes_http_origin ELSE 0 END, \
              instance = $12, bytes_bt = $3, bytes_http_relay = $4, bytes_http_origin = $5, \
              speed_bps = $6, upload_bps = $7, download_bps = $8, state = $9, reason = $10, updated_ms = $11 \
-             WHERE dist_id = $1 AND client_id = $2",
+             WHERE dist_id = $1 AND client_id = $2 AND state <> 'cancelled'",
         )
         .bind(dist_id)
         .bind(client_id)
@@ -480,9 +472,25 @@ impl Db {
         .bind(state)
         .bind(&p.reason)
         .bind(now)
-        .bind(p.instance)
+.bind(p.instance)
         .execute(&mut ***tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            let cur: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM client_assignments WHERE dist_id = $1 AND client_id = $2",
+            )
+            .bind(dist_id)
+            .bind(client_id)
+            .fetch_optional(&mut ***tx)
+            .await?;
+            return match cur {
+                Some(cur) => Ok(cur),
+                None => Err(CtlError::NotFound(format!(
+                    "client {client_id:?} has no task for distribution {dist_id:?}"
+                ))),
+            };
+        }
         if state == "done" || state == "failed" {
             let open: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM client_assignments WHERE dist_id = $1 AND state IN ('pending', 'running')",

@@ -5,6 +5,7 @@ mod accounting;
 mod flow;
 mod leases;
 pub(crate) mod postgres;
+mod replicas;
 mod requests;
 mod stats;
 
