@@ -6,6 +6,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::HashMap;
 
+/// RUNNING reports stored by one statement (10 parameters each: far below SQLite's and
+/// PostgreSQL's limits).
+const BULK_REPORTS: usize = 256;
+
 /// One client's progress report, as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct ProgressRow {
@@ -419,21 +423,94 @@ impl Db {
         // the row's `state` lies behind its `selector`, which for a fleet-wide distribution
         // is a long overflow chain (~1.3 MB for 100,000 client ids) read on every lookup.
         let mut failed: HashMap<&str, String> = HashMap::new();
-        let mut out = Vec::with_capacity(reports.len());
         for r in reports {
             if !failed.contains_key(r.dist_id.as_str()) {
                 let reason = self.failure_reason_in(&mut tx, &r.dist_id).await?;
                 failed.insert(&r.dist_id, reason);
             }
-            let failed_reason = failed.get(r.dist_id.as_str()).cloned().unwrap_or_default();
-            out.push(match self.record_report(&mut tx, r).await {
-                Err(CtlError::Db(e)) => return Err(CtlError::Db(e)),
-                Ok(state) => Ok(Reported { state, failed_reason }),
-                Err(e) => Err(e),
-            });
+        }
+        // RUNNING reports of assignments reported once in the batch go in multi-row updates;
+        // the rest (DONE/FAILED, which may close the distribution, and repeated assignments,
+        // whose order matters) one by one, in order.
+        let mut times: HashMap<(&str, &str), usize> = HashMap::new();
+        for r in reports {
+            *times.entry((&r.dist_id, &r.client_id)).or_default() += 1;
+        }
+        let bulk: Vec<usize> = (0..reports.len())
+            .filter(|&i| {
+                let r = &reports[i];
+                r.state == "running" && times.get(&(r.dist_id.as_str(), r.client_id.as_str())) == Some(&1)
+            })
+            .collect();
+        let mut state: Vec<Option<CtlResult<String>>> = (0..reports.len()).map(|_| None).collect();
+        for chunk in bulk.chunks(BULK_REPORTS) {
+            let rows: Vec<&ProgressRow> = chunk.iter().map(|&i| &reports[i]).collect();
+            if self.record_running_many(&mut tx, &rows).await? {
+                for &i in chunk {
+                    state[i] = Some(Ok("running".to_string()));
+                }
+            }
+        }
+        for (i, r) in reports.iter().enumerate() {
+            if state[i].is_none() {
+                state[i] = Some(match self.record_report(&mut tx, r).await {
+                    Err(CtlError::Db(e)) => return Err(CtlError::Db(e)),
+                    other => other,
+                });
+            }
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(reports
+            .iter()
+            .zip(state)
+            .map(|(r, s)| {
+                let failed_reason = failed.get(r.dist_id.as_str()).cloned().unwrap_or_default();
+                s.unwrap_or_else(|| Ok("running".into())).map(|state| Reported { state, failed_reason })
+            })
+            .collect())
+    }
+
+    /// RUNNING reports of distinct assignments in one statement. True if every one of them
+    /// was stored; false if some assignment is missing or cancelled, and then the caller
+    /// stores each one on its own (storing a report again changes nothing: its instance
+    /// matches by then, so no count is folded twice).
+    async fn record_running_many(&self, tx: &mut super::WriteTx, rows: &[&ProgressRow]) -> CtlResult<bool> {
+        const COLS: usize = 10;
+        let values: Vec<String> =
+            (0..rows.len()).map(|k| format!("({})", super::placeholders(k * COLS, COLS))).collect();
+        let now_param = rows.len() * COLS + 1;
+        let sql = format!(
+            "WITH v(dist_id, client_id, b_bt, b_relay, b_origin, speed, up, down, reason, inst) AS \
+             (VALUES {}) \
+             UPDATE client_assignments SET \
+             earlier_bt = earlier_bt + CASE WHEN client_assignments.instance <> v.inst THEN client_assignments.bytes_bt ELSE 0 END, \
+             earlier_http_relay = earlier_http_relay + CASE WHEN client_assignments.instance <> v.inst \
+             THEN client_assignments.bytes_http_relay ELSE 0 END, \
+             earlier_http_origin = earlier_http_origin + CASE WHEN client_assignments.instance <> v.inst \
+             THEN client_assignments.bytes_http_origin ELSE 0 END, \
+             instance = v.inst, bytes_bt = v.b_bt, bytes_http_relay = v.b_relay, bytes_http_origin = v.b_origin, \
+             speed_bps = v.speed, upload_bps = v.up, download_bps = v.down, state = 'running', reason = v.reason, \
+             updated_ms = ${now_param} \
+             FROM v WHERE client_assignments.dist_id = v.dist_id AND client_assignments.client_id = v.client_id \
+             AND client_assignments.state <> 'cancelled'",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for p in rows {
+            q = q
+                .bind(p.dist_id.as_str())
+                .bind(p.client_id.as_str())
+                .bind(p.bytes[0])
+                .bind(p.bytes[1])
+                .bind(p.bytes[2])
+                .bind(p.speed_bps)
+                .bind(p.upload_bps)
+                .bind(p.download_bps)
+                .bind(p.reason.as_str())
+                .bind(p.instance);
+        }
+        let updated = q.bind(now_ms()).execute(&mut ***tx).await?.rows_affected();
+        Ok(updated == rows.len() as u64)
     }
 
     /// The failure reason of a distribution ctl failed ('' for any other).
