@@ -272,6 +272,8 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut life = 0usize;
             let mut had_task = false;
+            // As the agent retries (floodgate_proto::reconnect), so a failover is no tighter herd.
+            let mut backoff = floodgate_proto::Backoff::new(floodgate_proto::FIRST_BACKOFF, Duration::from_secs(15));
             loop {
                 let mut c = ClientServiceClient::with_interceptor(
                     replicas[life % replicas.len()].clone(),
@@ -284,10 +286,11 @@ async fn main() -> anyhow::Result<()> {
                     Ok(s) => s.into_inner(),
                     Err(_) => {
                         life += 1;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        backoff.wait().await;
                         continue;
                     }
                 };
+                backoff.reset();
                 if life == 0 && counts.opened.fetch_add(1, Ordering::AcqRel) + 1 == n {
                     all_opened.notify_one();
                 }
