@@ -273,7 +273,8 @@ async fn main() -> anyhow::Result<()> {
             let mut life = 0usize;
             let mut had_task = false;
             // As the agent retries (floodgate_proto::reconnect), so a failover is no tighter herd.
-            let mut backoff = floodgate_proto::Backoff::new(floodgate_proto::FIRST_BACKOFF, Duration::from_secs(15));
+            let mut backoff =
+                floodgate_proto::Backoff::new(floodgate_proto::FIRST_BACKOFF, Duration::from_secs(15));
             loop {
                 let mut c = ClientServiceClient::with_interceptor(
                     replicas[life % replicas.len()].clone(),
