@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,9 +49,11 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 /// Arguments of `agent`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// Control plane URL, e.g. http://ctl.example:7400.
-    #[arg(long)]
-    pub ctl: String,
+    /// Control plane URL, e.g. http://ctl.example:7400. Repeat it for ctl replicas (on one
+    /// PostgreSQL): the agent uses one at a time and moves to the next, in turn, when a call
+    /// to it fails or its task stream ends.
+    #[arg(long, required = true)]
+    pub ctl: Vec<String>,
     /// Extra CA certificates (PEM) trusted for an https:// control plane, besides the system roots.
     #[arg(long)]
     pub ca: Option<PathBuf>,
@@ -89,6 +91,36 @@ pub(crate) struct Args {
 }
 
 type Client = ClientServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The ctl replicas given with `--ctl` and the one in use.
+struct Ctls {
+    targets: Vec<CtlTarget>,
+    clients: Vec<Client>,
+    current: AtomicUsize,
+}
+
+impl Ctls {
+    /// Index of the replica in use.
+    fn current(&self) -> usize {
+        self.current.load(Ordering::Acquire) % self.clients.len()
+    }
+
+    /// A client of the replica in use.
+    fn client(&self) -> Client {
+        self.clients[self.current()].clone()
+    }
+
+    /// A call to replica `failed` failed: move to the next one, unless another caller already
+    /// moved on from it.
+    fn failed(&self, failed: usize) {
+        let next = (failed + 1) % self.clients.len();
+        if next != failed
+            && self.current.compare_exchange(failed, next, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            tracing::warn!(from = %self.targets[failed].url, to = %self.targets[next].url, "switching ctl replica");
+        }
+    }
+}
 
 /// One task being downloaded or seeded.
 struct Job {
@@ -137,7 +169,7 @@ impl Earlier {
 /// What the loops share.
 struct Agent {
     args: Args,
-    client: Client,
+    ctl: Ctls,
     swarm: Swarm,
     jobs: Mutex<HashMap<String, Job>>,
     /// URL-only tasks waiting for a relay's first hash list (lock after `jobs`).
@@ -175,18 +207,31 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let target = CtlTarget {
-            ca: args.ca.clone(),
-            client_cert: args.client_cert.clone(),
-            client_key: args.client_key.clone(),
-            ..CtlTarget::new(args.ctl.clone(), "")
-        };
-        let channel = target.connect_or_lazy().await?;
-        let client = ClientServiceClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20);
+        let targets: Vec<CtlTarget> = args
+            .ctl
+            .iter()
+            .map(|url| CtlTarget {
+                ca: args.ca.clone(),
+                client_cert: args.client_cert.clone(),
+                client_key: args.client_key.clone(),
+                ..CtlTarget::new(url.clone(), "")
+            })
+            .collect();
+        let mut clients = Vec::with_capacity(targets.len());
+        for (i, target) in targets.iter().enumerate() {
+            // The first one is checked now; the others connect when first used.
+            let channel =
+                if i == 0 { target.connect_or_lazy().await? } else { target.endpoint()?.connect_lazy() };
+            clients.push(
+                ClientServiceClient::with_interceptor(channel, auth.clone())
+                    .max_decoding_message_size(64 << 20),
+            );
+        }
+        let ctl = Ctls { targets, clients, current: AtomicUsize::new(0) };
         let output = args.output.clone();
         let agent = Arc::new(Agent {
             args,
-            client,
+            ctl,
             swarm,
             jobs: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashSet::new()),
@@ -195,7 +240,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             record: ProvisionalRecord::load(&output),
         });
         metrics::start(&agent).await?;
-        agent.register_first(&target).await?;
+        agent.register_first().await?;
         tracing::info!(id = %agent.args.id, "registered with ctl");
         tokio::spawn(agent.clone().clean_up_recorded());
         tokio::spawn(agent.clone().watch_loop());
@@ -216,22 +261,28 @@ impl Agent {
             labels: self.args.labels.clone(),
             zone: self.args.zone.clone(),
         };
-        tokio::time::timeout(CALL_TIMEOUT, self.client.clone().register_client(req))
-            .await
-            .context("RegisterClient timed out")??;
-        Ok(())
+        let used = self.ctl.current();
+        let r = tokio::time::timeout(CALL_TIMEOUT, self.ctl.client().register_client(req)).await;
+        let r = r.context("RegisterClient timed out").and_then(|r| r.map_err(anyhow::Error::from));
+        if r.is_err() {
+            self.ctl.failed(used);
+        }
+        r.map(|_| ())
     }
 
     /// The first registration: retried while ctl is not reachable, but a certificate problem
     /// (ctl refuses ours, or we do not trust ctl's) ends the agent with the flag that fixes it.
     /// The TLS handshake can look complete to us before ctl's refusal arrives, so the first
     /// connect does not always see it; the first call does.
-    async fn register_first(&self, target: &CtlTarget) -> anyhow::Result<()> {
+    async fn register_first(&self) -> anyhow::Result<()> {
         let backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
-        let permanent = |e: &anyhow::Error| target.classify(&**e).is_permanent();
+        // A failed call has already moved on: the replica it went to is the one before.
+        let before =
+            || &self.ctl.targets[(self.ctl.current() + self.ctl.targets.len() - 1) % self.ctl.targets.len()];
+        let permanent = |e: &anyhow::Error| before().classify(&**e).is_permanent();
         retry_unless_permanent("cannot register with ctl", backoff, || self.register(), permanent)
             .await
-            .map_err(|e| target.classify(&*e).into())
+            .map_err(|e| before().classify(&*e).into())
     }
 
     /// Registers, retrying with backoff until ctl answers.
@@ -246,8 +297,15 @@ impl Agent {
     async fn watch_loop(self: Arc<Self>) {
         let config =
             WatchConfig { call_timeout: CALL_TIMEOUT, backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF) };
+        // Every open after the first follows a stream that ended or could not be opened:
+        // the replica it was on is given up for the next one (a no-op with one `--ctl`).
+        let mut last: Option<usize> = None;
         let open = || {
-            let mut client = self.client.clone();
+            if let Some(used) = last {
+                self.ctl.failed(used);
+            }
+            last = Some(self.ctl.current());
+            let mut client = self.ctl.client();
             let req = pb::WatchTasksRequest { client_id: self.args.id.clone() };
             async move { client.watch_tasks(req).await }
         };
@@ -487,7 +545,7 @@ impl Agent {
             hash_from_relay: hash_feed::hex(&c.given),
         };
         let attempt = || {
-            let (mut client, req) = (self.client.clone(), req.clone());
+            let (mut client, req) = (self.ctl.client(), req.clone());
             async move {
                 match tokio::time::timeout(CALL_TIMEOUT, client.report_hash_conflict(req)).await {
                     Ok(r) => r.map(|r| r.into_inner()),
@@ -521,8 +579,7 @@ impl Agent {
             // Unless the task stream's replay got to it first (`fail` takes the entry).
             let ours = || self.record.contains(&dist) && !self.jobs.lock().contains_key(&dist);
             let req = pb::DistributionMetaRequest { dist_id: dist.clone() };
-            let got =
-                tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req)).await;
+            let got = tokio::time::timeout(CALL_TIMEOUT, self.ctl.client().get_distribution_meta(req)).await;
             match got {
                 Ok(Ok(meta)) => {
                     let meta = meta.into_inner();
@@ -571,8 +628,7 @@ impl Agent {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         while !stop.load(Ordering::Relaxed) {
             let req = pb::DistributionMetaRequest { dist_id: dist.clone() };
-            let got =
-                tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req)).await;
+            let got = tokio::time::timeout(CALL_TIMEOUT, self.ctl.client().get_distribution_meta(req)).await;
             if let Ok(Ok(meta)) = got {
                 if !meta.into_inner().torrent.is_empty() {
                     self.promote(dist).await;
@@ -629,7 +685,7 @@ impl Agent {
     async fn start_known(self: &Arc<Self>, task: pb::Task, carry: Option<Carry>) -> anyhow::Result<()> {
         let earlier = carry.as_ref().map_or_else(Earlier::default, |c| c.earlier);
         let req = pb::DistributionMetaRequest { dist_id: task.dist_id.clone() };
-        let meta = tokio::time::timeout(CALL_TIMEOUT, self.client.clone().get_distribution_meta(req))
+        let meta = tokio::time::timeout(CALL_TIMEOUT, self.ctl.client().get_distribution_meta(req))
             .await
             .context("GetDistributionMeta timed out")??
             .into_inner();
@@ -863,7 +919,8 @@ impl Agent {
         // The final report matters: retry it a few times.
         let attempts = if state == pb::TaskState::Running { 1 } else { 5 };
         for attempt in 0..attempts {
-            match tokio::time::timeout(CALL_TIMEOUT, self.client.clone().report_progress(req.clone())).await {
+            let used = self.ctl.current();
+            match tokio::time::timeout(CALL_TIMEOUT, self.ctl.client().report_progress(req.clone())).await {
                 Ok(Ok(resp)) => {
                     let resp = resp.into_inner();
                     if resp.cancelled {
@@ -871,8 +928,16 @@ impl Agent {
                     }
                     return (!resp.failed_reason.is_empty()).then_some(resp.failed_reason);
                 }
-                Ok(Err(e)) => tracing::warn!(dist, error = %e, "progress report failed"),
-                Err(_) => tracing::warn!(dist, "progress report timed out"),
+                Ok(Err(e)) => {
+                    tracing::warn!(dist, error = %e, "progress report failed");
+                    if e.code() == tonic::Code::Unavailable {
+                        self.ctl.failed(used);
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(dist, "progress report timed out");
+                    self.ctl.failed(used);
+                }
             }
             tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
         }

@@ -6,6 +6,7 @@ mod flow;
 mod leases;
 mod mirrors;
 pub(crate) mod postgres;
+mod replicas;
 mod requests;
 mod stats;
 

@@ -9,7 +9,8 @@ use pb::task_event;
 
 /// A fresh database `floodgate_test_<random>`, dropped on drop.
 pub(crate) struct PgDb {
-    name: String,
+    /// The database's name.
+    pub name: String,
     /// Its connection URL.
     pub url: String,
 }
